@@ -1,0 +1,196 @@
+//! Types shared by the eBPF programs and userspace: the start-up configuration
+//! (struct offsets read from BTF), the events the programs emit, and map names.
+//!
+//! Every struct is `#[repr(C)]`, built from fixed-width integers with explicit
+//! padding, and its size is asserted so both sides agree byte for byte.
+#![no_std]
+
+/// Length of `task_struct.comm`.
+pub const TASK_COMM_LEN: usize = 16;
+
+/// An offset the running kernel's BTF does not have; programs skip what needs it.
+pub const MISSING: u32 = u32::MAX;
+
+/// Names of the maps userspace opens, kept next to the programs' declarations.
+pub mod maps {
+    /// `HashOfMaps<device key, RingBuf>`: one ring buffer per traced device.
+    pub const DEVICE_RINGS: &str = "DEVICE_RINGS";
+    /// The ring buffer for devices that have no ring of their own yet.
+    pub const SHARED_RING: &str = "SHARED_RING";
+    /// `HashMap<device key, u64>`: events dropped because a ring was full.
+    pub const LOST: &str = "LOST";
+    /// `HashMap<device key, u8>`: devices to trace when `Config::filter_devices` is set.
+    pub const DEVICE_FILTER: &str = "DEVICE_FILTER";
+    /// The global holding [`super::Config`].
+    pub const CONFIG: &str = "CONFIG";
+}
+
+/// Start-up configuration handed to the programs as one global.
+///
+/// Offsets are in bytes and come from the running kernel's BTF; a field the
+/// kernel lacks is [`MISSING`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `vm_fault.vma`
+    pub vmf_vma: u32,
+    /// `vm_fault.address`
+    pub vmf_address: u32,
+    /// `vm_area_struct.vm_start`
+    pub vma_start: u32,
+    /// `vm_area_struct.vm_pgoff`
+    pub vma_pgoff: u32,
+    /// `vm_area_struct.vm_private_data` (the `vfio_pci_core_device *`)
+    pub vma_private_data: u32,
+    /// `vfio_pci_core_device.pdev`
+    pub vdev_pdev: u32,
+    /// `vfio_pci_core_device.memory_lock`
+    pub vdev_memory_lock: u32,
+    /// `pci_dev.bus`
+    pub pdev_bus: u32,
+    /// `pci_dev.devfn`
+    pub pdev_devfn: u32,
+    /// `pci_bus.number`
+    pub bus_number: u32,
+    /// `pci_bus.domain_nr` (architectures with generic PCI domains)
+    pub bus_domain_nr: u32,
+    /// `pci_bus.sysdata` (x86 keeps the domain behind it)
+    pub bus_sysdata: u32,
+    /// `pci_sysdata.domain` (x86)
+    pub sysdata_domain: u32,
+    /// Trace only this process (tgid); 0 traces all.
+    pub filter_pid: u32,
+    /// Non-zero: trace only devices present in `DEVICE_FILTER`.
+    pub filter_devices: u32,
+    /// Non-zero: the fault handler's second argument is the requested order (6.12+).
+    pub handler_has_order: u32,
+}
+
+impl Config {
+    /// A configuration with every offset missing and no filters.
+    pub const fn empty() -> Self {
+        Self {
+            vmf_vma: MISSING,
+            vmf_address: MISSING,
+            vma_start: MISSING,
+            vma_pgoff: MISSING,
+            vma_private_data: MISSING,
+            vdev_pdev: MISSING,
+            vdev_memory_lock: MISSING,
+            pdev_bus: MISSING,
+            pdev_devfn: MISSING,
+            bus_number: MISSING,
+            bus_domain_nr: MISSING,
+            bus_sysdata: MISSING,
+            sysdata_domain: MISSING,
+            filter_pid: 0,
+            filter_devices: 0,
+            handler_has_order: 0,
+        }
+    }
+}
+
+const _: () = assert!(size_of::<Config>() == 64);
+
+/// Event kinds; every event starts with its kind as a `u32`.
+pub mod kind {
+    pub const FAULT: u32 = 1;
+}
+
+/// A device key packs the PCI address: `domain << 16 | bus << 8 | devfn`.
+pub const fn device_key(domain: u32, bus: u8, devfn: u8) -> u32 {
+    (domain << 16) | ((bus as u32) << 8) | devfn as u32
+}
+
+/// Device key for faults whose device could not be read.
+pub const UNKNOWN_DEVICE: u32 = u32::MAX;
+
+/// One invocation of the vfio fault handler, from entry to return.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultEvent {
+    /// [`kind::FAULT`]
+    pub kind: u32,
+    /// [`device_key`] of the faulting device.
+    pub device: u32,
+    /// `vm_pgoff` of the VMA: a vfio region offset from 6.10, the BAR's pfn before.
+    pub vma_pgoff: u64,
+    /// Page index of the faulting address inside the VMA.
+    pub page_in_vma: u64,
+    /// Entry time, `bpf_ktime_get_ns`.
+    pub start_ns: u64,
+    /// Entry to return.
+    pub latency_ns: u64,
+    /// Requested order (0, 9, 18); 0 where the handler has no order.
+    pub order: u32,
+    /// `vm_fault_t` returned by the handler.
+    pub result: u32,
+    /// Thread group id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// `vmf_insert_pfn` calls during this fault.
+    pub inserts_pte: u32,
+    /// `vmf_insert_pfn_pmd` calls.
+    pub inserts_pmd: u32,
+    /// `vmf_insert_pfn_pud` calls.
+    pub inserts_pud: u32,
+    /// `remap_pfn_range` calls (whole-VMA remaps before 6.10).
+    pub remaps: u32,
+    /// Pages mapped by those remaps.
+    pub remap_pages: u64,
+    /// `comm` of the faulting task.
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+const _: () = assert!(size_of::<FaultEvent>() == 96);
+
+impl FaultEvent {
+    pub const fn zeroed() -> Self {
+        Self {
+            kind: kind::FAULT,
+            device: UNKNOWN_DEVICE,
+            vma_pgoff: 0,
+            page_in_vma: 0,
+            start_ns: 0,
+            latency_ns: 0,
+            order: 0,
+            result: 0,
+            pid: 0,
+            tid: 0,
+            inserts_pte: 0,
+            inserts_pmd: 0,
+            inserts_pud: 0,
+            remaps: 0,
+            remap_pages: 0,
+            comm: [0; TASK_COMM_LEN],
+        }
+    }
+}
+
+/// `vm_fault_t` bits the handler returns.
+pub mod vm_fault {
+    pub const OOM: u32 = 0x0001;
+    pub const SIGBUS: u32 = 0x0002;
+    pub const NOPAGE: u32 = 0x0100;
+    pub const FALLBACK: u32 = 0x0800;
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain-old-data: repr(C), fixed-width integers, no padding holes.
+    unsafe impl aya::Pod for super::Config {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FaultEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_key_packs_domain_bus_devfn() {
+        assert_eq!(device_key(0, 0x01, 0x00), 0x0100);
+        assert_eq!(device_key(0x10, 0xab, 0x1f), 0x0010_ab1f);
+    }
+}
