@@ -1,5 +1,66 @@
+//! vfio-trace eBPF programs: thin entries over `try_*` bodies, one module per
+//! probe family. Struct offsets come from userspace in [`CONFIG`]; nothing here
+//! knows a kernel version.
 #![no_std]
 #![no_main]
+
+mod fault;
+mod kernel;
+mod maps;
+
+use aya_ebpf::{
+    Global,
+    macros::{kprobe, kretprobe},
+    programs::{ProbeContext, RetProbeContext},
+};
+use vfio_trace_common::Config;
+
+/// Offsets and filters, overridden by the loader before the programs load.
+#[unsafe(no_mangle)]
+static CONFIG: Global<Config> = Global::new(Config::empty());
+
+/// Entry of the vfio fault handler (`vfio_pci_mmap_huge_fault` or `vfio_pci_mmap_fault`).
+#[kprobe]
+pub fn fault_entry(ctx: ProbeContext) -> u32 {
+    fault::entry(&ctx, &CONFIG.load());
+    0
+}
+
+/// Return of the vfio fault handler.
+#[kretprobe]
+pub fn fault_return(ctx: RetProbeContext) -> u32 {
+    fault::ret(&ctx);
+    0
+}
+
+/// `vmf_insert_pfn`: one PTE inserted.
+#[kprobe]
+pub fn insert_pte(_ctx: ProbeContext) -> u32 {
+    fault::count_insert(fault::Insert::Pte);
+    0
+}
+
+/// `vmf_insert_pfn_pmd`: one 2 MiB entry inserted.
+#[kprobe]
+pub fn insert_pmd(_ctx: ProbeContext) -> u32 {
+    fault::count_insert(fault::Insert::Pmd);
+    0
+}
+
+/// `vmf_insert_pfn_pud`: one 1 GiB entry inserted.
+#[kprobe]
+pub fn insert_pud(_ctx: ProbeContext) -> u32 {
+    fault::count_insert(fault::Insert::Pud);
+    0
+}
+
+/// `remap_pfn_range(vma, addr, pfn, size, prot)`: a whole-VMA remap (before 6.10).
+#[kprobe]
+pub fn remap(ctx: ProbeContext) -> u32 {
+    let size: u64 = ctx.arg(3).unwrap_or(0);
+    fault::count_insert(fault::Insert::Remap { pages: size >> 12 });
+    0
+}
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -3,4 +3,7 @@
 //! Only `probe` touches aya and the kernel; the rest is plain data.
 
 pub mod check;
+pub mod device;
 pub mod exercise;
+pub mod kernel;
+pub mod probe;

@@ -1,0 +1,92 @@
+//! Faults: `vfio_pci_mmap_huge_fault(vmf, order)` (6.12+) or
+//! `vfio_pci_mmap_fault(vmf)` (6.1-6.11), entry and return, plus the page
+//! inserts made inside them: `vmf_insert_pfn{,_pmd,_pud}` and `remap_pfn_range`.
+//!
+//! Produces one `FaultEvent` per handler invocation. Inserts are counted only
+//! while the same task is inside a vfio fault, so other drivers' inserts never
+//! show; the order-0 wrapper is not probed, so nothing counts twice.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    programs::{ProbeContext, RetProbeContext},
+};
+use vfio_trace_common::{Config, FaultEvent, UNKNOWN_DEVICE};
+
+use crate::{
+    kernel::{device_of_vdev, read, vdev_of_vma},
+    maps::{DEVICE_FILTER, INFLIGHT, emit},
+};
+
+pub enum Insert {
+    Pte,
+    Pmd,
+    Pud,
+    Remap { pages: u64 },
+}
+
+#[inline(always)]
+pub fn entry(ctx: &ProbeContext, cfg: &Config) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if cfg.filter_pid != 0 && cfg.filter_pid != tgid {
+        return;
+    }
+    let vmf: u64 = ctx.arg(0).unwrap_or(0);
+    let order: u32 = if cfg.handler_has_order != 0 {
+        ctx.arg::<u64>(1).unwrap_or(0) as u32
+    } else {
+        0
+    };
+    let mut ev = FaultEvent::zeroed();
+    if let Some(vma) = read::<u64>(vmf, cfg.vmf_vma) {
+        let start = read::<u64>(vma, cfg.vma_start).unwrap_or(0);
+        let address = read::<u64>(vmf, cfg.vmf_address).unwrap_or(start);
+        ev.vma_pgoff = read::<u64>(vma, cfg.vma_pgoff).unwrap_or(0);
+        ev.page_in_vma = address.wrapping_sub(start) >> 12;
+        ev.device = vdev_of_vma(cfg, vma)
+            .and_then(|vdev| device_of_vdev(cfg, vdev))
+            .unwrap_or(UNKNOWN_DEVICE);
+    }
+    if cfg.filter_devices != 0 && DEVICE_FILTER.get_ptr(ev.device).is_none() {
+        return;
+    }
+    ev.order = order;
+    ev.pid = tgid;
+    ev.tid = pid_tgid as u32;
+    ev.comm = bpf_get_current_comm().unwrap_or_default();
+    ev.start_ns = unsafe { bpf_ktime_get_ns() };
+    let _ = INFLIGHT.insert(ev.tid, ev, 0);
+}
+
+#[inline(always)]
+pub fn ret(ctx: &RetProbeContext) {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(ev) = INFLIGHT.get_ptr_mut(tid) else {
+        return;
+    };
+    // SAFETY: the pointer comes from a successful lookup of this task's own entry.
+    let ev = unsafe { &mut *ev };
+    ev.latency_ns = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ev.start_ns);
+    ev.result = ctx.ret::<u64>() as u32;
+    emit(ev);
+    let _ = INFLIGHT.remove(tid);
+}
+
+#[inline(always)]
+pub fn count_insert(kind: Insert) {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(ev) = INFLIGHT.get_ptr_mut(tid) else {
+        return;
+    };
+    // SAFETY: as in `ret`: this task's own in-flight entry.
+    let ev = unsafe { &mut *ev };
+    match kind {
+        Insert::Pte => ev.inserts_pte += 1,
+        Insert::Pmd => ev.inserts_pmd += 1,
+        Insert::Pud => ev.inserts_pud += 1,
+        Insert::Remap { pages } => {
+            ev.remaps += 1;
+            ev.remap_pages += pages;
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Reads of kernel structs at offsets from `Config`. Every read is a
+//! `bpf_probe_read_kernel`; a missing offset or failed read gives `None`.
+
+use aya_ebpf::helpers::bpf_probe_read_kernel;
+use vfio_trace_common::{Config, MISSING, device_key};
+
+/// Reads a `T` at `base + offset`.
+#[inline(always)]
+pub fn read<T>(base: u64, offset: u32) -> Option<T> {
+    if base == 0 || offset == MISSING {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
+    unsafe { bpf_probe_read_kernel((base + u64::from(offset)) as *const T).ok() }
+}
+
+/// The vfio device (`vm_private_data`) of a VMA.
+#[inline(always)]
+pub fn vdev_of_vma(cfg: &Config, vma: u64) -> Option<u64> {
+    read::<u64>(vma, cfg.vma_private_data)
+}
+
+/// The PCI address of a `vfio_pci_core_device`, as a device key.
+#[inline(always)]
+pub fn device_of_vdev(cfg: &Config, vdev: u64) -> Option<u32> {
+    let pdev = read::<u64>(vdev, cfg.vdev_pdev)?;
+    let devfn = read::<u32>(pdev, cfg.pdev_devfn)?;
+    let bus = read::<u64>(pdev, cfg.pdev_bus)?;
+    let number = read::<u8>(bus, cfg.bus_number)?;
+    // Domain: generic pci_bus.domain_nr where it exists, x86 keeps it in sysdata.
+    let domain = match read::<i32>(bus, cfg.bus_domain_nr) {
+        Some(d) => d as u32,
+        None => read::<u64>(bus, cfg.bus_sysdata)
+            .and_then(|sysdata| read::<i32>(sysdata, cfg.sysdata_domain))
+            .map_or(0, |d| d as u32),
+    };
+    Some(device_key(domain, number, devfn as u8))
+}

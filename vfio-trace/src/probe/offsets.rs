@@ -1,0 +1,259 @@
+//! Struct field offsets from the running kernel's BTF (vmlinux plus the split
+//! BTF of `vfio_pci_core`), handed to the programs in `Config`. Layouts really
+//! differ per kernel (vm_area_struct moved by 40 bytes between 6.12 and 7.3),
+//! so nothing here is hard-coded.
+
+use std::path::Path;
+
+use btf_rs::{Btf, Type};
+use serde::Serialize;
+use vfio_trace_common::{Config, MISSING};
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+pub const VFIO_PCI_CORE_BTF: &str = "/sys/kernel/btf/vfio_pci_core";
+
+/// One field the programs read, and where it was found.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Field {
+    /// `struct.member`
+    pub name: &'static str,
+    /// Byte offset; `None` when this kernel's BTF lacks it.
+    pub offset: Option<u32>,
+    /// What stops working without it.
+    pub needed_for: &'static str,
+    /// Some fields exist only on some architectures; their absence is expected.
+    pub optional: bool,
+}
+
+struct Want {
+    strukt: &'static str,
+    member: &'static str,
+    name: &'static str,
+    needed_for: &'static str,
+    optional: bool,
+    set: fn(&mut Config, u32),
+}
+
+const WANTS: &[Want] = &[
+    Want {
+        strukt: "vm_fault",
+        member: "vma",
+        name: "vm_fault.vma",
+        needed_for: "device, BAR and page of every fault",
+        optional: false,
+        set: |c, v| c.vmf_vma = v,
+    },
+    Want {
+        strukt: "vm_fault",
+        member: "address",
+        name: "vm_fault.address",
+        needed_for: "page of every fault",
+        optional: false,
+        set: |c, v| c.vmf_address = v,
+    },
+    Want {
+        strukt: "vm_area_struct",
+        member: "vm_start",
+        name: "vm_area_struct.vm_start",
+        needed_for: "page of every fault",
+        optional: false,
+        set: |c, v| c.vma_start = v,
+    },
+    Want {
+        strukt: "vm_area_struct",
+        member: "vm_pgoff",
+        name: "vm_area_struct.vm_pgoff",
+        needed_for: "BAR and page of every fault",
+        optional: false,
+        set: |c, v| c.vma_pgoff = v,
+    },
+    Want {
+        strukt: "vm_area_struct",
+        member: "vm_private_data",
+        name: "vm_area_struct.vm_private_data",
+        needed_for: "device of every fault",
+        optional: false,
+        set: |c, v| c.vma_private_data = v,
+    },
+    Want {
+        strukt: "vfio_pci_core_device",
+        member: "pdev",
+        name: "vfio_pci_core_device.pdev",
+        needed_for: "device of every fault",
+        optional: false,
+        set: |c, v| c.vdev_pdev = v,
+    },
+    Want {
+        strukt: "vfio_pci_core_device",
+        member: "memory_lock",
+        name: "vfio_pci_core_device.memory_lock",
+        needed_for: "memory_lock contention",
+        optional: false,
+        set: |c, v| c.vdev_memory_lock = v,
+    },
+    Want {
+        strukt: "pci_dev",
+        member: "bus",
+        name: "pci_dev.bus",
+        needed_for: "device of every fault",
+        optional: false,
+        set: |c, v| c.pdev_bus = v,
+    },
+    Want {
+        strukt: "pci_dev",
+        member: "devfn",
+        name: "pci_dev.devfn",
+        needed_for: "device of every fault",
+        optional: false,
+        set: |c, v| c.pdev_devfn = v,
+    },
+    Want {
+        strukt: "pci_bus",
+        member: "number",
+        name: "pci_bus.number",
+        needed_for: "device of every fault",
+        optional: false,
+        set: |c, v| c.bus_number = v,
+    },
+    Want {
+        strukt: "pci_bus",
+        member: "domain_nr",
+        name: "pci_bus.domain_nr",
+        needed_for: "PCI domain (generic PCI domains)",
+        optional: true,
+        set: |c, v| c.bus_domain_nr = v,
+    },
+    Want {
+        strukt: "pci_bus",
+        member: "sysdata",
+        name: "pci_bus.sysdata",
+        needed_for: "PCI domain (x86)",
+        optional: true,
+        set: |c, v| c.bus_sysdata = v,
+    },
+    Want {
+        strukt: "pci_sysdata",
+        member: "domain",
+        name: "pci_sysdata.domain",
+        needed_for: "PCI domain (x86)",
+        optional: true,
+        set: |c, v| c.sysdata_domain = v,
+    },
+];
+
+/// The offsets found, as `Config` and as a report.
+#[derive(Debug, Clone)]
+pub struct Offsets {
+    pub config: Config,
+    pub fields: Vec<Field>,
+}
+
+impl Offsets {
+    /// Required fields this kernel's BTF lacks.
+    pub fn missing(&self) -> impl Iterator<Item = &Field> {
+        self.fields
+            .iter()
+            .filter(|f| f.offset.is_none() && !f.optional)
+    }
+}
+
+/// Reads offsets from vmlinux BTF and, when present, `vfio_pci_core`'s split BTF.
+pub fn read(vmlinux: &Path, module: &Path) -> Result<Offsets, btf_rs::Error> {
+    let base = Btf::from_file(vmlinux)?;
+    let split = if module.exists() {
+        Some(Btf::from_split_file(module, &base)?)
+    } else {
+        None
+    };
+    Ok(from_btf(&base, split.as_ref()))
+}
+
+/// Looks every wanted field up; module structs are searched in the split BTF.
+pub fn from_btf(base: &Btf, split: Option<&Btf>) -> Offsets {
+    let mut config = Config::empty();
+    let mut fields = Vec::with_capacity(WANTS.len());
+    for want in WANTS {
+        let offset = split
+            .and_then(|b| member_offset(b, want.strukt, want.member))
+            .or_else(|| member_offset(base, want.strukt, want.member));
+        if let Some(offset) = offset {
+            (want.set)(&mut config, offset);
+        }
+        fields.push(Field {
+            name: want.name,
+            offset,
+            needed_for: want.needed_for,
+            optional: want.optional,
+        });
+    }
+    debug_assert!(fields.iter().all(|f| f.offset != Some(MISSING)));
+    Offsets { config, fields }
+}
+
+/// Byte offset of `member` in `struct strukt`, looking through anonymous
+/// structs and unions (`vm_fault.vma` sits in an anonymous const struct).
+pub fn member_offset(btf: &Btf, strukt: &str, member: &str) -> Option<u32> {
+    let types = btf.resolve_types_by_name(strukt).ok()?;
+    types.iter().find_map(|t| match t {
+        Type::Struct(s) if !s.members.is_empty() => find_in(btf, s, member, 0),
+        _ => None,
+    })
+}
+
+fn find_in(btf: &Btf, s: &btf_rs::Struct, member: &str, base_bits: u32) -> Option<u32> {
+    for m in &s.members {
+        let bits = base_bits + m.bit_offset();
+        let name = btf.resolve_name(m).unwrap_or_default();
+        if name == member {
+            // A bitfield member has no byte address the programs could read.
+            return (m.bitfield_size().unwrap_or(0) == 0 && bits % 8 == 0).then_some(bits / 8);
+        }
+        if name.is_empty()
+            && let Some(inner) = strip_modifiers(btf, btf.resolve_chained_type(m).ok()?)
+            && let Some(found) = find_in(btf, &inner, member, bits)
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// Follows const/volatile/typedef to the struct or union underneath.
+fn strip_modifiers(btf: &Btf, mut t: Type) -> Option<btf_rs::Struct> {
+    for _ in 0..8 {
+        t = match t {
+            Type::Struct(s) | Type::Union(s) => return Some(s),
+            Type::Const(c) | Type::Volatile(c) => btf.resolve_chained_type(&c).ok()?,
+            Type::Typedef(td) => btf.resolve_chained_type(&td).ok()?,
+            _ => return None,
+        };
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host's own BTF, where there is one: the lookup must find the fields
+    /// every x86 kernel has, inside anonymous members too.
+    #[test]
+    fn finds_nested_members_in_this_kernels_btf() {
+        let path = Path::new(VMLINUX_BTF);
+        if !path.exists() {
+            eprintln!("no {VMLINUX_BTF}: skipped");
+            return;
+        }
+        let btf = Btf::from_file(path).expect("vmlinux BTF parses");
+        let vma = member_offset(&btf, "vm_fault", "vma").expect("vm_fault.vma");
+        let address = member_offset(&btf, "vm_fault", "address").expect("vm_fault.address");
+        assert_eq!(
+            vma, 0,
+            "vma leads the anonymous struct at the start of vm_fault"
+        );
+        assert!(address > vma);
+        assert_eq!(member_offset(&btf, "vm_area_struct", "vm_start"), Some(0));
+        assert!(member_offset(&btf, "vm_fault", "no_such_member").is_none());
+        assert!(member_offset(&btf, "no_such_struct", "vma").is_none());
+    }
+}
