@@ -6,4 +6,5 @@ pub mod check;
 pub mod device;
 pub mod exercise;
 pub mod kernel;
+pub mod model;
 pub mod probe;

@@ -1,0 +1,200 @@
+//! A fault as the model sees it: decoded from the kernel event, with its BAR
+//! and page inside the BAR resolved.
+
+use serde::Serialize;
+use vfio_trace_common::{FaultEvent, UNKNOWN_DEVICE, vm_fault};
+
+use crate::{device::Bdf, kernel::Generation};
+
+/// What the fault handler returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Mapped (`VM_FAULT_NOPAGE`).
+    Nopage,
+    /// The huge size could not be used; the kernel retries smaller.
+    Fallback,
+    /// Memory decode off or outside the BAR.
+    Sigbus,
+    Oom,
+    Other,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Self::Nopage,
+        Self::Fallback,
+        Self::Sigbus,
+        Self::Oom,
+        Self::Other,
+    ];
+
+    pub fn from_vm_fault(ret: u32) -> Self {
+        if ret & vm_fault::SIGBUS != 0 {
+            Self::Sigbus
+        } else if ret & vm_fault::OOM != 0 {
+            Self::Oom
+        } else if ret & vm_fault::FALLBACK != 0 {
+            Self::Fallback
+        } else if ret & vm_fault::NOPAGE != 0 {
+            Self::Nopage
+        } else {
+            Self::Other
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nopage => "nopage",
+            Self::Fallback => "fallback",
+            Self::Sigbus => "sigbus",
+            Self::Oom => "oom",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// Where in a device a fault landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// BAR index; `None` when it could not be resolved.
+    pub bar: Option<u32>,
+    /// 4 KiB page inside the BAR.
+    pub page: u64,
+}
+
+/// vfio region offsets are `index << VFIO_PCI_OFFSET_SHIFT` (40) bytes, so in
+/// pages the index starts at bit 28.
+const REGION_PAGE_SHIFT: u32 = 40 - 12;
+
+/// Resolves BAR and page. From 6.10 `vm_pgoff` is the region offset; before it
+/// is the physical pfn of the mapping, matched against the BARs' addresses.
+pub fn locate(
+    generation: Generation,
+    vma_pgoff: u64,
+    page_in_vma: u64,
+    bars: &[(u32, u64, u64)],
+) -> Location {
+    if generation.pgoff_is_region_offset() {
+        let index = (vma_pgoff >> REGION_PAGE_SHIFT) as u32;
+        let offset = vma_pgoff & ((1 << REGION_PAGE_SHIFT) - 1);
+        return Location {
+            bar: (index < 6).then_some(index),
+            page: offset + page_in_vma,
+        };
+    }
+    let pfn = vma_pgoff + page_in_vma;
+    bars.iter()
+        .find(|(_, start, size)| {
+            let first = start >> 12;
+            pfn >= first && pfn < first + (size >> 12)
+        })
+        .map_or(
+            Location {
+                bar: None,
+                page: pfn,
+            },
+            |(index, start, _)| Location {
+                bar: Some(*index),
+                page: pfn - (start >> 12),
+            },
+        )
+}
+
+/// One fault handler invocation, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub device: Option<Bdf>,
+    pub vma_pgoff: u64,
+    pub page_in_vma: u64,
+    pub order: u32,
+    pub outcome: Outcome,
+    pub latency_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub inserts_pte: u32,
+    pub inserts_pmd: u32,
+    pub inserts_pud: u32,
+    pub remaps: u32,
+    pub remap_pages: u64,
+}
+
+impl From<&FaultEvent> for Fault {
+    fn from(e: &FaultEvent) -> Self {
+        let comm_len = e.comm.iter().position(|b| *b == 0).unwrap_or(e.comm.len());
+        Self {
+            device: (e.device != UNKNOWN_DEVICE).then(|| Bdf::from_key(e.device)),
+            vma_pgoff: e.vma_pgoff,
+            page_in_vma: e.page_in_vma,
+            order: e.order,
+            outcome: Outcome::from_vm_fault(e.result),
+            latency_ns: e.latency_ns,
+            pid: e.pid,
+            tid: e.tid,
+            comm: String::from_utf8_lossy(&e.comm[..comm_len]).into_owned(),
+            inserts_pte: e.inserts_pte,
+            inserts_pmd: e.inserts_pmd,
+            inserts_pud: e.inserts_pud,
+            remaps: e.remaps,
+            remap_pages: e.remap_pages,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_vm_fault_bits() {
+        assert_eq!(Outcome::from_vm_fault(0x100), Outcome::Nopage);
+        assert_eq!(Outcome::from_vm_fault(0x800), Outcome::Fallback);
+        assert_eq!(Outcome::from_vm_fault(0x2), Outcome::Sigbus);
+        assert_eq!(Outcome::from_vm_fault(0x1), Outcome::Oom);
+        assert_eq!(Outcome::from_vm_fault(0), Outcome::Other);
+    }
+
+    #[test]
+    fn region_offsets_give_bar_and_page_from_6_10() {
+        // BAR 2 at region offset 0x20000000 pages, 5 pages into the mapping,
+        // which itself starts 16 pages into the BAR.
+        let loc = locate(Generation::HugeFault, (2 << 28) + 16, 5, &[]);
+        assert_eq!(
+            loc,
+            Location {
+                bar: Some(2),
+                page: 21
+            }
+        );
+    }
+
+    #[test]
+    fn physical_pfns_are_matched_to_bars_before_6_10() {
+        let bars = [(0, 0xfea0_0000, 0x100), (2, 0x8_0000_0000, 1 << 30)];
+        let loc = locate(Generation::Remap, 0x8_0000_0000 >> 12, 7, &bars);
+        assert_eq!(
+            loc,
+            Location {
+                bar: Some(2),
+                page: 7
+            }
+        );
+        assert_eq!(locate(Generation::Remap, 0x1234, 0, &bars).bar, None);
+    }
+
+    #[test]
+    fn decodes_comm_and_unknown_devices() {
+        let mut e = FaultEvent::zeroed();
+        e.comm[..4].copy_from_slice(b"qemu");
+        e.result = 0x100;
+        let f = Fault::from(&e);
+        assert_eq!(f.comm, "qemu");
+        assert_eq!(f.device, None);
+        e.device = 0x0100;
+        assert_eq!(
+            Fault::from(&e).device.map(|b| b.to_string()).as_deref(),
+            Some("0000:01:00.0")
+        );
+    }
+}
