@@ -8,3 +8,4 @@ pub mod exercise;
 pub mod kernel;
 pub mod model;
 pub mod probe;
+pub mod record;

@@ -17,6 +17,8 @@ enum Command {
     Check(vfio_trace::check::CheckArgs),
     /// Drive a vfio-pci device's BAR with a known workload and report what was done.
     Exercise(vfio_trace::exercise::ExerciseArgs),
+    /// Trace BAR faults while a command runs (or for a duration), then write JSON.
+    Record(vfio_trace::record::RecordArgs),
 }
 
 fn main() -> ExitCode {
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => vfio_trace::check::run(&args),
         Command::Exercise(args) => vfio_trace::exercise::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Record(args) => vfio_trace::record::run(&args),
     };
     match result {
         Ok(code) => code,

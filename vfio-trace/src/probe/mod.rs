@@ -2,5 +2,8 @@
 //! lookup, BTF offsets, the probe plan, loading, attaching and ring buffers.
 
 pub mod kallsyms;
+pub mod load;
 pub mod offsets;
 pub mod plan;
+pub mod rings;
+pub mod session;

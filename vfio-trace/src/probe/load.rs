@@ -1,0 +1,193 @@
+//! Loading the embedded eBPF object, attaching the plan, and detaching.
+//!
+//! Module functions are probed with kprobes: aya cannot fentry into split
+//! module BTF. Attach order matters: inserts first, fault return, then fault
+//! entry, so no fault is half-seen at start; entry goes first at detach.
+
+use std::collections::BTreeMap;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, HashOfMaps, MapData},
+    programs::KProbe,
+};
+use thiserror::Error;
+use vfio_trace_common::{Config, maps};
+
+use super::plan::{PlannedProbe, Status};
+
+/// The eBPF object built by build.rs from vfio-trace-ebpf.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vfio-trace"));
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("loading the eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("eBPF map {0} is missing from the object")]
+    MissingMap(&'static str),
+    #[error("eBPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("no required probe attached: {0}")]
+    Required(String),
+}
+
+/// Loaded programs with the plan's attach status.
+pub struct Tracer {
+    ebpf: Ebpf,
+    pub plan: Vec<PlannedProbe>,
+}
+
+fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> LoadError {
+    move |source| LoadError::Map { name, source }
+}
+
+impl Tracer {
+    /// Loads the programs with `config`; no probe is attached yet.
+    pub fn load(config: Config, plan: Vec<PlannedProbe>) -> Result<Self, LoadError> {
+        let ebpf = EbpfLoader::new()
+            .override_global(maps::CONFIG, &config, true)
+            .load(OBJECT)?;
+        Ok(Self { ebpf, plan })
+    }
+
+    /// Restricts tracing to these device keys (takes effect when `Config::filter_devices` is set).
+    pub fn filter_devices(&mut self, keys: &[u32]) -> Result<(), LoadError> {
+        let map = self
+            .ebpf
+            .map_mut(maps::DEVICE_FILTER)
+            .ok_or(LoadError::MissingMap(maps::DEVICE_FILTER))?;
+        let mut filter: HashMap<&mut MapData, u32, u8> =
+            HashMap::try_from(map).map_err(map_err(maps::DEVICE_FILTER))?;
+        for key in keys {
+            filter
+                .insert(key, 1, 0)
+                .map_err(map_err(maps::DEVICE_FILTER))?;
+        }
+        Ok(())
+    }
+
+    /// Gives a device its own ring buffer (`inner` must be a ring buffer map).
+    pub fn add_device_ring(&mut self, key: u32, inner: &MapData) -> Result<(), LoadError> {
+        let map = self
+            .ebpf
+            .map_mut(maps::DEVICE_RINGS)
+            .ok_or(LoadError::MissingMap(maps::DEVICE_RINGS))?;
+        let mut rings: HashOfMaps<&mut MapData, u32, MapData> =
+            HashOfMaps::try_from(map).map_err(map_err(maps::DEVICE_RINGS))?;
+        rings
+            .insert(key, inner, 0)
+            .map_err(map_err(maps::DEVICE_RINGS))
+    }
+
+    /// Takes the shared ring buffer out of the object.
+    pub fn take_shared_ring(&mut self) -> Result<aya::maps::Map, LoadError> {
+        self.ebpf
+            .take_map(maps::SHARED_RING)
+            .ok_or(LoadError::MissingMap(maps::SHARED_RING))
+    }
+
+    /// Attaches every probe whose symbol exists; failures are kept in the plan.
+    /// Fails only when a required probe did not attach.
+    pub fn attach(&mut self) -> Result<(), LoadError> {
+        let order = |p: &PlannedProbe| match p.name {
+            "fault_entry" => 2,
+            "fault_return" => 1,
+            _ => 0,
+        };
+        let mut idx: Vec<usize> = (0..self.plan.len()).collect();
+        idx.sort_by_key(|&i| order(&self.plan[i]));
+        for i in idx {
+            let probe = &mut self.plan[i];
+            let Some(symbol) = probe.symbol.clone() else {
+                continue;
+            };
+            match attach_one(&mut self.ebpf, probe.program, &symbol) {
+                Ok(()) => {
+                    probe.status = Status::Attached;
+                    probe.reason = None;
+                }
+                Err(reason) => {
+                    probe.status = Status::Failed;
+                    probe.reason = Some(reason);
+                }
+            }
+        }
+        let failed: Vec<String> = self
+            .plan
+            .iter()
+            .filter(|p| p.required && p.status != Status::Attached)
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    p.name,
+                    p.reason.as_deref().unwrap_or("not attached")
+                )
+            })
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(LoadError::Required(failed.join("; ")))
+        }
+    }
+
+    /// Stops new events: unloads the fault entry first, then everything else.
+    /// Returns the per-device counts of events lost to full rings.
+    pub fn detach(mut self) -> BTreeMap<u32, u64> {
+        for name in [
+            "fault_entry",
+            "fault_return",
+            "insert_pte",
+            "insert_pmd",
+            "insert_pud",
+            "remap",
+        ] {
+            let kprobe: Option<&mut KProbe> =
+                self.ebpf.program_mut(name).and_then(|p| p.try_into().ok());
+            if let Some(kprobe) = kprobe {
+                let _ = kprobe.unload();
+            }
+        }
+        lost(&self.ebpf)
+    }
+}
+
+fn attach_one(ebpf: &mut Ebpf, program: &str, symbol: &str) -> Result<(), String> {
+    let prog = ebpf
+        .program_mut(program)
+        .ok_or_else(|| format!("program {program} missing from the object"))?;
+    let kprobe: &mut KProbe = prog.try_into().map_err(|e| format!("{e}"))?;
+    kprobe
+        .load()
+        .map_err(|e| format!("load: {}", error_chain(&e)))?;
+    kprobe
+        .attach(symbol, 0)
+        .map_err(|e| format!("attach: {}", error_chain(&e)))?;
+    Ok(())
+}
+
+fn lost(ebpf: &Ebpf) -> BTreeMap<u32, u64> {
+    let Some(map) = ebpf.map(maps::LOST) else {
+        return BTreeMap::new();
+    };
+    let Ok(lost) = HashMap::<&MapData, u32, u64>::try_from(map) else {
+        return BTreeMap::new();
+    };
+    lost.iter().filter_map(Result::ok).collect()
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

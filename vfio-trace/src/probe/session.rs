@@ -1,0 +1,159 @@
+//! A tracing session: plan, offsets, load, per-device rings, attach, readers;
+//! and the orderly stop that loses nothing already recorded.
+
+use std::{collections::BTreeMap, path::Path};
+
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use vfio_trace_common::FaultEvent;
+
+use super::{
+    kallsyms::Symbols,
+    load::{LoadError, Tracer, error_chain},
+    offsets::{self, Field},
+    plan::{self, PlannedProbe},
+    rings::{self, Reader},
+};
+use crate::device::Bdf;
+
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
+
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error("this kernel cannot attach kprobes ({KPROBE_PMU} missing); run `vfio-trace check`")]
+    NoKprobes,
+    #[error("reading kernel BTF: {0}")]
+    Btf(String),
+    #[error("BTF lacks {0}; run `vfio-trace check`")]
+    MissingFields(String),
+    #[error("reading /proc/kallsyms: {0}")]
+    Kallsyms(std::io::Error),
+    #[error("creating the ring buffer of {device}: {message}")]
+    Ring { device: String, message: String },
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Devices that get their own ring.
+    pub devices: Vec<Bdf>,
+    /// Trace only `devices`.
+    pub filter_devices: bool,
+    /// Trace only this process.
+    pub pid: Option<u32>,
+    /// Bytes per device ring (power of two, multiple of the page size).
+    pub ring_bytes: u32,
+}
+
+/// Events read from one ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingCount {
+    /// `None` for the shared ring.
+    pub device: Option<Bdf>,
+    pub events: u64,
+}
+
+pub struct Session {
+    tracer: Tracer,
+    readers: Vec<(Option<Bdf>, Reader)>,
+    stop: watch::Sender<bool>,
+    pub events: mpsc::UnboundedReceiver<FaultEvent>,
+    pub offsets: Vec<Field>,
+}
+
+/// What a stopped session leaves: final plan status, drops and ring counts.
+pub struct Stopped {
+    pub plan: Vec<PlannedProbe>,
+    pub lost: BTreeMap<u32, u64>,
+    pub rings: Vec<RingCount>,
+    pub events: mpsc::UnboundedReceiver<FaultEvent>,
+}
+
+impl Session {
+    /// Must run inside a tokio runtime (the readers are tasks).
+    pub fn start(opts: &Options) -> Result<Self, SessionError> {
+        if !Path::new(KPROBE_PMU).exists() {
+            return Err(SessionError::NoKprobes);
+        }
+        let found = offsets::read(
+            Path::new(offsets::VMLINUX_BTF),
+            Path::new(offsets::VFIO_PCI_CORE_BTF),
+        )
+        .map_err(|e| SessionError::Btf(e.to_string()))?;
+        let missing: Vec<&str> = found
+            .missing()
+            .filter(|f| f.needed_for.contains("every fault"))
+            .map(|f| f.name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(SessionError::MissingFields(missing.join(", ")));
+        }
+        let symbols = Symbols::load().map_err(SessionError::Kallsyms)?;
+        let plan = plan::plan(&symbols);
+        let mut config = found.config;
+        config.handler_has_order = u32::from(plan::handler_has_order(&plan));
+        config.filter_pid = opts.pid.unwrap_or(0);
+        config.filter_devices = u32::from(opts.filter_devices);
+
+        let mut tracer = Tracer::load(config, plan)?;
+        if opts.filter_devices {
+            let keys: Vec<u32> = opts.devices.iter().map(|d| d.key()).collect();
+            tracer.filter_devices(&keys)?;
+        }
+        let (tx, events) = mpsc::unbounded_channel();
+        let (stop, stop_rx) = watch::channel(false);
+        let mut readers = Vec::new();
+        for &bdf in &opts.devices {
+            let ring_err = |message: String| SessionError::Ring {
+                device: bdf.to_string(),
+                message,
+            };
+            let data = rings::create(opts.ring_bytes).map_err(|e| ring_err(error_chain(&e)))?;
+            tracer.add_device_ring(bdf.key(), &data)?;
+            let reader = rings::spawn(rings::as_map(data), tx.clone(), stop_rx.clone())
+                .map_err(|e| ring_err(error_chain(&e)))?;
+            readers.push((Some(bdf), reader));
+        }
+        let shared = tracer.take_shared_ring()?;
+        let reader = rings::spawn(shared, tx, stop_rx).map_err(|e| SessionError::Ring {
+            device: "shared".into(),
+            message: error_chain(&e),
+        })?;
+        readers.push((None, reader));
+        tracer.attach()?;
+        Ok(Self {
+            tracer,
+            readers,
+            stop,
+            events,
+            offsets: found.fields,
+        })
+    }
+
+    /// The plan with attach status.
+    pub fn plan(&self) -> &[PlannedProbe] {
+        &self.tracer.plan
+    }
+
+    /// Detaches every probe, then lets each reader drain its ring and end.
+    pub async fn stop(self) -> Stopped {
+        let plan = self.tracer.plan.clone();
+        let lost = self.tracer.detach();
+        let _ = self.stop.send(true);
+        let mut rings = Vec::new();
+        for (device, reader) in self.readers {
+            let events = match reader.handle.await {
+                Ok(Ok(n)) => n,
+                _ => 0,
+            };
+            rings.push(RingCount { device, events });
+        }
+        Stopped {
+            plan,
+            lost,
+            rings,
+            events: self.events,
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The JSON document `vfio-trace record` writes (schema in docs/record-schema.md).
+//! Built from the model and run metadata; no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    device::{Bdf, PciDevice},
+    kernel::Kernel,
+    model::{
+        Model,
+        fault::Outcome,
+        latency::Summary,
+        stats::{self, DeviceStats, Inserts, ORDERS, PageRun},
+    },
+    probe::{offsets::Field, plan::PlannedProbe, session::RingCount},
+};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Why recording ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    CommandExited,
+    Duration,
+    Interrupted,
+    Terminated,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Document {
+    pub schema_version: u32,
+    pub vfio_trace_version: &'static str,
+    pub kernel: Kernel,
+    pub command: Option<Vec<String>>,
+    pub command_status: Option<i32>,
+    pub duration_seconds: f64,
+    pub stop_reason: StopReason,
+    /// False when recording ended on an error; what was recorded is still here.
+    pub complete: bool,
+    pub error: Option<String>,
+    pub probes: Vec<PlannedProbe>,
+    pub offsets: Vec<Field>,
+    pub lost_events: u64,
+    pub unattributed_faults: u64,
+    pub rings: Vec<RingDoc>,
+    pub devices: Vec<DeviceDoc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RingDoc {
+    /// A BDF, or "shared".
+    pub device: String,
+    pub events: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultsDoc {
+    pub total: u64,
+    pub by_order: BTreeMap<String, u64>,
+    pub by_result: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InsertsDoc {
+    pub pte: u64,
+    pub pmd: u64,
+    pub pud: u64,
+    pub remap: u64,
+    pub remap_pages: u64,
+}
+
+impl From<&Inserts> for InsertsDoc {
+    fn from(i: &Inserts) -> Self {
+        Self {
+            pte: i.pte,
+            pmd: i.pmd,
+            pud: i.pud,
+            remap: i.remap,
+            remap_pages: i.remap_pages,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyDoc {
+    pub by_order: BTreeMap<String, Summary>,
+    pub by_result: BTreeMap<&'static str, Summary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BarDoc {
+    /// `null` for faults whose BAR could not be resolved.
+    pub index: Option<u32>,
+    pub size: Option<u64>,
+    pub faults: u64,
+    pub inserts: InsertsDoc,
+    /// Entries inserted, by mapping size in bytes.
+    pub mapping_sizes: BTreeMap<String, u64>,
+    pub pages_faulted: u64,
+    /// Per-page fault counts as runs of consecutive pages with equal counts.
+    pub page_faults: Vec<PageRun>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessDoc {
+    pub pid: u32,
+    pub comm: String,
+    pub faults: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceDoc {
+    pub bdf: Bdf,
+    pub vendor: Option<String>,
+    pub device: Option<String>,
+    pub lost_events: u64,
+    /// Events read from this device's own ring.
+    pub ring_events: u64,
+    pub faults: FaultsDoc,
+    pub inserts: InsertsDoc,
+    pub latency_ns: LatencyDoc,
+    pub bars: Vec<BarDoc>,
+    pub processes: Vec<ProcessDoc>,
+}
+
+/// Everything about a run except the aggregates.
+pub struct RunInfo {
+    pub kernel: Kernel,
+    pub command: Option<Vec<String>>,
+    pub command_status: Option<i32>,
+    pub duration_seconds: f64,
+    pub stop_reason: StopReason,
+    pub error: Option<String>,
+    pub probes: Vec<PlannedProbe>,
+    pub offsets: Vec<Field>,
+    pub lost: BTreeMap<u32, u64>,
+    pub rings: Vec<RingCount>,
+    pub pci: Vec<PciDevice>,
+}
+
+fn order_keys<T: Clone + Default>(present: impl Iterator<Item = (u32, T)>) -> BTreeMap<String, T> {
+    let mut out: BTreeMap<String, T> = ORDERS
+        .iter()
+        .map(|o| (o.to_string(), T::default()))
+        .collect();
+    for (order, v) in present {
+        out.insert(order.to_string(), v);
+    }
+    out
+}
+
+fn device_doc(bdf: Bdf, d: &DeviceStats, info: &RunInfo) -> DeviceDoc {
+    let pci = info.pci.iter().find(|p| p.bdf == bdf);
+    let empty = Summary {
+        count: 0,
+        min: 0,
+        p50: 0,
+        p90: 0,
+        p99: 0,
+        max: 0,
+        mean: 0.0,
+    };
+    let mut by_order: BTreeMap<String, Summary> =
+        ORDERS.iter().map(|o| (o.to_string(), empty)).collect();
+    by_order.extend(
+        d.latency_by_order
+            .iter()
+            .map(|(o, l)| (o.to_string(), l.summary())),
+    );
+    DeviceDoc {
+        bdf,
+        vendor: pci.map(|p| format!("{:04x}", p.vendor)),
+        device: pci.map(|p| format!("{:04x}", p.device)),
+        lost_events: info.lost.get(&bdf.key()).copied().unwrap_or(0),
+        ring_events: info
+            .rings
+            .iter()
+            .filter(|r| r.device == Some(bdf))
+            .map(|r| r.events)
+            .sum(),
+        faults: FaultsDoc {
+            total: d.faults,
+            by_order: order_keys(d.by_order.iter().map(|(o, n)| (*o, *n))),
+            by_result: Outcome::ALL
+                .iter()
+                .map(|o| (o.name(), d.by_outcome.get(o).copied().unwrap_or(0)))
+                .collect(),
+        },
+        inserts: InsertsDoc::from(&d.inserts),
+        latency_ns: LatencyDoc {
+            by_order,
+            by_result: d
+                .latency_by_outcome
+                .iter()
+                .map(|(o, l)| (o.name(), l.summary()))
+                .collect(),
+        },
+        bars: d
+            .bars
+            .iter()
+            .map(|(index, b)| BarDoc {
+                index: *index,
+                size: index.and_then(|i| {
+                    pci?.bars
+                        .iter()
+                        .find(|bar| bar.index == i)
+                        .map(|bar| bar.size)
+                }),
+                faults: b.faults,
+                inserts: InsertsDoc::from(&b.inserts),
+                mapping_sizes: [
+                    (stats::PTE_BYTES, b.inserts.pte),
+                    (stats::PMD_BYTES, b.inserts.pmd),
+                    (stats::PUD_BYTES, b.inserts.pud),
+                ]
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(size, n)| (size.to_string(), n))
+                .collect(),
+                pages_faulted: b.page_faults.len() as u64,
+                page_faults: stats::page_runs(&b.page_faults),
+            })
+            .collect(),
+        processes: d
+            .processes
+            .iter()
+            .map(|((pid, comm), faults)| ProcessDoc {
+                pid: *pid,
+                comm: comm.clone(),
+                faults: *faults,
+            })
+            .collect(),
+    }
+}
+
+pub fn build(model: &Model, info: RunInfo) -> Document {
+    let devices: Vec<DeviceDoc> = model
+        .devices
+        .iter()
+        .map(|(bdf, d)| device_doc(*bdf, d, &info))
+        .collect();
+    Document {
+        schema_version: SCHEMA_VERSION,
+        vfio_trace_version: env!("CARGO_PKG_VERSION"),
+        kernel: info.kernel,
+        command: info.command,
+        command_status: info.command_status,
+        duration_seconds: info.duration_seconds,
+        stop_reason: info.stop_reason,
+        complete: info.error.is_none(),
+        error: info.error,
+        probes: info.probes,
+        offsets: info.offsets,
+        lost_events: info.lost.values().sum(),
+        unattributed_faults: model.unattributed,
+        rings: info
+            .rings
+            .iter()
+            .map(|r| RingDoc {
+                device: r.device.map_or("shared".into(), |d| d.to_string()),
+                events: r.events,
+            })
+            .collect(),
+        devices,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::Generation;
+    use vfio_trace_common::FaultEvent;
+
+    fn info() -> RunInfo {
+        RunInfo {
+            kernel: Kernel::from_release("6.12.117+deb12-amd64".into()),
+            command: Some(vec!["true".into()]),
+            command_status: Some(0),
+            duration_seconds: 0.5,
+            stop_reason: StopReason::CommandExited,
+            error: None,
+            probes: Vec::new(),
+            offsets: Vec::new(),
+            lost: BTreeMap::from([(0x0100, 3)]),
+            rings: vec![
+                RingCount {
+                    device: Bdf::parse("01:00.0"),
+                    events: 5,
+                },
+                RingCount {
+                    device: None,
+                    events: 0,
+                },
+            ],
+            pci: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn fixed_names_are_present_and_values_parse_back() {
+        let bdf = Bdf::parse("0000:01:00.0").expect("bdf");
+        let mut m = Model::new(Generation::HugeFault);
+        let mut e = FaultEvent::zeroed();
+        e.device = bdf.key();
+        e.vma_pgoff = 2 << 28;
+        e.order = 9;
+        e.result = 0x100;
+        e.inserts_pmd = 1;
+        e.latency_ns = 5000;
+        for i in 0..5 {
+            e.page_in_vma = i * 512;
+            m.ingest(&e);
+        }
+        let doc = build(&m, info());
+        let v: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&doc).expect("json")).expect("parses");
+        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["lost_events"], 3);
+        let d = &v["devices"][0];
+        assert_eq!(d["bdf"], "0000:01:00.0");
+        assert_eq!(d["lost_events"], 3);
+        assert_eq!(d["ring_events"], 5);
+        assert_eq!(d["faults"]["total"], 5);
+        assert_eq!(d["faults"]["by_order"]["9"], 5);
+        assert_eq!(d["faults"]["by_order"]["0"], 0);
+        assert_eq!(d["faults"]["by_order"]["18"], 0);
+        assert_eq!(d["faults"]["by_result"]["nopage"], 5);
+        assert_eq!(d["faults"]["by_result"]["sigbus"], 0);
+        assert_eq!(d["inserts"]["pmd"], 5);
+        assert_eq!(d["inserts"]["remap"], 0);
+        assert_eq!(d["latency_ns"]["by_order"]["9"]["count"], 5);
+        assert_eq!(d["bars"][0]["index"], 2);
+        assert_eq!(d["bars"][0]["mapping_sizes"]["2097152"], 5);
+        assert_eq!(d["bars"][0]["pages_faulted"], 5);
+        assert_eq!(v["rings"][1]["device"], "shared");
+    }
+}

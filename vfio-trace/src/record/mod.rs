@@ -1,0 +1,290 @@
+//! `vfio-trace record`: attach, run a command (or wait), detach, write JSON.
+//! Whatever ends the run — the command, the duration, Ctrl-C, SIGTERM or an
+//! error — the document is written with everything recorded until then.
+
+pub mod document;
+
+use std::{
+    io::Write as _,
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    device::{Bdf, PciDevice, Sysfs},
+    kernel::{Generation, Kernel},
+    model::Model,
+    probe::session::{Options, Session},
+};
+use document::{RunInfo, StopReason};
+
+#[derive(clap::Args, Debug)]
+pub struct RecordArgs {
+    /// Trace only this device (repeatable). Default: every device bound to vfio-pci.
+    #[arg(long = "device", value_name = "BDF")]
+    pub devices: Vec<String>,
+    /// Trace only this process id.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Write the JSON here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Ring buffer per device, in MiB (a power of two).
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pub ring_mib: u32,
+    /// Command to run while recording.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Checks the requested devices exist and are bound to vfio-pci.
+pub fn resolve_devices(sysfs: &Sysfs, requested: &[String]) -> anyhow::Result<Vec<PciDevice>> {
+    if requested.is_empty() {
+        return Ok(sysfs.vfio_devices());
+    }
+    requested
+        .iter()
+        .map(|s| {
+            let bdf = Bdf::parse(s)
+                .with_context(|| format!("invalid PCI address {s:?} (expected DDDD:BB:DD.F)"))?;
+            let dev = sysfs
+                .device(bdf)
+                .with_context(|| format!("no PCI device {bdf}"))?;
+            match dev.driver.as_deref() {
+                Some("vfio-pci") => Ok(dev),
+                Some(other) => bail!("{bdf} is bound to {other}, not vfio-pci"),
+                None => bail!("{bdf} is not bound to any driver, not vfio-pci"),
+            }
+        })
+        .collect()
+}
+
+fn validate(args: &RecordArgs) -> anyhow::Result<()> {
+    if let Some(d) = args.duration
+        && !(d.is_finite() && d > 0.0)
+    {
+        bail!("--duration must be a positive number of seconds, not {d}");
+    }
+    if !args.ring_mib.is_power_of_two() || args.ring_mib > 1024 {
+        bail!(
+            "--ring-mib must be a power of two up to 1024, not {}",
+            args.ring_mib
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
+    validate(args)?;
+    let pci = resolve_devices(&Sysfs::default(), &args.devices)?;
+    // Open the output first: a bad path fails before anything attaches.
+    let mut out: Box<dyn std::io::Write> = match &args.output {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (doc, status) = runtime.block_on(record(args, pci))?;
+    serde_json::to_writer_pretty(&mut out, &doc).context("writing JSON")?;
+    writeln!(out).context("writing JSON")?;
+    out.flush().context("writing JSON")?;
+    let faults: u64 = doc.devices.iter().map(|d| d.faults.total).sum();
+    eprintln!(
+        "vfio-trace: recorded {faults} faults on {} device(s), {} lost, stopped: {:?}",
+        doc.devices.len(),
+        doc.lost_events,
+        doc.stop_reason
+    );
+    if let Some(err) = &doc.error {
+        eprintln!("vfio-trace: {err}");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(match status {
+        Some(0) | None => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+    })
+}
+
+async fn record(
+    args: &RecordArgs,
+    pci: Vec<PciDevice>,
+) -> anyhow::Result<(document::Document, Option<i32>)> {
+    let kernel = Kernel::current();
+    let generation = kernel.generation.unwrap_or(Generation::HugeFault);
+    let mut model = Model::new(generation);
+    for d in &pci {
+        model.add_device(
+            d.bdf,
+            d.bars.iter().map(|b| (b.index, b.start, b.size)).collect(),
+        );
+    }
+    let opts = Options {
+        devices: pci.iter().map(|d| d.bdf).collect(),
+        filter_devices: !args.devices.is_empty(),
+        pid: args.pid,
+        ring_bytes: args.ring_mib << 20,
+    };
+    let mut session = Session::start(&opts)?;
+    let attached = session
+        .plan()
+        .iter()
+        .filter(|p| p.status == crate::probe::plan::Status::Attached)
+        .count();
+    eprintln!(
+        "vfio-trace: {attached}/{} probes attached, {} device ring(s)",
+        session.plan().len(),
+        opts.devices.len()
+    );
+
+    let offsets = session.offsets.clone();
+    let started = Instant::now();
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut error = None;
+    let mut child = None;
+    if let Some((program, rest)) = args.command.split_first() {
+        match tokio::process::Command::new(program).args(rest).spawn() {
+            Ok(c) => child = Some(c),
+            Err(e) => error = Some(format!("cannot run {program}: {e}")),
+        }
+    }
+    let deadline = args
+        .duration
+        .map(|d| tokio::time::sleep(Duration::from_secs_f64(d)));
+    tokio::pin!(deadline);
+    let mut status = None;
+    let reason = if error.is_some() {
+        StopReason::Error
+    } else {
+        loop {
+            tokio::select! {
+                Some(ev) = session.events.recv() => model.ingest(&ev),
+                s = wait_child(child.as_mut()), if child.is_some() => {
+                    status = s;
+                    break StopReason::CommandExited;
+                }
+                () = async { if let Some(d) = deadline.as_mut().as_pin_mut() { d.await } }, if deadline.is_some() => {
+                    break StopReason::Duration;
+                }
+                _ = sigint.recv() => break StopReason::Interrupted,
+                _ = sigterm.recv() => break StopReason::Terminated,
+            }
+        }
+    };
+    if let Some(c) = child.as_mut()
+        && status.is_none()
+    {
+        status = stop_child(c).await;
+    }
+    let stopped = session.stop().await;
+    let mut events = stopped.events;
+    while let Some(ev) = events.recv().await {
+        model.ingest(&ev);
+    }
+    let info = RunInfo {
+        kernel,
+        command: (!args.command.is_empty()).then(|| args.command.clone()),
+        command_status: status,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        stop_reason: reason,
+        error,
+        probes: stopped.plan,
+        offsets,
+        lost: stopped.lost,
+        rings: stopped.rings,
+        pci,
+    };
+    Ok((document::build(&model, info), status))
+}
+
+async fn wait_child(child: Option<&mut tokio::process::Child>) -> Option<i32> {
+    let status = child?.wait().await.ok()?;
+    // Killed by a signal: report it the way shells do.
+    Some(status.code().unwrap_or_else(|| {
+        128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+    }))
+}
+
+/// Interrupted or out of time: stop the command too, and keep its status.
+async fn stop_child(child: &mut tokio::process::Child) -> Option<i32> {
+    if let Some(pid) = child.id() {
+        // SAFETY: a plain signal to our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    }
+    match tokio::time::timeout(Duration::from_secs(5), wait_child(Some(child))).await {
+        Ok(status) => status,
+        Err(_) => {
+            let _ = child.kill().await;
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::tests::{IVSHMEM_RESOURCE, fake_sysfs};
+
+    fn err(sysfs: &Sysfs, devs: &[&str]) -> String {
+        let devs: Vec<String> = devs.iter().map(|s| (*s).to_owned()).collect();
+        format!(
+            "{:#}",
+            resolve_devices(sysfs, &devs).expect_err("should fail")
+        )
+    }
+
+    #[test]
+    fn device_errors_are_one_clear_line() {
+        let root = fake_sysfs("0000:01:00.0", Some("nvme"), IVSHMEM_RESOURCE);
+        let sysfs = Sysfs::new(root.path());
+        assert_eq!(
+            err(&sysfs, &["0000:01:00.0"]),
+            "0000:01:00.0 is bound to nvme, not vfio-pci"
+        );
+        assert_eq!(err(&sysfs, &["0000:09:00.0"]), "no PCI device 0000:09:00.0");
+        assert!(err(&sysfs, &["nonsense"]).starts_with("invalid PCI address \"nonsense\""));
+        let unbound = fake_sysfs("0000:01:00.0", None, IVSHMEM_RESOURCE);
+        assert_eq!(
+            err(&Sysfs::new(unbound.path()), &["01:00.0"]),
+            "0000:01:00.0 is not bound to any driver, not vfio-pci"
+        );
+    }
+
+    #[test]
+    fn bound_devices_resolve() {
+        let root = fake_sysfs("0000:01:00.0", Some("vfio-pci"), IVSHMEM_RESOURCE);
+        let devs = resolve_devices(&Sysfs::new(root.path()), &["0000:01:00.0".into()]).expect("ok");
+        assert_eq!(devs[0].bars.len(), 2);
+    }
+
+    #[test]
+    fn bad_numbers_are_refused() {
+        let mut a = RecordArgs {
+            devices: vec![],
+            pid: None,
+            duration: Some(-1.0),
+            output: None,
+            ring_mib: 16,
+            command: vec![],
+        };
+        assert!(validate(&a).is_err());
+        a.duration = Some(1.0);
+        a.ring_mib = 3;
+        assert_eq!(
+            validate(&a).expect_err("3").to_string(),
+            "--ring-mib must be a power of two up to 1024, not 3"
+        );
+    }
+}
