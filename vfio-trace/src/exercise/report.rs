@@ -1,0 +1,256 @@
+//! What an exercise did, as one JSON object (`--json`) or as lines of text.
+//!
+//! The JSON object:
+//! - `device`: the PCI address, `bar`: the BAR index, `bar_size`: its bytes,
+//!   `pid`: this process (every fault except sigbus's happens in it).
+//! - `phases`: one object per phase done, in order, tagged by `phase`
+//!   (`touch`, `refault`, `decode-off`, `decode-on`, `sigbus`, `reset`, `sleep`),
+//!   each with `spec` (as typed) and `elapsed_ns`:
+//!   - touch: `map_addr`, `map_align` (largest power of two dividing `map_addr`,
+//!     capped at 1 GiB), `size` and `stride` in bytes, `touches` (u32 reads, one per
+//!     stride step), `expected` (`order0`, `order9`, `order18`: faults a kernel
+//!     from 6.12 on should take; a hint, tracing says what happened). `elapsed_ns`
+//!     is the reads only.
+//!   - refault: the same mapping fields, `touches_first` and `touches_second` (the
+//!     passes before and after the zap), `decode_toggles` (2), `first_ns`,
+//!     `zap_ns` (both PCI_COMMAND writes), `second_ns`.
+//!   - decode-off / decode-on: `command_before`, `command_after` (PCI_COMMAND read
+//!     back after the write).
+//!   - sigbus: `map_addr`, `size`, `child_pid` (the process that touched and took
+//!     the fault), `sigbus_touches` (1), `sigbus` (whether the child died of SIGBUS),
+//!     `child_status` (`SIGBUS`, `exit N` or `signal N`).
+//!   - reset, sleep: `elapsed_ns` only.
+//! - `totals`: `touches` (BAR reads in this process), `decode_toggles` (PCI_COMMAND
+//!   writes), `decode_off` (those leaving memory decode off: each zaps the BAR's
+//!   mappings), `resets`, `sigbus_touches`, `mmaps` (BAR mmaps made).
+//! - `error`: present when a phase failed; the phases before it are all there.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::layout::Expected;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub device: String,
+    pub bar: u32,
+    pub bar_size: u64,
+    pub pid: u32,
+    pub phases: Vec<PhaseReport>,
+    pub totals: Totals,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Totals {
+    pub touches: u64,
+    pub decode_toggles: u64,
+    pub decode_off: u64,
+    pub resets: u64,
+    pub sigbus_touches: u64,
+    pub mmaps: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "phase", rename_all = "kebab-case")]
+pub enum PhaseReport {
+    Touch(Touch),
+    Refault(Refault),
+    DecodeOff(Decode),
+    DecodeOn(Decode),
+    Sigbus(Sigbus),
+    Reset(Timed),
+    Sleep(Timed),
+}
+
+/// Where a walk's mapping landed and what it should cost.
+#[derive(Debug, Serialize)]
+pub struct MapInfo {
+    pub map_addr: u64,
+    pub map_align: u64,
+    pub size: u64,
+    pub stride: u64,
+    pub expected: Expected,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Touch {
+    pub spec: String,
+    #[serde(flatten)]
+    pub map: MapInfo,
+    pub touches: u64,
+    pub elapsed_ns: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Refault {
+    pub spec: String,
+    #[serde(flatten)]
+    pub map: MapInfo,
+    pub touches_first: u64,
+    pub touches_second: u64,
+    pub decode_toggles: u64,
+    pub first_ns: u64,
+    pub zap_ns: u64,
+    pub second_ns: u64,
+    pub elapsed_ns: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Decode {
+    pub spec: String,
+    pub command_before: u16,
+    pub command_after: u16,
+    pub elapsed_ns: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Sigbus {
+    pub spec: String,
+    pub map_addr: u64,
+    pub size: u64,
+    pub child_pid: i32,
+    pub sigbus_touches: u64,
+    pub sigbus: bool,
+    pub child_status: String,
+    pub elapsed_ns: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Timed {
+    pub spec: String,
+    pub elapsed_ns: u64,
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.3} ms", ns as f64 / 1e6)
+}
+
+fn map_line(out: &mut String, m: &MapInfo) {
+    let e = &m.expected;
+    let _ = write!(
+        out,
+        " map={:#x} align={} size={} stride={} expected(>=6.12) order0={} order9={} order18={}",
+        m.map_addr, m.map_align, m.size, m.stride, e.order0, e.order9, e.order18
+    );
+}
+
+impl PhaseReport {
+    /// One line of text for a phase.
+    pub fn line(&self) -> String {
+        let mut out = String::new();
+        match self {
+            PhaseReport::Touch(t) => {
+                let _ = write!(
+                    out,
+                    "{}: touches={} bytes={}",
+                    t.spec, t.touches, t.map.size
+                );
+                map_line(&mut out, &t.map);
+                let _ = write!(out, " in {}", ms(t.elapsed_ns));
+            }
+            PhaseReport::Refault(r) => {
+                let _ = write!(
+                    out,
+                    "{}: touches={}+{} decode_toggles={}",
+                    r.spec, r.touches_first, r.touches_second, r.decode_toggles
+                );
+                map_line(&mut out, &r.map);
+                let _ = write!(
+                    out,
+                    " first {} zap {} second {}",
+                    ms(r.first_ns),
+                    ms(r.zap_ns),
+                    ms(r.second_ns)
+                );
+            }
+            PhaseReport::DecodeOff(d) | PhaseReport::DecodeOn(d) => {
+                let _ = write!(
+                    out,
+                    "{}: PCI_COMMAND {:#06x} -> {:#06x} in {}",
+                    d.spec,
+                    d.command_before,
+                    d.command_after,
+                    ms(d.elapsed_ns)
+                );
+            }
+            PhaseReport::Sigbus(s) => {
+                let _ = write!(
+                    out,
+                    "{}: child {} touched {:#x} once: {}",
+                    s.spec, s.child_pid, s.map_addr, s.child_status
+                );
+            }
+            PhaseReport::Reset(t) | PhaseReport::Sleep(t) => {
+                let _ = write!(out, "{}: done in {}", t.spec, ms(t.elapsed_ns));
+            }
+        }
+        out
+    }
+}
+
+impl Report {
+    pub fn header(&self) -> String {
+        format!(
+            "{} BAR{} ({} bytes), pid {}",
+            self.device, self.bar, self.bar_size, self.pid
+        )
+    }
+
+    pub fn footer(&self) -> String {
+        let t = &self.totals;
+        format!(
+            "totals: touches={} decode_toggles={} decode_off={} resets={} sigbus_touches={} mmaps={}",
+            t.touches, t.decode_toggles, t.decode_off, t.resets, t.sigbus_touches, t.mmaps
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape() {
+        let report = Report {
+            device: "0000:01:00.0".into(),
+            bar: 2,
+            bar_size: 1 << 30,
+            pid: 42,
+            phases: vec![
+                PhaseReport::Touch(Touch {
+                    spec: "touch:4k:64m:4k".into(),
+                    map: MapInfo {
+                        map_addr: 0x1000,
+                        map_align: 4096,
+                        size: 64 << 20,
+                        stride: 4096,
+                        expected: Expected {
+                            order0: 16384,
+                            order9: 0,
+                            order18: 0,
+                        },
+                    },
+                    touches: 16384,
+                    elapsed_ns: 7,
+                }),
+                PhaseReport::Reset(Timed {
+                    spec: "reset".into(),
+                    elapsed_ns: 1,
+                }),
+            ],
+            totals: Totals::default(),
+            error: Some("boom".into()),
+        };
+        let v = serde_json::to_value(&report).expect("serializes");
+        assert_eq!(v["phases"][0]["phase"], "touch");
+        assert_eq!(v["phases"][0]["map_align"], 4096);
+        assert_eq!(v["phases"][0]["expected"]["order0"], 16384);
+        assert_eq!(v["phases"][0]["touches"], 16384);
+        assert_eq!(v["phases"][1]["phase"], "reset");
+        assert_eq!(v["totals"]["mmaps"], 0);
+        assert_eq!(v["error"], "boom");
+    }
+}

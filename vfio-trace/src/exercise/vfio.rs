@@ -1,0 +1,226 @@
+//! A vfio-pci device opened through the classic group/container API (type1v2),
+//! with the few operations the exercise needs: region info, PCI_COMMAND, reset.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+
+use thiserror::Error;
+use vfio_bindings::bindings::vfio::{
+    VFIO_API_VERSION, VFIO_BASE, VFIO_DEVICE_FLAGS_RESET, VFIO_GROUP_FLAGS_VIABLE,
+    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_TYPE, VFIO_TYPE1v2_IOMMU, vfio_device_info,
+    vfio_group_status, vfio_region_info,
+};
+use vmm_sys_util::ioctl::{
+    ioctl, ioctl_with_mut_ref, ioctl_with_ptr, ioctl_with_ref, ioctl_with_val,
+};
+use vmm_sys_util::ioctl_io_nr;
+
+// The VFIO ioctls are all _IO(';', 100 + n): the argument size is not encoded.
+ioctl_io_nr!(VFIO_GET_API_VERSION, VFIO_TYPE.into(), VFIO_BASE);
+ioctl_io_nr!(VFIO_CHECK_EXTENSION, VFIO_TYPE.into(), VFIO_BASE + 1);
+ioctl_io_nr!(VFIO_SET_IOMMU, VFIO_TYPE.into(), VFIO_BASE + 2);
+ioctl_io_nr!(VFIO_GROUP_GET_STATUS, VFIO_TYPE.into(), VFIO_BASE + 3);
+ioctl_io_nr!(VFIO_GROUP_SET_CONTAINER, VFIO_TYPE.into(), VFIO_BASE + 4);
+ioctl_io_nr!(VFIO_GROUP_GET_DEVICE_FD, VFIO_TYPE.into(), VFIO_BASE + 6);
+ioctl_io_nr!(VFIO_DEVICE_GET_INFO, VFIO_TYPE.into(), VFIO_BASE + 7);
+ioctl_io_nr!(VFIO_DEVICE_GET_REGION_INFO, VFIO_TYPE.into(), VFIO_BASE + 8);
+ioctl_io_nr!(VFIO_DEVICE_RESET, VFIO_TYPE.into(), VFIO_BASE + 11);
+
+/// PCI_COMMAND register offset in config space, and its memory-decode bit.
+pub const PCI_COMMAND: u64 = 4;
+pub const PCI_COMMAND_MEMORY: u16 = 0x2;
+
+#[derive(Debug, Error)]
+pub enum VfioError {
+    #[error("{what}: {source}")]
+    Os { what: String, source: io::Error },
+    #[error("VFIO API version {0}, expected {VFIO_API_VERSION}")]
+    ApiVersion(i32),
+    #[error("this kernel's VFIO has no type1v2 IOMMU (vfio_iommu_type1 not loaded?)")]
+    NoType1v2,
+    #[error("IOMMU group {0} is not viable: bind every device in it to vfio-pci")]
+    NotViable(u32),
+    #[error("{0} does not support VFIO_DEVICE_RESET")]
+    NoReset(String),
+}
+
+fn os(what: impl Into<String>) -> impl FnOnce(io::Error) -> VfioError {
+    let what = what.into();
+    move |source| VfioError::Os { what, source }
+}
+
+/// Turns an ioctl return value into a result, reading errno on failure.
+fn check(ret: i32, what: &str) -> Result<i32, VfioError> {
+    if ret < 0 {
+        Err(os(what)(io::Error::last_os_error()))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// One VFIO region (a BAR, config space, ...) as the device reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub index: u32,
+    pub flags: u32,
+    pub size: u64,
+    /// Offset of the region in the device fd, for pread/pwrite and mmap.
+    pub offset: u64,
+}
+
+/// An open device. Fields drop in order: the device fd closes before its group,
+/// the group before the container.
+pub struct Device {
+    device: File,
+    _group: File,
+    _container: File,
+    bdf: String,
+    flags: u32,
+    config: Region,
+}
+
+impl Device {
+    pub fn open(bdf: &str, group: u32) -> Result<Self, VfioError> {
+        let rw = |path: &str| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(os(format!("open {path}")))
+        };
+        let container = rw("/dev/vfio/vfio")?;
+        // SAFETY: VFIO_GET_API_VERSION takes no argument.
+        let version = check(
+            unsafe { ioctl(&container, VFIO_GET_API_VERSION()) },
+            "VFIO_GET_API_VERSION",
+        )?;
+        if version != VFIO_API_VERSION as i32 {
+            return Err(VfioError::ApiVersion(version));
+        }
+        // SAFETY: VFIO_CHECK_EXTENSION takes an integer by value.
+        let has = unsafe {
+            ioctl_with_val(
+                &container,
+                VFIO_CHECK_EXTENSION(),
+                VFIO_TYPE1v2_IOMMU.into(),
+            )
+        };
+        if check(has, "VFIO_CHECK_EXTENSION")? != 1 {
+            return Err(VfioError::NoType1v2);
+        }
+
+        let group_file = rw(&format!("/dev/vfio/{group}"))?;
+        let mut status = vfio_group_status {
+            argsz: size_of::<vfio_group_status>() as u32,
+            flags: 0,
+        };
+        // SAFETY: the kernel writes at most argsz bytes into `status`.
+        check(
+            unsafe { ioctl_with_mut_ref(&group_file, VFIO_GROUP_GET_STATUS(), &mut status) },
+            "VFIO_GROUP_GET_STATUS",
+        )?;
+        if status.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
+            return Err(VfioError::NotViable(group));
+        }
+        let container_fd = container.as_raw_fd();
+        // SAFETY: the kernel reads one int, the container fd, which outlives the call.
+        check(
+            unsafe { ioctl_with_ref(&group_file, VFIO_GROUP_SET_CONTAINER(), &container_fd) },
+            "VFIO_GROUP_SET_CONTAINER",
+        )?;
+        // SAFETY: VFIO_SET_IOMMU takes the IOMMU type by value.
+        check(
+            unsafe { ioctl_with_val(&container, VFIO_SET_IOMMU(), VFIO_TYPE1v2_IOMMU.into()) },
+            "VFIO_SET_IOMMU",
+        )?;
+
+        let name = CString::new(bdf).map_err(|e| os("device name")(io::Error::other(e)))?;
+        // SAFETY: the kernel reads a NUL-terminated string that outlives the call.
+        let fd = check(
+            unsafe { ioctl_with_ptr(&group_file, VFIO_GROUP_GET_DEVICE_FD(), name.as_ptr()) },
+            &format!("VFIO_GROUP_GET_DEVICE_FD {bdf}"),
+        )?;
+        // SAFETY: the ioctl returned a new fd that nothing else owns.
+        let device = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+
+        let mut info = vfio_device_info {
+            argsz: size_of::<vfio_device_info>() as u32,
+            ..Default::default()
+        };
+        // SAFETY: the kernel writes at most argsz bytes into `info`.
+        check(
+            unsafe { ioctl_with_mut_ref(&device, VFIO_DEVICE_GET_INFO(), &mut info) },
+            "VFIO_DEVICE_GET_INFO",
+        )?;
+        let mut dev = Self {
+            device,
+            _group: group_file,
+            _container: container,
+            bdf: bdf.to_owned(),
+            flags: info.flags,
+            config: Region {
+                index: VFIO_PCI_CONFIG_REGION_INDEX,
+                flags: 0,
+                size: 0,
+                offset: 0,
+            },
+        };
+        dev.config = dev.region(VFIO_PCI_CONFIG_REGION_INDEX)?;
+        Ok(dev)
+    }
+
+    pub fn region(&self, index: u32) -> Result<Region, VfioError> {
+        let mut info = vfio_region_info {
+            argsz: size_of::<vfio_region_info>() as u32,
+            index,
+            ..Default::default()
+        };
+        // SAFETY: the kernel writes at most argsz bytes into `info`.
+        check(
+            unsafe { ioctl_with_mut_ref(&self.device, VFIO_DEVICE_GET_REGION_INFO(), &mut info) },
+            &format!("VFIO_DEVICE_GET_REGION_INFO {index}"),
+        )?;
+        Ok(Region {
+            index,
+            flags: info.flags,
+            size: info.size,
+            offset: info.offset,
+        })
+    }
+
+    pub fn file(&self) -> &File {
+        &self.device
+    }
+
+    /// Reads PCI_COMMAND through the config region.
+    pub fn command(&self) -> Result<u16, VfioError> {
+        let mut buf = [0u8; 2];
+        self.device
+            .read_exact_at(&mut buf, self.config.offset + PCI_COMMAND)
+            .map_err(os("read PCI_COMMAND"))?;
+        Ok(u16::from_le_bytes(buf))
+    }
+
+    /// Writes PCI_COMMAND through the config region; vfio-pci zaps the BAR
+    /// mappings when the write leaves memory decode off.
+    pub fn set_command(&self, value: u16) -> Result<(), VfioError> {
+        self.device
+            .write_all_at(&value.to_le_bytes(), self.config.offset + PCI_COMMAND)
+            .map_err(os("write PCI_COMMAND"))
+    }
+
+    pub fn reset(&self) -> Result<(), VfioError> {
+        if self.flags & VFIO_DEVICE_FLAGS_RESET == 0 {
+            return Err(VfioError::NoReset(self.bdf.clone()));
+        }
+        // SAFETY: VFIO_DEVICE_RESET takes no argument.
+        check(
+            unsafe { ioctl(&self.device, VFIO_DEVICE_RESET()) },
+            "VFIO_DEVICE_RESET",
+        )?;
+        Ok(())
+    }
+}
