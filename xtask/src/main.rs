@@ -1,1 +1,47 @@
-fn main() {}
+//! Development tasks for vfio-trace: `cargo xtask <setup|vm>`.
+
+mod apt;
+mod cmd;
+mod guest;
+mod initramfs;
+mod kernels;
+mod lab;
+mod paths;
+mod setup;
+mod vm;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "xtask",
+    about = "Build, lab and test automation for vfio-trace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what this machine lacks: packages, eBPF toolchain, bpf-linker, kernels.
+    Setup(setup::SetupArgs),
+    /// Boot a lab kernel in QEMU and run a command (or a shell) in it.
+    Vm(vm::VmArgs),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Setup(args) => setup::run(&args).map(|()| 0),
+        Command::Vm(args) => vm::run(&args),
+    };
+    match result {
+        Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
+        Err(err) => {
+            eprintln!("xtask: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

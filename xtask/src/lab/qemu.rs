@@ -1,0 +1,74 @@
+//! The QEMU command line for a lab guest, and the choice between KVM and TCG.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// KVM only where it really works: this kind of host has a nested kvm_pvm
+/// /dev/kvm that cannot run stock kernels, and no vmx/svm flags.
+pub fn kvm_usable() -> bool {
+    Path::new("/dev/kvm").exists()
+        && !Path::new("/sys/module/kvm_pvm").exists()
+        && fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+            info.lines()
+                .filter(|l| l.starts_with("flags"))
+                .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"))
+        })
+}
+
+pub struct QemuConfig<'a> {
+    pub vmlinuz: &'a Path,
+    pub initrd: &'a Path,
+    pub share: &'a Path,
+    pub memory_mb: u32,
+    pub kvm: bool,
+    /// Extra words for the kernel command line.
+    pub cmdline_extra: &'a str,
+    /// One 1 GiB ivshmem device behind its own root port per entry.
+    pub shm_files: &'a [PathBuf],
+}
+
+pub fn command(c: &QemuConfig) -> Command {
+    let mut q = Command::new("qemu-system-x86_64");
+    if c.kvm {
+        q.args(["-accel", "kvm", "-cpu", "host"]);
+    } else {
+        q.args(["-accel", "tcg,thread=multi", "-cpu", "max"]);
+    }
+    q.args(["-machine", "q35", "-m"])
+        .arg(format!("{}M", c.memory_mb))
+        .args(["-smp", "1", "-nodefaults", "-display", "none", "-no-reboot"])
+        .args(["-serial", "stdio"])
+        // Debian kernels lack VFIO_NOIOMMU, so vfio needs a (emulated) IOMMU.
+        .args(["-device", "intel-iommu,intremap=off"])
+        .arg("-kernel")
+        .arg(c.vmlinuz)
+        .arg("-initrd")
+        .arg(c.initrd)
+        .arg("-append")
+        .arg(format!(
+            "console=ttyS0 intel_iommu=on iommu=pt panic=-1 loglevel=4{}",
+            c.cmdline_extra
+        ));
+    for (i, shm) in c.shm_files.iter().enumerate() {
+        q.arg("-object")
+            .arg(format!(
+                "memory-backend-file,id=mb{i},size=1G,share=on,mem-path={}",
+                shm.display()
+            ))
+            .arg("-device")
+            .arg(format!(
+                "pcie-root-port,id=rp{i},bus=pcie.0,chassis={n},slot={n}",
+                n = i + 1
+            ))
+            .arg("-device")
+            .arg(format!("ivshmem-plain,memdev=mb{i},bus=rp{i}"));
+    }
+    q.arg("-virtfs").arg(format!(
+        "local,path={},mount_tag=host0,security_model=none",
+        c.share.display()
+    ));
+    q
+}

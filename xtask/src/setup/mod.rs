@@ -1,0 +1,142 @@
+//! `cargo xtask setup`: install what a fresh Debian 12 machine lacks. Every piece
+//! checks first, so a machine that has everything is done in seconds.
+
+mod toolchain;
+
+use std::process::Command;
+
+use anyhow::{Context as _, Result};
+
+use crate::{apt::PrivateApt, cmd, kernels};
+
+use toolchain::DEFAULT_TOOLCHAIN;
+
+/// System packages, from the machine's own apt sources.
+const APT_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
+    "kmod",
+    "xz-utils",
+    "zstd",
+];
+/// llvm-22 only exists in bookworm-security; pinning the release keeps apt from
+/// pulling anything else from there.
+const LLVM_PACKAGE: &str = "llvm-22-dev";
+const LLVM_RELEASE: &str = "bookworm-security";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+#[derive(clap::Args, Debug)]
+pub struct SetupArgs {
+    /// Name of the rustup toolchain to link for the eBPF build.
+    #[arg(long, hide = true, default_value = DEFAULT_TOOLCHAIN)]
+    pub toolchain_name: String,
+}
+
+impl SetupArgs {
+    /// What a plain `cargo xtask setup` does, for the commands that start with it.
+    pub fn default_toolchain() -> Self {
+        Self {
+            toolchain_name: DEFAULT_TOOLCHAIN.to_owned(),
+        }
+    }
+}
+
+fn report(thing: &str, present: bool) {
+    println!("{thing}: {}", if present { "ok" } else { "installing" });
+}
+
+pub fn run(args: &SetupArgs) -> Result<()> {
+    apt_packages()?;
+    toolchain::ensure(&args.toolchain_name)?;
+    bpf_linker()?;
+    let mut apt = None;
+    for spec in kernels::KERNELS {
+        let present = kernels::is_extracted(spec)?;
+        report(&format!("kernel {}", spec.key), present);
+        if !present {
+            let apt = match &mut apt {
+                Some(apt) => apt,
+                None => apt.insert(PrivateApt::new()?),
+            };
+            kernels::ensure(spec, apt)?;
+        }
+    }
+    Ok(())
+}
+
+fn installed(pkg: &str) -> bool {
+    cmd::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
+        .is_ok_and(|s| s.trim() == "install ok installed")
+}
+
+fn apt_packages() -> Result<()> {
+    let mut missing = Vec::new();
+    for pkg in APT_PACKAGES.iter().chain([&LLVM_PACKAGE]) {
+        let present = installed(pkg);
+        report(&format!("package {pkg}"), present);
+        if !present {
+            missing.push(*pkg);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let apt_get = || {
+        let mut c = cmd::privileged("apt-get");
+        c.env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    cmd::run(apt_get().arg("update")).context("apt-get update")?;
+    let (plain, llvm): (Vec<&str>, Vec<&str>) = missing.iter().partition(|p| **p != LLVM_PACKAGE);
+    let install = ["install", "-y", "--no-install-recommends"];
+    if !plain.is_empty() {
+        cmd::run(apt_get().args(install).args(&plain)).context("installing packages")?;
+    }
+    if !llvm.is_empty() {
+        cmd::run(
+            apt_get()
+                .args(install)
+                .args(["-t", LLVM_RELEASE])
+                .args(&llvm),
+        )
+        .with_context(|| format!("installing {LLVM_PACKAGE}"))?;
+    }
+    Ok(())
+}
+
+fn bpf_linker() -> Result<()> {
+    let wanted = format!("bpf-linker {}", minor_prefix(BPF_LINKER_VERSION));
+    let present = cmd::output(Command::new("bpf-linker").arg("--version"))
+        .is_ok_and(|v| v.trim().starts_with(&wanted));
+    report("bpf-linker", present);
+    if present {
+        return Ok(());
+    }
+    cmd::run(
+        Command::new("cargo")
+            .env("LLVM_PREFIX", "/usr/lib/llvm-22")
+            .args(["install", "--locked"])
+            .arg(format!("bpf-linker@{BPF_LINKER_VERSION}"))
+            .args(["--no-default-features", "--features", "llvm-22"]),
+    )
+    .context("installing bpf-linker")
+}
+
+/// "0.13.0" -> "0.13.": any patch release of the pinned minor will do.
+fn minor_prefix(version: &str) -> String {
+    let mut parts = version.splitn(3, '.');
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) => format!("{major}.{minor}."),
+        _ => version.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn minor_prefix() {
+        assert_eq!(super::minor_prefix("0.13.0"), "0.13.");
+        assert_eq!(super::minor_prefix("7"), "7");
+    }
+}

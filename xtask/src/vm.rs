@@ -1,0 +1,89 @@
+//! `cargo xtask vm`: boot one lab kernel and run a command (or a shell) in it.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::lab::{Console, Lab, MAX_DEVICES, RunOpts};
+
+#[derive(clap::Args, Debug)]
+pub struct VmArgs {
+    /// Kernel to boot: 6.1, 6.12, 6.18 or 7.3.
+    #[arg(long)]
+    kernel: String,
+    /// ivshmem devices bound to vfio-pci.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_DEVICES)))]
+    devices: u8,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 2048)]
+    memory: u32,
+    /// Kill the guest after this many seconds (not applied to --shell).
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// Interactive shell on the console (also the default without a command).
+    #[arg(long)]
+    shell: bool,
+    /// Command run in the guest; vfio-trace is on its PATH.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+/// Returns the guest command's exit status.
+pub fn run(args: &VmArgs) -> Result<i32> {
+    let lab = Lab::prepare(&args.kernel)?;
+    let shell = args.shell || args.command.is_empty();
+    let opts = RunOpts {
+        devices: args.devices,
+        memory_mb: args.memory,
+        timeout: (!shell).then(|| Duration::from_secs(args.timeout)),
+        script: (!shell).then(|| format!("{}\n", shell_words(&args.command))),
+        console: if shell {
+            Console::Interactive
+        } else {
+            Console::Echo
+        },
+    };
+    let outcome = lab.run(&opts)?;
+    eprintln!(
+        "vm: kernel {} exited with {} after {:.1}s; output in {}",
+        args.kernel,
+        outcome.status,
+        outcome.elapsed.as_secs_f64(),
+        outcome.out_dir.display()
+    );
+    Ok(outcome.status)
+}
+
+/// Joins words into one POSIX shell command line that reproduces them exactly.
+pub fn shell_words(words: &[String]) -> String {
+    words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
+}
+
+fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_words;
+
+    #[test]
+    fn quoting() {
+        let words: Vec<String> = ["sh", "-c", "ls /dev/vfio; echo 'hi'", ""]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(
+            shell_words(&words),
+            r"sh -c 'ls /dev/vfio; echo '\''hi'\''' ''"
+        );
+    }
+}
