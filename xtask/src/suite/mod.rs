@@ -1,0 +1,128 @@
+//! The VM suite: scenarios run inside lab guests, all of a kernel's scenarios in
+//! ONE boot (boots are the slow part).
+//!
+//! Adding a scenario: a new file here with a `pub const SCENARIO: Scenario`, and
+//! its entry in `SCENARIOS`. Its guest fragment runs in a subshell (so `exit`
+//! ends only the fragment) with the working directory and `$OUT` set to its own
+//! output directory, `/mnt/host/out/<name>`; its check reads that directory on
+//! the host and returns one result per test.
+
+mod check;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::lab::{Console, Lab, RunOpts};
+
+pub struct Scenario {
+    /// Also the output directory name and the test-name prefix.
+    pub name: &'static str,
+    /// Shell run in the guest; vfio-trace is on PATH, one ivshmem device per
+    /// `devices` is bound to vfio-pci.
+    pub guest: &'static str,
+    pub check: fn(&Ctx) -> Vec<TestResult>,
+}
+
+/// A test name (without kernel and scenario) and its result.
+pub type TestResult = (String, Result<(), String>);
+
+/// What a scenario's check gets to look at.
+pub struct Ctx<'a> {
+    #[allow(
+        dead_code,
+        reason = "for scenarios whose expectations differ per kernel"
+    )]
+    pub kernel: &'a str,
+    /// The scenario's own output directory (its `$OUT` in the guest).
+    pub out_dir: PathBuf,
+    /// The whole guest output directory: guest.log, console.log, other scenarios.
+    pub run_dir: &'a Path,
+}
+
+const SCENARIOS: &[Scenario] = &[check::SCENARIO];
+/// Devices every suite boot has; scenarios may use fewer.
+const DEVICES: u8 = 2;
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+}
+
+/// Boots each kernel once with every scenario, printing one line per test.
+pub fn run_all(kernels: &[&str]) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let script = guest_script(SCENARIOS);
+    for kernel in kernels {
+        let results = run_kernel(kernel, &script);
+        for (name, result) in results {
+            match result {
+                Ok(()) => {
+                    summary.passed += 1;
+                    println!("test {kernel}/{name} ... ok");
+                }
+                Err(reason) => {
+                    summary.failed += 1;
+                    println!("test {kernel}/{name} ... FAILED: {reason}");
+                }
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// The results for one kernel; a boot that fails fails every scenario with why.
+fn run_kernel(kernel: &str, script: &str) -> Vec<TestResult> {
+    let outcome = Lab::prepare(kernel).and_then(|lab| {
+        lab.run(&RunOpts {
+            devices: DEVICES,
+            script: Some(script.to_owned()),
+            console: Console::Quiet,
+            ..RunOpts::default()
+        })
+    });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            return SCENARIOS
+                .iter()
+                .map(|s| (format!("{}/boot", s.name), Err(format!("{err:#}"))))
+                .collect();
+        }
+    };
+    SCENARIOS
+        .iter()
+        .flat_map(|s| {
+            let ctx = Ctx {
+                kernel,
+                out_dir: outcome.out_dir.join(s.name),
+                run_dir: &outcome.out_dir,
+            };
+            (s.check)(&ctx)
+                .into_iter()
+                .map(|(name, result)| (format!("{}/{name}", s.name), result))
+        })
+        .collect()
+}
+
+fn guest_script(scenarios: &[Scenario]) -> String {
+    scenarios
+        .iter()
+        .map(|s| {
+            format!(
+                "echo '== scenario {name}'\n\
+                 mkdir -p /mnt/host/out/{name}\n\
+                 (cd /mnt/host/out/{name} && export OUT=/mnt/host/out/{name}\n{guest}\n)\n",
+                name = s.name,
+                guest = s.guest.trim_end()
+            )
+        })
+        .collect()
+}
+
+/// Reads a file of the scenario's output, as a test failure when missing.
+pub fn read_out(ctx: &Ctx, file: &str) -> Result<String, String> {
+    let path = ctx.out_dir.join(file);
+    std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+}
