@@ -63,6 +63,10 @@ fn stamp(kernel: &Kernel, modules: &[PathBuf]) -> Result<String> {
 /// The ordered, de-duplicated module files for MODULES, dependencies first.
 fn module_closure(kernel: &Kernel) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = Vec::new();
+    let modules_dir = kernel.root.join("lib/modules").join(&kernel.release);
+    // 7.3's packages ship no modules.builtin, so modprobe cannot tell a built-in
+    // module from a missing one; there, not found means built in.
+    let builtin_known = modules_dir.join("modules.builtin").is_file();
     for module in MODULES {
         let out = cmd::output(
             Command::new("modprobe")
@@ -72,8 +76,16 @@ fn module_closure(kernel: &Kernel) -> Result<Vec<PathBuf>> {
                 .arg(&kernel.release)
                 .arg("--show-depends")
                 .arg(module),
-        )
-        .with_context(|| format!("resolving module {module} of kernel {}", kernel.key))?;
+        );
+        let out = match out {
+            Ok(out) => out,
+            Err(_) if !builtin_known => continue,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("resolving module {module} of kernel {}", kernel.key)
+                });
+            }
+        };
         for path in parse_show_depends(&out) {
             if !files.contains(&path) {
                 files.push(path);

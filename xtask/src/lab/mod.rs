@@ -12,7 +12,7 @@ mod qemu;
 use std::{
     fs,
     io::{self, Read as _, Write as _},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{self, Child, Stdio},
     thread,
     time::{Duration, Instant},
@@ -69,12 +69,14 @@ pub struct RunOutcome {
     pub elapsed: Duration,
 }
 
-/// A kernel and initramfs ready to boot, with its share directory.
+/// A kernel and initramfs ready to boot, with its share directory. Holds the
+/// kernel's lab directory locked: concurrent runs would share one run.sh and out/.
 pub struct Lab {
     pub kernel: kernels::Kernel,
     pub initrd: PathBuf,
     /// target/lab/<key>/share, the guest's /mnt/host.
     pub share: PathBuf,
+    _lock: fs::File,
 }
 
 impl Lab {
@@ -84,6 +86,7 @@ impl Lab {
         let kernel = kernels::prepare(kernel_key)?;
         let dir = paths::lab_dir(kernel.key);
         cmd::mkdir(&dir)?;
+        let lock = lock(&dir.join("lock"), kernel.key)?;
         let initrd = initramfs::ensure(&kernel, &dir)
             .with_context(|| format!("initramfs for kernel {}", kernel.key))?;
         let share = dir.join("share");
@@ -96,6 +99,7 @@ impl Lab {
             kernel,
             initrd,
             share,
+            _lock: lock,
         })
     }
 
@@ -186,6 +190,22 @@ impl Lab {
             ),
         }
     }
+}
+
+fn lock(path: &Path, key: &str) -> Result<fs::File> {
+    let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(fs::TryLockError::WouldBlock) => {
+            eprintln!("lab: waiting for another run on kernel {key} to finish");
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
 }
 
 enum Exit {
