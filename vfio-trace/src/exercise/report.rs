@@ -143,11 +143,7 @@ impl PhaseReport {
         let mut out = String::new();
         match self {
             PhaseReport::Touch(t) => {
-                let _ = write!(
-                    out,
-                    "{}: touches={} bytes={}",
-                    t.spec, t.touches, t.map.size
-                );
+                let _ = write!(out, "{}: touches={}", t.spec, t.touches);
                 map_line(&mut out, &t.map);
                 let _ = write!(out, " in {}", ms(t.elapsed_ns));
             }
