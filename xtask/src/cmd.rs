@@ -70,3 +70,19 @@ pub fn remove(path: &Path) -> Result<()> {
         Ok(_) => fs::remove_file(path).with_context(|| format!("removing {}", path.display())),
     }
 }
+
+/// Takes an exclusive lock on `path` (created if needed), held until the file is
+/// dropped; says what it waits for when another process holds it.
+pub fn lock(path: &Path, holder: &str) -> Result<fs::File> {
+    let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(fs::TryLockError::WouldBlock) => eprintln!("waiting for {holder} to finish"),
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}

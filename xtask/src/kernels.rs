@@ -78,6 +78,14 @@ fn root(spec: &KernelSpec) -> Result<PathBuf> {
     Ok(paths::cache_dir()?.join("kernels").join(spec.key))
 }
 
+/// `kernels/6.12` -> `kernels/6.12.SUFFIX` (with_extension would replace ".12").
+fn sibling(root: &Path, suffix: &str) -> PathBuf {
+    let mut name = root.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 fn marker_text(spec: &KernelSpec) -> String {
     spec.packages
         .iter()
@@ -94,7 +102,15 @@ pub fn is_extracted(spec: &KernelSpec) -> Result<bool> {
 pub fn ensure(spec: &'static KernelSpec, apt: &mut PrivateApt) -> Result<Kernel> {
     let root = root(spec)?;
     if !is_extracted(spec)? {
-        unpack(spec, &root, apt).with_context(|| format!("unpacking kernel {}", spec.key))?;
+        cmd::mkdir(&paths::cache_dir()?.join("kernels"))?;
+        let _lock = cmd::lock(
+            &sibling(&root, "lock"),
+            &format!("another unpack of kernel {}", spec.key),
+        )?;
+        // Someone else may have finished it while this waited.
+        if !is_extracted(spec)? {
+            unpack(spec, &root, apt).with_context(|| format!("unpacking kernel {}", spec.key))?;
+        }
     }
     locate(spec.key, &root)
 }
@@ -109,13 +125,22 @@ pub fn prepare(key: &str) -> Result<Kernel> {
     }
 }
 
+/// Unpacks beside `root` and swaps it in, so a tree in use is not emptied midway.
 fn unpack(spec: &KernelSpec, root: &Path, apt: &mut PrivateApt) -> Result<()> {
     let debs = apt.fetch(spec.packages, &paths::debs_dir()?)?;
-    cmd::remove(root)?;
-    cmd::mkdir(root)?;
+    let staging = sibling(root, "new");
+    cmd::remove(&staging)?;
+    cmd::mkdir(&staging)?;
     for deb in &debs {
-        cmd::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(root))?;
+        cmd::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&staging))?;
     }
+    prepare_tree(spec, &staging)?;
+    cmd::remove(root)?;
+    fs::rename(&staging, root).with_context(|| format!("moving into {}", root.display()))
+}
+
+/// Links lib/, runs depmod and writes the marker, all inside `root`.
+fn prepare_tree(spec: &KernelSpec, root: &Path) -> Result<()> {
     // depmod -b and modprobe -d only look in ROOT/lib/modules; newer packages
     // use usr/lib/modules.
     if !root.join("lib").exists() && root.join("usr/lib/modules").is_dir() {

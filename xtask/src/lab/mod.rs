@@ -12,7 +12,7 @@ mod qemu;
 use std::{
     fs,
     io::{self, Read as _, Write as _},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{self, Child, Stdio},
     thread,
     time::{Duration, Instant},
@@ -86,7 +86,10 @@ impl Lab {
         let kernel = kernels::prepare(kernel_key)?;
         let dir = paths::lab_dir(kernel.key);
         cmd::mkdir(&dir)?;
-        let lock = lock(&dir.join("lock"), kernel.key)?;
+        let lock = cmd::lock(
+            &dir.join("lock"),
+            &format!("a run on kernel {}", kernel.key),
+        )?;
         let initrd = initramfs::ensure(&kernel, &dir)
             .with_context(|| format!("initramfs for kernel {}", kernel.key))?;
         let share = dir.join("share");
@@ -190,22 +193,6 @@ impl Lab {
             ),
         }
     }
-}
-
-fn lock(path: &Path, key: &str) -> Result<fs::File> {
-    let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => return Ok(file),
-        Err(fs::TryLockError::WouldBlock) => {
-            eprintln!("lab: waiting for another run on kernel {key} to finish");
-        }
-        Err(fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("locking {}", path.display()));
-        }
-    }
-    file.lock()
-        .with_context(|| format!("locking {}", path.display()))?;
-    Ok(file)
 }
 
 enum Exit {

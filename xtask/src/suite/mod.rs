@@ -8,6 +8,8 @@
 //! the host and returns one result per test.
 
 mod check;
+mod faults;
+mod truth;
 
 use std::path::{Path, PathBuf};
 
@@ -40,7 +42,7 @@ pub struct Ctx<'a> {
     pub run_dir: &'a Path,
 }
 
-const SCENARIOS: &[Scenario] = &[check::SCENARIO];
+const SCENARIOS: &[Scenario] = &[check::SCENARIO, faults::SCENARIO];
 /// Devices every suite boot has; scenarios may use fewer.
 const DEVICES: u8 = 2;
 

@@ -1,0 +1,226 @@
+//! Faults and inserts: `vfio-trace record` around `vfio-trace exercise`, phase
+//! by phase, must equal the guest's tracefs ground truth exactly and match what
+//! the exercise says it did.
+
+use serde_json::Value;
+
+use super::{Ctx, Scenario, TestResult, read_out, truth};
+
+pub const SCENARIO: Scenario = Scenario {
+    name: "faults",
+    guest: concat!(
+        include_str!("../../guest/truth.sh"),
+        r#"
+traced storm touch:4k:64m:4k
+traced pmd touch:4k:64m:2m
+traced pud touch:2m:1g:1g
+traced sigbus decode-off sigbus:4k decode-on
+traced refault refault:4k:4m
+traced big touch:4k:1g:4k
+"#
+    ),
+    check,
+};
+
+const PHASES: &[&str] = &["storm", "pmd", "pud", "sigbus", "refault", "big"];
+
+/// Before 6.10 the first fault remaps the whole VMA.
+fn remaps(kernel: &str) -> bool {
+    kernel == "6.1"
+}
+
+struct Phase {
+    record: Value,
+    exercise: Value,
+    fault_hist: String,
+    ret_hist: String,
+    inserts: [(String, &'static str); 4],
+}
+
+fn load(ctx: &Ctx, name: &str) -> Result<Phase, String> {
+    let status = read_out(ctx, &format!("{name}.status"))?;
+    if status.trim() != "0" {
+        let stderr = read_out(ctx, &format!("{name}.stderr")).unwrap_or_default();
+        return Err(format!(
+            "record/exercise exited {}: {}",
+            status.trim(),
+            stderr.trim()
+        ));
+    }
+    let json = |file: String| -> Result<Value, String> {
+        serde_json::from_str(&read_out(ctx, &file)?).map_err(|e| format!("{file}: {e}"))
+    };
+    let hist = |event: &str| read_out(ctx, &format!("{name}.{event}.hist")).unwrap_or_default();
+    Ok(Phase {
+        record: json(format!("{name}.record.json"))?,
+        exercise: json(format!("{name}.exercise.json"))?,
+        fault_hist: read_out(ctx, &format!("{name}.vt_fault.hist"))?,
+        ret_hist: read_out(ctx, &format!("{name}.vt_ret.hist"))?,
+        inserts: [
+            (hist("vt_vmf_insert_pfn"), "pte"),
+            (hist("vt_vmf_insert_pfn_pmd"), "pmd"),
+            (hist("vt_vmf_insert_pfn_pud"), "pud"),
+            (hist("vt_remap_pfn_range"), "remap"),
+        ],
+    })
+}
+
+/// `vm_fault_t` to result name, most severe bit first.
+fn result_of(ret: u64) -> &'static str {
+    if ret & 0x2 != 0 {
+        "sigbus"
+    } else if ret & 0x1 != 0 {
+        "oom"
+    } else if ret & 0x800 != 0 {
+        "fallback"
+    } else if ret & 0x100 != 0 {
+        "nopage"
+    } else {
+        "other"
+    }
+}
+
+fn device(p: &Phase) -> &Value {
+    &p.record["devices"][0]
+}
+
+fn num(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(u64::MAX)
+}
+
+fn eq(what: &str, got: u64, want: u64) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: recorded {got}, expected {want}"))
+    }
+}
+
+/// Every count of the record equals tracefs.
+fn matches_truth(p: &Phase, kernel: &str) -> Result<(), String> {
+    let d = device(p);
+    eq("lost_events", num(&p.record["lost_events"]), 0)?;
+    let total = truth::total(&p.fault_hist).ok_or("no Hits in the fault hist")?;
+    eq("faults.total", num(&d["faults"]["total"]), total)?;
+    if !remaps(kernel) {
+        for (order, hits) in truth::by_key(&p.fault_hist) {
+            eq(
+                &format!("faults.by_order.{order}"),
+                num(&d["faults"]["by_order"][order.to_string()]),
+                hits,
+            )?;
+        }
+    }
+    let mut by_result = std::collections::BTreeMap::<&str, u64>::new();
+    for (ret, hits) in truth::by_key(&p.ret_hist) {
+        *by_result.entry(result_of(ret)).or_default() += hits;
+    }
+    for result in ["nopage", "fallback", "sigbus", "oom", "other"] {
+        let want = by_result.get(result).copied().unwrap_or(0);
+        eq(
+            &format!("faults.by_result.{result}"),
+            num(&d["faults"]["by_result"][result]),
+            want,
+        )?;
+    }
+    for (hist, name) in &p.inserts {
+        eq(
+            &format!("inserts.{name}"),
+            num(&d["inserts"][*name]),
+            truth::stack_hits(hist, "vfio_pci_mmap"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The workload's own account agrees with what was recorded.
+fn matches_exercise(name: &str, p: &Phase, kernel: &str) -> Result<(), String> {
+    let d = device(p);
+    let totals = &p.exercise["totals"];
+    let touches = num(&totals["touches"]);
+    let size = num(&p.exercise["phases"][0]["map"]["size"]);
+    if remaps(kernel) {
+        // One fault remaps the whole VMA: one fault and one remap per mapping touched.
+        let mmaps = num(&totals["mmaps"]) - num(&totals["sigbus_touches"]);
+        return match name {
+            "sigbus" => eq(
+                "faults.by_result.sigbus",
+                num(&d["faults"]["by_result"]["sigbus"]),
+                num(&totals["sigbus_touches"]),
+            ),
+            // refault maps once and is remapped after the zap.
+            "refault" => eq("inserts.remap", num(&d["inserts"]["remap"]), 2),
+            _ => eq("inserts.remap", num(&d["inserts"]["remap"]), mmaps),
+        };
+    }
+    match name {
+        "storm" | "big" | "refault" => {
+            eq(
+                "faults.by_order.0",
+                num(&d["faults"]["by_order"]["0"]),
+                touches,
+            )?;
+            eq("inserts.pte", num(&d["inserts"]["pte"]), touches)
+        }
+        "pmd" => eq("inserts.pmd", num(&d["inserts"]["pmd"]), size >> 21),
+        "pud" => eq("inserts.pud", num(&d["inserts"]["pud"]), size >> 30),
+        "sigbus" => eq(
+            "faults.by_result.sigbus",
+            num(&d["faults"]["by_result"]["sigbus"]),
+            num(&totals["sigbus_touches"]),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Huge faults cost more per fault than 4 KiB faults, and far less per byte.
+fn latency_shape(ctx: &Ctx) -> Result<(), String> {
+    let storm = load(ctx, "storm")?;
+    let pmd = load(ctx, "pmd")?;
+    let p50 = |p: &Phase, order: &str| num(&device(p)["latency_ns"]["by_order"][order]["p50"]);
+    let small = p50(&storm, "0");
+    let huge = p50(&pmd, "9");
+    if small == 0 || huge == 0 {
+        return Err(format!("zero latency: 4K p50 {small} ns, 2M p50 {huge} ns"));
+    }
+    if huge <= small {
+        return Err(format!("2M p50 {huge} ns is not above 4K p50 {small} ns"));
+    }
+    if huge / 512 >= small {
+        return Err(format!(
+            "2M per 4 KiB ({} ns) is not below 4K p50 {small} ns",
+            huge / 512
+        ));
+    }
+    Ok(())
+}
+
+fn check(ctx: &Ctx) -> Vec<TestResult> {
+    let mut out = Vec::new();
+    for name in PHASES {
+        let (truth, exercise) = match load(ctx, name) {
+            Ok(p) => (
+                matches_truth(&p, ctx.kernel),
+                matches_exercise(name, &p, ctx.kernel),
+            ),
+            Err(e) => (Err(e.clone()), Err(e)),
+        };
+        out.push((format!("{name}/equals-tracefs"), truth));
+        out.push((format!("{name}/equals-exercise"), exercise));
+    }
+    let latency = if remaps(ctx.kernel) {
+        // One fault per VMA: no per-order comparison to make; latencies must still be real.
+        load(ctx, "storm").and_then(|p| {
+            let n = num(&device(&p)["latency_ns"]["by_order"]["0"]["min"]);
+            if n > 0 && n != u64::MAX {
+                Ok(())
+            } else {
+                Err("zero fault latency".into())
+            }
+        })
+    } else {
+        latency_shape(ctx)
+    };
+    out.push(("latency".into(), latency));
+    out
+}
