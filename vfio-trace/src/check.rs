@@ -230,7 +230,7 @@ pub fn human_bytes(n: u64) -> String {
     const UNITS: &[(u64, &str)] = &[(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     UNITS
         .iter()
-        .find(|(u, _)| n >= *u && n % u == 0)
+        .find(|(u, _)| n >= *u && n.is_multiple_of(*u))
         .map_or(format!("{n} B"), |(u, name)| format!("{} {name}", n / u))
 }
 

@@ -49,4 +49,12 @@ traced() {
   truth_save "$name"
 }
 
+# untraced NAME EXERCISE-ARGS...: record only, for timings undisturbed by tracefs.
+untraced() {
+  name=$1; shift
+  vfio-trace record --device "$DEV" -o "$OUT/$name.record.json" -- \
+    vfio-trace exercise --device "$DEV" --json "$@" > "$OUT/$name.exercise.json" 2> "$OUT/$name.stderr"
+  echo $? > "$OUT/$name.status"
+}
+
 DEV=$(basename "$(ls -d /sys/bus/pci/drivers/vfio-pci/0000:* | head -1)")

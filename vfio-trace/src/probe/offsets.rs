@@ -206,7 +206,8 @@ fn find_in(btf: &Btf, s: &btf_rs::Struct, member: &str, base_bits: u32) -> Optio
         let name = btf.resolve_name(m).unwrap_or_default();
         if name == member {
             // A bitfield member has no byte address the programs could read.
-            return (m.bitfield_size().unwrap_or(0) == 0 && bits % 8 == 0).then_some(bits / 8);
+            return (m.bitfield_size().unwrap_or(0) == 0 && bits.is_multiple_of(8))
+                .then_some(bits / 8);
         }
         if name.is_empty()
             && let Some(inner) = strip_modifiers(btf, btf.resolve_chained_type(m).ok()?)

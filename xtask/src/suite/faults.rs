@@ -15,8 +15,11 @@ traced storm touch:4k:64m:4k
 traced pmd touch:4k:64m:2m
 traced pud touch:2m:1g:1g
 traced sigbus decode-off sigbus:4k decode-on
-traced refault refault:4k:4m
+traced refault refault:4k:4m:4k
 traced big touch:4k:1g:4k
+# Latency without tracefs kprobes beside the BPF ones.
+untraced lat4k touch:4k:64m:4k
+untraced lat2m touch:4k:64m:2m
 "#
     ),
     check,
@@ -38,6 +41,10 @@ struct Phase {
 }
 
 fn load(ctx: &Ctx, name: &str) -> Result<Phase, String> {
+    load_with(ctx, name, true)
+}
+
+fn load_with(ctx: &Ctx, name: &str, with_truth: bool) -> Result<Phase, String> {
     let status = read_out(ctx, &format!("{name}.status"))?;
     if status.trim() != "0" {
         let stderr = read_out(ctx, &format!("{name}.stderr")).unwrap_or_default();
@@ -54,8 +61,16 @@ fn load(ctx: &Ctx, name: &str) -> Result<Phase, String> {
     Ok(Phase {
         record: json(format!("{name}.record.json"))?,
         exercise: json(format!("{name}.exercise.json"))?,
-        fault_hist: read_out(ctx, &format!("{name}.vt_fault.hist"))?,
-        ret_hist: read_out(ctx, &format!("{name}.vt_ret.hist"))?,
+        fault_hist: if with_truth {
+            read_out(ctx, &format!("{name}.vt_fault.hist"))?
+        } else {
+            String::new()
+        },
+        ret_hist: if with_truth {
+            read_out(ctx, &format!("{name}.vt_ret.hist"))?
+        } else {
+            String::new()
+        },
         inserts: [
             (hist("vt_vmf_insert_pfn"), "pte"),
             (hist("vt_vmf_insert_pfn_pmd"), "pmd"),
@@ -138,7 +153,7 @@ fn matches_exercise(name: &str, p: &Phase, kernel: &str) -> Result<(), String> {
     let d = device(p);
     let totals = &p.exercise["totals"];
     let touches = num(&totals["touches"]);
-    let size = num(&p.exercise["phases"][0]["map"]["size"]);
+    let size = num(&p.exercise["phases"][0]["size"]);
     if remaps(kernel) {
         // One fault remaps the whole VMA: one fault and one remap per mapping touched.
         let mmaps = num(&totals["mmaps"]) - num(&totals["sigbus_touches"]);
@@ -175,8 +190,8 @@ fn matches_exercise(name: &str, p: &Phase, kernel: &str) -> Result<(), String> {
 
 /// Huge faults cost more per fault than 4 KiB faults, and far less per byte.
 fn latency_shape(ctx: &Ctx) -> Result<(), String> {
-    let storm = load(ctx, "storm")?;
-    let pmd = load(ctx, "pmd")?;
+    let storm = load_with(ctx, "lat4k", false)?;
+    let pmd = load_with(ctx, "lat2m", false)?;
     let p50 = |p: &Phase, order: &str| num(&device(p)["latency_ns"]["by_order"][order]["p50"]);
     let small = p50(&storm, "0");
     let huge = p50(&pmd, "9");
