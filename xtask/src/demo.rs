@@ -9,19 +9,30 @@ use crate::{
 
 const KERNEL: &str = "6.12";
 
-/// Run in the guest in order; the demo stops at the first failure. The exercise
-/// step drives the ivshmem device that init bound to vfio-pci.
-const STEPS: &[&str] = &["vfio-trace check", "vfio-trace exercise --help"];
+/// The guest's init binds the ivshmem device to vfio-pci; this finds its address.
+const PRELUDE: &str = "BDF=$(basename /sys/bus/pci/drivers/vfio-pci/0000:*)\n";
+
+/// Run in the guest in order, echoed first; the demo stops at the first failure.
+/// The workload: 4 KiB and 2 MiB aligned touches, a decode-toggle refault, a reset.
+const STEPS: &[&str] = &[
+    "vfio-trace check",
+    r#"vfio-trace exercise --device "$BDF" touch:4k:4m touch:4k:4m:2m refault:4k:4m:2m reset"#,
+];
 
 pub fn run() -> Result<i32> {
     setup::run(&setup::SetupArgs::default_toolchain())?;
     let lab = Lab::prepare(KERNEL)?;
-    let script: String = STEPS
+    let steps: String = STEPS
         .iter()
-        .map(|step| format!("echo '$ {step}'\n{step} || exit\n"))
+        .map(|step| {
+            format!(
+                "echo {}\n{step} || exit\n",
+                crate::vm::quote(&format!("$ {step}"))
+            )
+        })
         .collect();
     let outcome = lab.run(&RunOpts {
-        script: Some(script),
+        script: Some(format!("{PRELUDE}{steps}")),
         ..RunOpts::default()
     })?;
     Ok(outcome.status)

@@ -59,7 +59,8 @@ pub fn shell_words(words: &[String]) -> String {
     words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
 }
 
-fn quote(word: &str) -> String {
+/// One word, quoted for a POSIX shell when it needs it.
+pub fn quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()
