@@ -188,23 +188,22 @@ fn matches_exercise(name: &str, p: &Phase, kernel: &str) -> Result<(), String> {
     }
 }
 
-/// Huge faults cost more per fault than 4 KiB faults, and far less per byte.
+/// Huge faults cost far less per byte than 4 KiB faults. Per fault they cost
+/// about the same (one entry either way; measured 3.4 us for 2 MiB against
+/// 4.8 us for 4 KiB at p50 on 6.12 under TCG), so only the per-byte ratio is
+/// asserted, with a wide margin: 2 MiB must be 64 times cheaper per byte.
 fn latency_shape(ctx: &Ctx) -> Result<(), String> {
-    let storm = load_with(ctx, "lat4k", false)?;
-    let pmd = load_with(ctx, "lat2m", false)?;
+    let small = load_with(ctx, "lat4k", false)?;
+    let huge = load_with(ctx, "lat2m", false)?;
     let p50 = |p: &Phase, order: &str| num(&device(p)["latency_ns"]["by_order"][order]["p50"]);
-    let small = p50(&storm, "0");
-    let huge = p50(&pmd, "9");
-    if small == 0 || huge == 0 {
-        return Err(format!("zero latency: 4K p50 {small} ns, 2M p50 {huge} ns"));
+    let (small, huge) = (p50(&small, "0"), p50(&huge, "9"));
+    if small == 0 || huge == 0 || small == u64::MAX || huge == u64::MAX {
+        return Err(format!("no latency: 4K p50 {small} ns, 2M p50 {huge} ns"));
     }
-    if huge <= small {
-        return Err(format!("2M p50 {huge} ns is not above 4K p50 {small} ns"));
-    }
-    if huge / 512 >= small {
+    // Per byte: huge / 512 pages against small per page, with a factor 64 to spare.
+    if huge * 64 >= small * 512 {
         return Err(format!(
-            "2M per 4 KiB ({} ns) is not below 4K p50 {small} ns",
-            huge / 512
+            "2M p50 {huge} ns is not 64x cheaper per byte than 4K p50 {small} ns"
         ));
     }
     Ok(())
