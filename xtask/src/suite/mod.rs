@@ -9,6 +9,7 @@
 
 mod check;
 mod faults;
+mod signals;
 mod truth;
 
 use std::path::{Path, PathBuf};
@@ -42,7 +43,7 @@ pub struct Ctx<'a> {
     pub run_dir: &'a Path,
 }
 
-const SCENARIOS: &[Scenario] = &[check::SCENARIO, faults::SCENARIO];
+const SCENARIOS: &[Scenario] = &[check::SCENARIO, faults::SCENARIO, signals::SCENARIO];
 /// Devices every suite boot has; scenarios may use fewer.
 const DEVICES: u8 = 2;
 
