@@ -21,6 +21,8 @@ pub mod maps {
     pub const LOST: &str = "LOST";
     /// `HashMap<device key, u8>`: devices to trace when `Config::filter_devices` is set.
     pub const DEVICE_FILTER: &str = "DEVICE_FILTER";
+    /// `StackTrace`: kernel stacks of zaps.
+    pub const STACKS: &str = "STACKS";
     /// The global holding [`super::Config`].
     pub const CONFIG: &str = "CONFIG";
 }
@@ -64,6 +66,23 @@ pub struct Config {
     pub filter_devices: u32,
     /// Non-zero: the fault handler's second argument is the requested order (6.12+).
     pub handler_has_order: u32,
+    /// `vm_area_struct.vm_file`
+    pub vma_file: u32,
+    /// `file.f_mapping`
+    pub file_mapping: u32,
+    /// `address_space.host`
+    pub mapping_host: u32,
+    /// `inode.i_sb`
+    pub inode_sb: u32,
+    /// `super_block.s_magic`
+    pub sb_magic: u32,
+    /// `vfio_pci_core_device.vdev` (the `vfio_device` handed to `mmap`)
+    pub vdev_core: u32,
+    /// `lock:contention_begin`/`_end` record offsets of `lock_addr`, `flags`, `ret`.
+    pub tp_lock_addr: u32,
+    pub tp_flags: u32,
+    pub tp_ret: u32,
+    pub _pad: u32,
 }
 
 impl Config {
@@ -86,15 +105,36 @@ impl Config {
             filter_pid: 0,
             filter_devices: 0,
             handler_has_order: 0,
+            vma_file: MISSING,
+            file_mapping: MISSING,
+            mapping_host: MISSING,
+            inode_sb: MISSING,
+            sb_magic: MISSING,
+            vdev_core: MISSING,
+            tp_lock_addr: MISSING,
+            tp_flags: MISSING,
+            tp_ret: MISSING,
+            _pad: 0,
         }
     }
 }
 
-const _: () = assert!(size_of::<Config>() == 64);
+const _: () = assert!(size_of::<Config>() == 104);
 
 /// Event kinds; every event starts with its kind as a `u32`.
 pub mod kind {
     pub const FAULT: u32 = 1;
+    pub const ZAP: u32 = 2;
+    pub const LOCK: u32 = 3;
+}
+
+/// `VFIO_MAGIC`, the `s_magic` of the vfio pseudo-fs that holds device inodes (6.10+).
+pub const VFIO_MAGIC: u64 = 0x5646_494f;
+
+/// `lock:contention_begin` flags.
+pub mod lock_flags {
+    pub const READ: u32 = 1 << 1;
+    pub const WRITE: u32 = 1 << 2;
 }
 
 /// A device key packs the PCI address: `domain << 16 | bus << 8 | devfn`.
@@ -168,6 +208,86 @@ impl FaultEvent {
     }
 }
 
+/// One zap of a device's BAR mappings, from entry to return of the zapping function.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZapEvent {
+    /// [`kind::ZAP`]
+    pub kind: u32,
+    pub device: u32,
+    /// Byte range of the vfio file zapped; `len` 0 means to the end.
+    pub range_start: u64,
+    pub range_len: u64,
+    pub start_ns: u64,
+    pub latency_ns: u64,
+    /// Pages of BAR mappings the zap covered, summed over VMAs.
+    pub pages: u64,
+    /// VMAs the zap walked.
+    pub vmas: u32,
+    /// Kernel stack id in `STACKS` (negative: none), to tell the cause.
+    pub stack_id: i32,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+const _: () = assert!(size_of::<ZapEvent>() == 80);
+
+impl ZapEvent {
+    pub const fn zeroed() -> Self {
+        Self {
+            kind: kind::ZAP,
+            device: UNKNOWN_DEVICE,
+            range_start: 0,
+            range_len: 0,
+            start_ns: 0,
+            latency_ns: 0,
+            pages: 0,
+            vmas: 0,
+            stack_id: -1,
+            pid: 0,
+            tid: 0,
+            comm: [0; TASK_COMM_LEN],
+        }
+    }
+}
+
+/// One contended acquisition of a traced device's `memory_lock`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockEvent {
+    /// [`kind::LOCK`]
+    pub kind: u32,
+    pub device: u32,
+    pub start_ns: u64,
+    pub wait_ns: u64,
+    /// `lock:contention_begin` flags ([`lock_flags`]).
+    pub flags: u32,
+    /// `lock:contention_end` ret (0: acquired).
+    pub ret: i32,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+const _: () = assert!(size_of::<LockEvent>() == 56);
+
+impl LockEvent {
+    pub const fn zeroed() -> Self {
+        Self {
+            kind: kind::LOCK,
+            device: UNKNOWN_DEVICE,
+            start_ns: 0,
+            wait_ns: 0,
+            flags: 0,
+            ret: 0,
+            pid: 0,
+            tid: 0,
+            comm: [0; TASK_COMM_LEN],
+        }
+    }
+}
+
 /// `vm_fault_t` bits the handler returns.
 pub mod vm_fault {
     pub const OOM: u32 = 0x0001;
@@ -182,6 +302,10 @@ mod user {
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::FaultEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ZapEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LockEvent {}
 }
 
 #[cfg(test)]

@@ -10,11 +10,11 @@ use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     programs::{ProbeContext, RetProbeContext},
 };
-use vfio_trace_common::{Config, FaultEvent, UNKNOWN_DEVICE};
+use vfio_trace_common::{Config, FaultEvent};
 
 use crate::{
-    kernel::{device_of_vdev, read, vdev_of_vma},
-    maps::{DEVICE_FILTER, INFLIGHT, emit},
+    kernel::{device_of_vdev, learn, read, vdev_of_vma},
+    maps::{INFLIGHT, emit, filtered_out},
 };
 
 pub enum Insert {
@@ -43,11 +43,14 @@ pub fn entry(ctx: &ProbeContext, cfg: &Config) {
         let address = read::<u64>(vmf, cfg.vmf_address).unwrap_or(start);
         ev.vma_pgoff = read::<u64>(vma, cfg.vma_pgoff).unwrap_or(0);
         ev.page_in_vma = address.wrapping_sub(start) >> 12;
-        ev.device = vdev_of_vma(cfg, vma)
-            .and_then(|vdev| device_of_vdev(cfg, vdev))
-            .unwrap_or(UNKNOWN_DEVICE);
+        if let Some(vdev) = vdev_of_vma(cfg, vma)
+            && let Some(device) = device_of_vdev(cfg, vdev)
+        {
+            ev.device = device;
+            learn(cfg, vma, vdev, device);
+        }
     }
-    if cfg.filter_devices != 0 && DEVICE_FILTER.get_ptr(ev.device).is_none() {
+    if filtered_out(cfg.filter_devices, ev.device) {
         return;
     }
     ev.order = order;
@@ -68,7 +71,7 @@ pub fn ret(ctx: &RetProbeContext) {
     let ev = unsafe { &mut *ev };
     ev.latency_ns = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ev.start_ns);
     ev.result = ctx.ret::<u64>() as u32;
-    emit(ev);
+    emit(ev.device, ev);
     let _ = INFLIGHT.remove(tid);
 }
 

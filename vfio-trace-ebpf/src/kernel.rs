@@ -4,6 +4,8 @@
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 use vfio_trace_common::{Config, MISSING, device_key};
 
+use crate::maps::{LOCKS, MAPPINGS};
+
 /// Reads a `T` at `base + offset`.
 #[inline(always)]
 pub fn read<T>(base: u64, offset: u32) -> Option<T> {
@@ -35,4 +37,23 @@ pub fn device_of_vdev(cfg: &Config, vdev: u64) -> Option<u32> {
             .map_or(0, |d| d as u32),
     };
     Some(device_key(domain, number, devfn as u8))
+}
+
+/// Remembers the device behind a vfio VMA's address space and its
+/// `memory_lock`, so zaps and lock contention can be attributed. A lookup
+/// first: the maps are written once per device, not once per fault.
+#[inline(always)]
+pub fn learn(cfg: &Config, vma: u64, vdev: u64, device: u32) {
+    if let Some(mapping) =
+        read::<u64>(vma, cfg.vma_file).and_then(|file| read::<u64>(file, cfg.file_mapping))
+        && MAPPINGS.get_ptr(mapping).is_none()
+    {
+        let _ = MAPPINGS.insert(mapping, device, 0);
+    }
+    if cfg.vdev_memory_lock != MISSING {
+        let lock = vdev + u64::from(cfg.vdev_memory_lock);
+        if LOCKS.get_ptr(lock).is_none() {
+            let _ = LOCKS.insert(lock, device, 0);
+        }
+    }
 }

@@ -6,12 +6,14 @@
 
 mod fault;
 mod kernel;
+mod lock;
 mod maps;
+mod zap;
 
 use aya_ebpf::{
     Global,
-    macros::{kprobe, kretprobe},
-    programs::{ProbeContext, RetProbeContext},
+    macros::{kprobe, kretprobe, tracepoint},
+    programs::{ProbeContext, RetProbeContext, TracePointContext},
 };
 use vfio_trace_common::Config;
 
@@ -59,6 +61,63 @@ pub fn insert_pud(_ctx: ProbeContext) -> u32 {
 pub fn remap(ctx: ProbeContext) -> u32 {
     let size: u64 = ctx.arg(3).unwrap_or(0);
     fault::count_insert(fault::Insert::Remap { pages: size >> 12 });
+    0
+}
+
+/// `vfio_pci_core_mmap(core_vdev, vma)`: learn the device behind a new mapping.
+#[kprobe]
+pub fn mmap_entry(ctx: ProbeContext) -> u32 {
+    let cfg = CONFIG.load();
+    let core: u64 = ctx.arg(0).unwrap_or(0);
+    let vma: u64 = ctx.arg(1).unwrap_or(0);
+    if core != 0 && cfg.vdev_core != vfio_trace_common::MISSING {
+        let vdev = core - u64::from(cfg.vdev_core);
+        if let Some(device) = kernel::device_of_vdev(&cfg, vdev) {
+            kernel::learn(&cfg, vma, vdev, device);
+        }
+    }
+    0
+}
+
+/// `unmap_mapping_range` entry (6.10+).
+#[kprobe]
+pub fn zap_mapping_entry(ctx: ProbeContext) -> u32 {
+    zap::mapping_entry(&ctx, &CONFIG.load());
+    0
+}
+
+/// `vfio_pci_zap_and_vma_lock` entry (before 6.10).
+#[kprobe]
+pub fn zap_vdev_entry(ctx: ProbeContext) -> u32 {
+    zap::vdev_entry(&ctx, &CONFIG.load());
+    0
+}
+
+/// Return of the zapping function.
+#[kretprobe]
+pub fn zap_return(_ctx: RetProbeContext) -> u32 {
+    zap::ret();
+    0
+}
+
+/// Per-VMA zap inside a vfio zap.
+#[kprobe]
+pub fn zap_range(ctx: ProbeContext) -> u32 {
+    zap::range(&ctx);
+    0
+}
+
+/// `lock:contention_begin`
+#[tracepoint]
+pub fn lock_begin(ctx: TracePointContext) -> u32 {
+    lock::begin(&ctx, &CONFIG.load());
+    0
+}
+
+/// `lock:contention_end`
+#[tracepoint]
+pub fn lock_end(ctx: TracePointContext) -> u32 {
+    lock::end(&ctx, &CONFIG.load());
     0
 }
 

@@ -195,10 +195,10 @@ pub fn render(r: &Report) -> String {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let kind = if p.kind == plan::Kind::Kprobe {
-            "kprobe"
-        } else {
-            "kretprobe"
+        let kind = match p.kind {
+            plan::Kind::Kprobe => "kprobe",
+            plan::Kind::Kretprobe => "kretprobe",
+            plan::Kind::Tracepoint => "tracepoint",
         };
         let symbol = match (&p.symbol, &p.module) {
             (Some(sym), Some(m)) => format!("{sym} [{m}]"),

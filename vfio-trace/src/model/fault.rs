@@ -110,6 +110,8 @@ pub struct Fault {
     pub order: u32,
     pub outcome: Outcome,
     pub latency_ns: u64,
+    /// When the handler returned (`bpf_ktime_get_ns`).
+    pub end_ns: u64,
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
@@ -120,9 +122,14 @@ pub struct Fault {
     pub remap_pages: u64,
 }
 
+/// A task name from its NUL-padded bytes.
+pub fn comm(bytes: &[u8]) -> String {
+    let len = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..len]).into_owned()
+}
+
 impl From<&FaultEvent> for Fault {
     fn from(e: &FaultEvent) -> Self {
-        let comm_len = e.comm.iter().position(|b| *b == 0).unwrap_or(e.comm.len());
         Self {
             device: (e.device != UNKNOWN_DEVICE).then(|| Bdf::from_key(e.device)),
             vma_pgoff: e.vma_pgoff,
@@ -130,9 +137,10 @@ impl From<&FaultEvent> for Fault {
             order: e.order,
             outcome: Outcome::from_vm_fault(e.result),
             latency_ns: e.latency_ns,
+            end_ns: e.start_ns + e.latency_ns,
             pid: e.pid,
             tid: e.tid,
-            comm: String::from_utf8_lossy(&e.comm[..comm_len]).into_owned(),
+            comm: comm(&e.comm),
             inserts_pte: e.inserts_pte,
             inserts_pmd: e.inserts_pmd,
             inserts_pud: e.inserts_pud,

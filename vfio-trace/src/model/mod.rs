@@ -1,12 +1,15 @@
 //! Pure aggregation of decoded events: no I/O, tested without root.
 
+pub mod cause;
 pub mod fault;
 pub mod latency;
+pub mod pages;
 pub mod stats;
+pub mod zap;
 
 use std::collections::BTreeMap;
 
-use vfio_trace_common::FaultEvent;
+use vfio_trace_common::{FaultEvent, LockEvent, UNKNOWN_DEVICE, ZapEvent};
 
 use crate::{device::Bdf, kernel::Generation};
 use fault::{Fault, locate};
@@ -22,6 +25,17 @@ pub struct Model {
     pub devices: BTreeMap<Bdf, DeviceStats>,
     /// Faults whose device could not be read.
     pub unattributed: u64,
+    /// Zaps of vfio address spaces whose device was not known yet.
+    pub unattributed_zaps: u64,
+    zap_walks_known: bool,
+}
+
+/// One decoded kernel event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Fault(FaultEvent),
+    Zap(ZapEvent),
+    Lock(LockEvent),
 }
 
 impl Model {
@@ -31,16 +45,53 @@ impl Model {
             bars: BTreeMap::new(),
             devices: BTreeMap::new(),
             unattributed: 0,
+            unattributed_zaps: 0,
+            zap_walks_known: false,
         }
+    }
+
+    /// Whether zaps report the VMAs they walked (the per-VMA zap probe attached).
+    pub fn set_zap_walks_known(&mut self, known: bool) {
+        self.zap_walks_known = known;
+        for d in self.devices.values_mut() {
+            d.zaps.walks_known = known;
+        }
+    }
+
+    fn device(&mut self, bdf: Bdf) -> &mut DeviceStats {
+        let known = self.zap_walks_known;
+        self.devices.entry(bdf).or_insert_with(|| {
+            let mut d = DeviceStats::default();
+            d.zaps.walks_known = known;
+            d
+        })
     }
 
     /// Registers a device before any event, so it is reported even when idle.
     pub fn add_device(&mut self, bdf: Bdf, bars: Vec<(u32, u64, u64)>) {
         self.bars.insert(bdf, bars);
-        self.devices.entry(bdf).or_default();
+        self.device(bdf);
     }
 
-    pub fn ingest(&mut self, event: &FaultEvent) {
+    pub fn ingest(&mut self, event: &Event) {
+        match event {
+            Event::Fault(e) => self.fault(e),
+            Event::Zap(e) if e.device == UNKNOWN_DEVICE => self.unattributed_zaps += 1,
+            Event::Zap(e) => self
+                .devices
+                .entry(Bdf::from_key(e.device))
+                .or_default()
+                .add_zap(e, fault::comm(&e.comm)),
+            Event::Lock(e) if e.device == UNKNOWN_DEVICE => {}
+            Event::Lock(e) => self
+                .devices
+                .entry(Bdf::from_key(e.device))
+                .or_default()
+                .add_lock_wait(e),
+        }
+    }
+
+    fn fault(&mut self, event: &FaultEvent) {
         let f = Fault::from(event);
         let Some(bdf) = f.device else {
             self.unattributed += 1;
@@ -48,7 +99,7 @@ impl Model {
         };
         let bars = self.bars.get(&bdf).map_or(&[][..], Vec::as_slice);
         let at = locate(self.generation, f.vma_pgoff, f.page_in_vma, bars);
-        self.devices.entry(bdf).or_default().add(&f, at);
+        self.device(bdf).add(&f, at);
     }
 }
 
@@ -68,10 +119,10 @@ mod tests {
         e.result = 0x100;
         for page in 0..3 {
             e.page_in_vma = page;
-            m.ingest(&e);
+            m.ingest(&Event::Fault(e));
         }
         e.device = vfio_trace_common::UNKNOWN_DEVICE;
-        m.ingest(&e);
+        m.ingest(&Event::Fault(e));
         assert_eq!(m.devices[&bdf].faults, 3);
         assert_eq!(m.devices[&bdf].bars[&Some(2)].page_faults.len(), 3);
         assert_eq!(m.devices[&idle].faults, 0);

@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use vfio_trace_common::{LockEvent, ZapEvent, lock_flags};
+
 use super::{
     fault::{Fault, Location, Outcome},
     latency::Latency,
+    zap::{ZapStats, key},
 };
 
 /// Page sizes of the entries the kernel inserted.
@@ -57,6 +60,29 @@ pub struct DeviceStats {
     pub bars: BTreeMap<Option<u32>, BarStats>,
     /// Faults per (pid, comm).
     pub processes: BTreeMap<(u32, String), u64>,
+    pub zaps: ZapStats,
+    /// Contended `memory_lock` waits by mode (`read`, `write`, `other`).
+    pub lock_waits: BTreeMap<&'static str, Latency>,
+}
+
+/// Page keys a fault populated, from what it inserted.
+fn inserted(f: &Fault, at: Location) -> Option<(u64, u64)> {
+    let vma_start = at.page.checked_sub(f.page_in_vma)?;
+    let (first, pages) = if f.remaps > 0 {
+        (vma_start, f.remap_pages)
+    } else if f.inserts_pud > 0 {
+        (at.page & !((1 << 18) - 1), 1 << 18)
+    } else if f.inserts_pmd > 0 {
+        (at.page & !511, 512)
+    } else if f.inserts_pte > 1 {
+        // 6.10-6.11 insert every page of the VMA from its start.
+        (vma_start, u64::from(f.inserts_pte))
+    } else if f.inserts_pte == 1 {
+        (at.page, 1)
+    } else {
+        return None;
+    };
+    Some((key(at.bar, first), key(at.bar, first + pages)))
 }
 
 impl DeviceStats {
@@ -78,6 +104,24 @@ impl DeviceStats {
         bar.inserts.add(f);
         *bar.page_faults.entry(at.page).or_default() += 1;
         *self.processes.entry((f.pid, f.comm.clone())).or_default() += 1;
+        if let Some((start, end)) = inserted(f, at) {
+            self.zaps.on_insert(start, end, f.end_ns);
+        }
+    }
+
+    pub fn add_zap(&mut self, e: &ZapEvent, comm: String) {
+        self.zaps.on_zap(e, comm);
+    }
+
+    pub fn add_lock_wait(&mut self, e: &LockEvent) {
+        let mode = if e.flags & lock_flags::WRITE != 0 {
+            "write"
+        } else if e.flags & lock_flags::READ != 0 {
+            "read"
+        } else {
+            "other"
+        };
+        self.lock_waits.entry(mode).or_default().record(e.wait_ns);
     }
 }
 
@@ -120,6 +164,7 @@ mod tests {
             pid: 10,
             tid: 10,
             comm: "t".into(),
+            end_ns: 0,
             inserts_pte: pte,
             inserts_pmd: pmd,
             inserts_pud: 0,

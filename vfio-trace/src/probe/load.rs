@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, HashOfMaps, MapData},
-    programs::KProbe,
 };
 use thiserror::Error;
 use vfio_trace_common::{Config, maps};
@@ -93,19 +92,20 @@ impl Tracer {
     /// Attaches every probe whose symbol exists; failures are kept in the plan.
     /// Fails only when a required probe did not attach.
     pub fn attach(&mut self) -> Result<(), LoadError> {
+        // Entries last, so every event that starts also finishes.
         let order = |p: &PlannedProbe| match p.name {
-            "fault_entry" => 2,
-            "fault_return" => 1,
+            "fault_entry" | "zap_entry" | "lock_begin" => 2,
+            "fault_return" | "zap_return" | "lock_end" => 1,
             _ => 0,
         };
         let mut idx: Vec<usize> = (0..self.plan.len()).collect();
         idx.sort_by_key(|&i| order(&self.plan[i]));
         for i in idx {
             let probe = &mut self.plan[i];
-            let Some(symbol) = probe.symbol.clone() else {
+            let (Some(symbol), Some(program)) = (probe.symbol.clone(), probe.program) else {
                 continue;
             };
-            match attach_one(&mut self.ebpf, probe.program, &symbol) {
+            match attach_one(&mut self.ebpf, program, &symbol) {
                 Ok(()) => {
                     probe.status = Status::Attached;
                     probe.reason = None;
@@ -135,21 +135,23 @@ impl Tracer {
         }
     }
 
-    /// Stops new events: unloads the fault entry first, then everything else.
+    /// Takes the map of zap stacks out of the object, to read after detach.
+    pub fn take_stacks(&mut self) -> Option<aya::maps::Map> {
+        self.ebpf.take_map(maps::STACKS)
+    }
+
+    /// Stops new events: unloads entries first, then everything else.
     /// Returns the per-device counts of events lost to full rings.
     pub fn detach(mut self) -> BTreeMap<u32, u64> {
-        for name in [
-            "fault_entry",
-            "fault_return",
-            "insert_pte",
-            "insert_pmd",
-            "insert_pud",
-            "remap",
-        ] {
-            let kprobe: Option<&mut KProbe> =
-                self.ebpf.program_mut(name).and_then(|p| p.try_into().ok());
-            if let Some(kprobe) = kprobe {
-                let _ = kprobe.unload();
+        let mut names: Vec<&'static str> = self.plan.iter().filter_map(|p| p.program).collect();
+        names.sort_by_key(|n| !n.ends_with("_entry") && !n.ends_with("_begin"));
+        for name in names {
+            if let Some(program) = self.ebpf.program_mut(name) {
+                let _ = match program {
+                    aya::programs::Program::KProbe(p) => p.unload(),
+                    aya::programs::Program::TracePoint(p) => p.unload(),
+                    _ => Ok(()),
+                };
             }
         }
         lost(&self.ebpf)
@@ -160,13 +162,26 @@ fn attach_one(ebpf: &mut Ebpf, program: &str, symbol: &str) -> Result<(), String
     let prog = ebpf
         .program_mut(program)
         .ok_or_else(|| format!("program {program} missing from the object"))?;
-    let kprobe: &mut KProbe = prog.try_into().map_err(|e| format!("{e}"))?;
-    kprobe
-        .load()
-        .map_err(|e| format!("load: {}", error_chain(&e)))?;
-    kprobe
-        .attach(symbol, 0)
-        .map_err(|e| format!("attach: {}", error_chain(&e)))?;
+    match prog {
+        aya::programs::Program::KProbe(kprobe) => {
+            kprobe
+                .load()
+                .map_err(|e| format!("load: {}", error_chain(&e)))?;
+            kprobe
+                .attach(symbol, 0)
+                .map_err(|e| format!("attach: {}", error_chain(&e)))?;
+        }
+        aya::programs::Program::TracePoint(tp) => {
+            let (category, name) = symbol
+                .split_once(':')
+                .ok_or_else(|| format!("{symbol} is not category:name"))?;
+            tp.load()
+                .map_err(|e| format!("load: {}", error_chain(&e)))?;
+            tp.attach(category, name)
+                .map_err(|e| format!("attach: {}", error_chain(&e)))?;
+        }
+        _ => return Err(format!("program {program} has an unexpected type")),
+    }
     Ok(())
 }
 

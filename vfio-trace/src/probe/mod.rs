@@ -7,3 +7,4 @@ pub mod offsets;
 pub mod plan;
 pub mod rings;
 pub mod session;
+pub mod tracefs;

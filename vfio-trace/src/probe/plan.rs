@@ -12,18 +12,28 @@ use super::kallsyms::Symbols;
 pub enum Kind {
     Kprobe,
     Kretprobe,
+    /// `symbol` is `category:name`.
+    Tracepoint,
 }
 
-/// One row of the table: a role, its eBPF program, and candidate symbols.
+/// A kernel symbol that can fill a role, and the program that handles it.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate {
+    pub symbol: &'static str,
+    pub program: &'static str,
+}
+
+const fn c(symbol: &'static str, program: &'static str) -> Candidate {
+    Candidate { symbol, program }
+}
+
+/// One row of the table: a role and its candidates, best first.
 #[derive(Debug, Clone, Copy)]
 pub struct Role {
     /// Stable name used in `check`, JSON and metrics.
     pub name: &'static str,
-    /// Program name in the eBPF object.
-    pub program: &'static str,
     pub kind: Kind,
-    /// Candidate symbols, best first, each with what it means when chosen.
-    pub candidates: &'static [&'static str],
+    pub candidates: &'static [Candidate],
     /// Tracing is useless without it.
     pub required: bool,
     /// Why a kernel may lack every candidate, shown as the absence reason.
@@ -33,56 +43,119 @@ pub struct Role {
 /// The fault handler: `huge_fault(vmf, order)` from 6.12, else the 4 KiB-only
 /// handler. The 6.12+ order-0 wrapper `vfio_pci_mmap_page_fault` is left out on
 /// purpose: it calls `huge_fault`, so probing both would count a fault twice.
-pub const FAULT_HANDLERS: &[&str] = &["vfio_pci_mmap_huge_fault", "vfio_pci_mmap_fault"];
+const FAULT_ENTRY: &[Candidate] = &[
+    c("vfio_pci_mmap_huge_fault", "fault_entry"),
+    c("vfio_pci_mmap_fault", "fault_entry"),
+];
+const FAULT_RETURN: &[Candidate] = &[
+    c("vfio_pci_mmap_huge_fault", "fault_return"),
+    c("vfio_pci_mmap_fault", "fault_return"),
+];
+/// Zaps: before 6.10 vfio zaps VMA by VMA under its own function; from 6.10 it
+/// calls `unmap_mapping_range` on the device's address space. The vfio function
+/// goes first: 6.1 has `unmap_mapping_range` too, but vfio does not use it there.
+const ZAP_ENTRY: &[Candidate] = &[
+    c("vfio_pci_zap_and_vma_lock", "zap_vdev_entry"),
+    c("unmap_mapping_range", "zap_mapping_entry"),
+];
+const ZAP_RETURN: &[Candidate] = &[
+    c("vfio_pci_zap_and_vma_lock", "zap_return"),
+    c("unmap_mapping_range", "zap_return"),
+];
 
 pub const ROLES: &[Role] = &[
     Role {
         name: "fault_entry",
-        program: "fault_entry",
         kind: Kind::Kprobe,
-        candidates: FAULT_HANDLERS,
+        candidates: FAULT_ENTRY,
         required: true,
         absent_because: "vfio-pci is not loaded, or its fault handler is unknown to this version",
     },
     Role {
         name: "fault_return",
-        program: "fault_return",
         kind: Kind::Kretprobe,
-        candidates: FAULT_HANDLERS,
+        candidates: FAULT_RETURN,
         required: true,
         absent_because: "vfio-pci is not loaded, or its fault handler is unknown to this version",
     },
     Role {
         name: "insert_pte",
-        program: "insert_pte",
         kind: Kind::Kprobe,
-        candidates: &["vmf_insert_pfn"],
+        candidates: &[c("vmf_insert_pfn", "insert_pte")],
         required: false,
         absent_because: "no vmf_insert_pfn in this kernel",
     },
     Role {
         name: "insert_pmd",
-        program: "insert_pmd",
         kind: Kind::Kprobe,
-        candidates: &["vmf_insert_pfn_pmd", "vmf_insert_pfn_pmd_prot"],
+        candidates: &[
+            c("vmf_insert_pfn_pmd", "insert_pmd"),
+            c("vmf_insert_pfn_pmd_prot", "insert_pmd"),
+        ],
         required: false,
         absent_because: "no PMD pfn insert in this kernel",
     },
     Role {
         name: "insert_pud",
-        program: "insert_pud",
         kind: Kind::Kprobe,
-        candidates: &["vmf_insert_pfn_pud", "vmf_insert_pfn_pud_prot"],
+        candidates: &[
+            c("vmf_insert_pfn_pud", "insert_pud"),
+            c("vmf_insert_pfn_pud_prot", "insert_pud"),
+        ],
         required: false,
         absent_because: "no PUD pfn insert in this kernel (CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD off?)",
     },
     Role {
         name: "remap",
-        program: "remap",
         kind: Kind::Kprobe,
-        candidates: &["remap_pfn_range"],
+        candidates: &[c("remap_pfn_range", "remap")],
         required: false,
         absent_because: "no remap_pfn_range symbol",
+    },
+    Role {
+        name: "mmap",
+        kind: Kind::Kprobe,
+        candidates: &[c("vfio_pci_core_mmap", "mmap_entry")],
+        required: false,
+        absent_because: "vfio-pci is not loaded",
+    },
+    Role {
+        name: "zap_entry",
+        kind: Kind::Kprobe,
+        candidates: ZAP_ENTRY,
+        required: false,
+        absent_because: "no known zap function",
+    },
+    Role {
+        name: "zap_return",
+        kind: Kind::Kretprobe,
+        candidates: ZAP_RETURN,
+        required: false,
+        absent_because: "no known zap function",
+    },
+    Role {
+        name: "zap_range",
+        kind: Kind::Kprobe,
+        candidates: &[
+            c("zap_page_range_single", "zap_range"),
+            c("zap_vma_range", "zap_range"),
+        ],
+        required: false,
+        absent_because: "no known per-VMA zap function: zapped pages read 0",
+    },
+    Role {
+        name: "lock_begin",
+        kind: Kind::Tracepoint,
+        candidates: &[c("lock:contention_begin", "lock_begin")],
+        required: false,
+        absent_because: "no lock:contention_begin tracepoint (before 5.19)",
+    },
+    Role {
+        name: "lock_end",
+        kind: Kind::Tracepoint,
+        candidates: &[c("lock:contention_end", "lock_end")],
+        required: false,
+        absent_because: "no lock:contention_end tracepoint (before 5.19)",
     },
 ];
 
@@ -114,7 +187,8 @@ pub fn without_kprobes(plan: &mut [PlannedProbe]) {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedProbe {
     pub name: &'static str,
-    pub program: &'static str,
+    /// Program in the eBPF object; `null` when absent.
+    pub program: Option<&'static str>,
     pub kind: Kind,
     /// The chosen symbol; `null` when absent.
     pub symbol: Option<String>,
@@ -131,28 +205,29 @@ pub fn plan(symbols: &Symbols) -> Vec<PlannedProbe> {
     ROLES
         .iter()
         .map(|role| {
-            let chosen = role.candidates.iter().find(|c| symbols.contains(c));
+            let chosen = role.candidates.iter().find(|c| symbols.contains(c.symbol));
+            let names: Vec<&str> = role.candidates.iter().map(|c| c.symbol).collect();
             PlannedProbe {
                 name: role.name,
-                program: role.program,
+                program: chosen.map(|c| c.program),
                 kind: role.kind,
-                symbol: chosen.map(|s| (*s).to_owned()),
-                module: chosen.and_then(|s| symbols.module_of(s)).map(str::to_owned),
+                symbol: chosen.map(|c| c.symbol.to_owned()),
+                module: chosen
+                    .and_then(|c| symbols.module_of(c.symbol))
+                    .map(str::to_owned),
                 required: role.required,
                 status: if chosen.is_some() {
                     Status::Available
                 } else {
                     Status::Absent
                 },
-                reason: if chosen.is_some() {
-                    None
-                } else {
-                    Some(format!(
+                reason: chosen.is_none().then(|| {
+                    format!(
                         "none of {} in kallsyms: {}",
-                        role.candidates.join(", "),
+                        names.join(", "),
                         role.absent_because
-                    ))
-                },
+                    )
+                }),
             }
         })
         .collect()
@@ -202,13 +277,23 @@ mod tests {
         );
         assert_eq!(symbol_of(&p, "insert_pmd"), Some("vmf_insert_pfn_pmd"));
         assert!(handler_has_order(&p));
-        assert!(p.iter().all(|p| p.status == Status::Available));
+        let fault_rows = p
+            .iter()
+            .filter(|p| p.name.starts_with("fault") || p.name.starts_with("insert"));
+        assert!(
+            fault_rows.clone().count() == 5
+                && fault_rows
+                    .into_iter()
+                    .all(|p| p.status == Status::Available)
+        );
     }
 
     #[test]
     fn kernel_6_1_falls_back_to_the_4k_handler_and_prot_variants() {
         let p = plan(&syms(&[
             "vfio_pci_mmap_fault",
+            "vfio_pci_zap_and_vma_lock",
+            "unmap_mapping_range",
             "vmf_insert_pfn",
             "vmf_insert_pfn_pmd_prot",
             "vmf_insert_pfn_pud_prot",
@@ -217,6 +302,9 @@ mod tests {
         assert_eq!(symbol_of(&p, "fault_entry"), Some("vfio_pci_mmap_fault"));
         assert_eq!(symbol_of(&p, "insert_pud"), Some("vmf_insert_pfn_pud_prot"));
         assert!(!handler_has_order(&p));
+        let zap = p.iter().find(|p| p.name == "zap_entry").expect("row");
+        assert_eq!(zap.symbol.as_deref(), Some("vfio_pci_zap_and_vma_lock"));
+        assert_eq!(zap.program, Some("zap_vdev_entry"));
     }
 
     #[test]

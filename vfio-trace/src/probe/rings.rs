@@ -3,7 +3,9 @@
 
 use aya::maps::{Map, MapData, RingBuf};
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
-use vfio_trace_common::FaultEvent;
+use vfio_trace_common::{FaultEvent, LockEvent, ZapEvent, kind};
+
+use crate::model::Event;
 
 /// `BPF_MAP_TYPE_RINGBUF`
 const RINGBUF: u32 = 27;
@@ -14,13 +16,22 @@ pub fn create(bytes: u32) -> Result<MapData, aya::maps::MapError> {
     MapData::create(obj, "vt_dev_ring", None)
 }
 
-/// Decodes one ring record; short records (none are expected) are skipped.
-pub fn decode(bytes: &[u8]) -> Option<FaultEvent> {
-    if bytes.len() < size_of::<FaultEvent>() {
+fn read<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < size_of::<T>() {
         return None;
     }
-    // SAFETY: length checked; FaultEvent is plain data valid for any bytes.
-    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<FaultEvent>()) })
+    // SAFETY: length checked; T is plain data valid for any bytes.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// Decodes one ring record by its leading kind; unknown or short records are skipped.
+pub fn decode(bytes: &[u8]) -> Option<Event> {
+    match read::<u32>(bytes)? {
+        kind::FAULT => read::<FaultEvent>(bytes).map(Event::Fault),
+        kind::ZAP => read::<ZapEvent>(bytes).map(Event::Zap),
+        kind::LOCK => read::<LockEvent>(bytes).map(Event::Lock),
+        _ => None,
+    }
 }
 
 /// A running reader; `stop` makes it drain what is left and end.
@@ -32,7 +43,7 @@ pub struct Reader {
 /// after a final drain once `stop` flips to true.
 pub fn spawn(
     map: Map,
-    tx: mpsc::UnboundedSender<FaultEvent>,
+    tx: mpsc::UnboundedSender<Event>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Reader, aya::maps::MapError> {
     let ring = RingBuf::try_from(map)?;
@@ -58,7 +69,7 @@ pub fn spawn(
     Ok(Reader { handle })
 }
 
-fn drain(ring: &mut RingBuf<MapData>, tx: &mpsc::UnboundedSender<FaultEvent>) -> u64 {
+fn drain(ring: &mut RingBuf<MapData>, tx: &mpsc::UnboundedSender<Event>) -> u64 {
     let mut n = 0;
     while let Some(item) = ring.next() {
         if let Some(ev) = decode(&item) {
@@ -87,7 +98,14 @@ mod tests {
         let bytes = unsafe {
             std::slice::from_raw_parts((&raw const ev).cast::<u8>(), size_of::<FaultEvent>())
         };
-        assert_eq!(decode(bytes), Some(ev));
+        assert_eq!(decode(bytes), Some(Event::Fault(ev)));
         assert_eq!(decode(&bytes[..10]), None);
+        let mut zap = ZapEvent::zeroed();
+        zap.pages = 1024;
+        // SAFETY: as above.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((&raw const zap).cast::<u8>(), size_of::<ZapEvent>())
+        };
+        assert_eq!(decode(bytes), Some(Event::Zap(zap)));
     }
 }

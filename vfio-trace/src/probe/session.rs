@@ -3,9 +3,11 @@
 
 use std::{collections::BTreeMap, path::Path};
 
+use aya::maps::{MapData, StackTraceMap};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
-use vfio_trace_common::FaultEvent;
+
+use crate::model::Event;
 
 use super::{
     kallsyms::Symbols,
@@ -58,8 +60,10 @@ pub struct Session {
     tracer: Tracer,
     readers: Vec<(Option<Bdf>, Reader)>,
     stop: watch::Sender<bool>,
-    pub events: mpsc::UnboundedReceiver<FaultEvent>,
+    pub events: mpsc::UnboundedReceiver<Event>,
     pub offsets: Vec<Field>,
+    stacks: Option<StackTraceMap<MapData>>,
+    symbols: Symbols,
 }
 
 /// What a stopped session leaves: final plan status, drops and ring counts.
@@ -67,7 +71,9 @@ pub struct Stopped {
     pub plan: Vec<PlannedProbe>,
     pub lost: BTreeMap<u32, u64>,
     pub rings: Vec<RingCount>,
-    pub events: mpsc::UnboundedReceiver<FaultEvent>,
+    pub events: mpsc::UnboundedReceiver<Event>,
+    /// Zap stacks by id, as function names, innermost first.
+    pub stacks: BTreeMap<i32, Vec<String>>,
 }
 
 impl Session {
@@ -95,8 +101,20 @@ impl Session {
         config.handler_has_order = u32::from(plan::handler_has_order(&plan));
         config.filter_pid = opts.pid.unwrap_or(0);
         config.filter_devices = u32::from(opts.filter_devices);
+        if let Some(format) = super::tracefs::read_format("lock", "contention_begin") {
+            config.tp_lock_addr =
+                super::tracefs::field_offset(&format, "lock_addr").unwrap_or(config.tp_lock_addr);
+            config.tp_flags =
+                super::tracefs::field_offset(&format, "flags").unwrap_or(config.tp_flags);
+        }
+        if let Some(format) = super::tracefs::read_format("lock", "contention_end") {
+            config.tp_ret = super::tracefs::field_offset(&format, "ret").unwrap_or(config.tp_ret);
+        }
 
         let mut tracer = Tracer::load(config, plan)?;
+        let stacks = tracer
+            .take_stacks()
+            .and_then(|m| StackTraceMap::try_from(m).ok());
         if opts.filter_devices {
             let keys: Vec<u32> = opts.devices.iter().map(|d| d.key()).collect();
             tracer.filter_devices(&keys)?;
@@ -128,6 +146,8 @@ impl Session {
             stop,
             events,
             offsets: found.fields,
+            stacks,
+            symbols,
         })
     }
 
@@ -149,11 +169,36 @@ impl Session {
             };
             rings.push(RingCount { device, events });
         }
+        let stacks = self
+            .stacks
+            .as_ref()
+            .map(|m| name_stacks(m, &self.symbols))
+            .unwrap_or_default();
         Stopped {
             plan,
             lost,
             rings,
             events: self.events,
+            stacks,
         }
     }
+}
+
+/// Every stack in the map, as function names.
+fn name_stacks(map: &StackTraceMap<MapData>, symbols: &Symbols) -> BTreeMap<i32, Vec<String>> {
+    map.iter()
+        .filter_map(Result::ok)
+        .map(|(id, trace)| {
+            let names = trace
+                .frames()
+                .iter()
+                .map(|f| {
+                    symbols
+                        .name_at(f.ip)
+                        .map_or_else(|| format!("{:#x}", f.ip), str::to_owned)
+                })
+                .collect();
+            (id as i32, names)
+        })
+        .collect()
 }

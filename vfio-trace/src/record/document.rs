@@ -9,9 +9,9 @@ use crate::{
     device::{Bdf, PciDevice},
     kernel::Kernel,
     model::{
-        Model,
+        Model, cause,
         fault::Outcome,
-        latency::Summary,
+        latency::{Latency, Summary},
         stats::{self, DeviceStats, Inserts, ORDERS, PageRun},
     },
     probe::{offsets::Field, plan::PlannedProbe, session::RingCount},
@@ -46,6 +46,8 @@ pub struct Document {
     pub offsets: Vec<Field>,
     pub lost_events: u64,
     pub unattributed_faults: u64,
+    /// Zaps of vfio address spaces before any mmap or fault told their device.
+    pub unattributed_zaps: u64,
     pub rings: Vec<RingDoc>,
     pub devices: Vec<DeviceDoc>,
 }
@@ -106,6 +108,45 @@ pub struct BarDoc {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct ZapDoc {
+    pub cause: String,
+    pub latency_ns: u64,
+    /// Pages of mappings the zap covered (per-VMA zaps in the kernel).
+    pub pages: u64,
+    pub vmas: u32,
+    pub pid: u32,
+    pub comm: String,
+    /// Populated pages the zap removed, and how many came back.
+    pub removed_pages: u64,
+    pub refaulted_pages: u64,
+    /// From the end of the zap to the first refault, and until every removed page was back.
+    pub first_refault_ns: Option<u64>,
+    pub repopulated_ns: Option<u64>,
+    /// Kernel stack at the zap, innermost first.
+    pub stack: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ZapsDoc {
+    pub count: u64,
+    pub pages: u64,
+    pub latency_ns: Summary,
+    pub causes: BTreeMap<String, u64>,
+    pub events: Vec<ZapDoc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RefaultsDoc {
+    pub pages: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LockWaitDoc {
+    pub count: u64,
+    pub wait_ns: Summary,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct ProcessDoc {
     pub pid: u32,
     pub comm: String,
@@ -125,6 +166,10 @@ pub struct DeviceDoc {
     pub latency_ns: LatencyDoc,
     pub bars: Vec<BarDoc>,
     pub processes: Vec<ProcessDoc>,
+    pub zaps: ZapsDoc,
+    pub refaults: RefaultsDoc,
+    /// Contended waits for the device's `memory_lock`, by mode: `read` (faults), `write` (zaps).
+    pub memory_lock: BTreeMap<&'static str, LockWaitDoc>,
 }
 
 /// Everything about a run except the aggregates.
@@ -139,6 +184,7 @@ pub struct RunInfo {
     pub offsets: Vec<Field>,
     pub lost: BTreeMap<u32, u64>,
     pub rings: Vec<RingCount>,
+    pub stacks: BTreeMap<i32, Vec<String>>,
     pub pci: Vec<PciDevice>,
 }
 
@@ -234,6 +280,64 @@ fn device_doc(bdf: Bdf, d: &DeviceStats, info: &RunInfo) -> DeviceDoc {
                 faults: *faults,
             })
             .collect(),
+        zaps: zaps_doc(d, info),
+        refaults: RefaultsDoc {
+            pages: d.zaps.refaulted_pages,
+        },
+        memory_lock: ["read", "write"]
+            .into_iter()
+            .chain(d.lock_waits.keys().copied())
+            .map(|mode| {
+                let lat = d.lock_waits.get(mode).map_or(empty, Latency::summary);
+                (
+                    mode,
+                    LockWaitDoc {
+                        count: lat.count,
+                        wait_ns: lat,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+fn zaps_doc(d: &DeviceStats, info: &RunInfo) -> ZapsDoc {
+    let events: Vec<ZapDoc> = d
+        .zaps
+        .zaps
+        .iter()
+        .map(|z| {
+            let stack = info.stacks.get(&z.stack_id).cloned().unwrap_or_default();
+            let frames: Vec<&str> = stack.iter().map(String::as_str).collect();
+            ZapDoc {
+                cause: if stack.is_empty() {
+                    "unknown".into()
+                } else {
+                    cause::classify(&frames)
+                },
+                latency_ns: z.latency_ns,
+                pages: z.pages,
+                vmas: z.vmas,
+                pid: z.pid,
+                comm: z.comm.clone(),
+                removed_pages: z.removed,
+                refaulted_pages: z.refaulted,
+                first_refault_ns: z.first_refault_ns,
+                repopulated_ns: z.repopulated_ns,
+                stack,
+            }
+        })
+        .collect();
+    let mut causes = BTreeMap::new();
+    for e in &events {
+        *causes.entry(e.cause.clone()).or_default() += 1;
+    }
+    ZapsDoc {
+        count: events.len() as u64,
+        pages: events.iter().map(|e| e.pages).sum(),
+        latency_ns: d.zaps.latency.summary(),
+        causes,
+        events,
     }
 }
 
@@ -257,6 +361,7 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
         offsets: info.offsets,
         lost_events: info.lost.values().sum(),
         unattributed_faults: model.unattributed,
+        unattributed_zaps: model.unattributed_zaps,
         rings: info
             .rings
             .iter()
@@ -273,7 +378,8 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
 mod tests {
     use super::*;
     use crate::kernel::Generation;
-    use vfio_trace_common::FaultEvent;
+    use crate::model::Event;
+    use vfio_trace_common::{FaultEvent, ZapEvent};
 
     fn info() -> RunInfo {
         RunInfo {
@@ -296,6 +402,13 @@ mod tests {
                     events: 0,
                 },
             ],
+            stacks: BTreeMap::from([(
+                4,
+                vec![
+                    "unmap_mapping_range".into(),
+                    "vfio_basic_config_write".into(),
+                ],
+            )]),
             pci: Vec::new(),
         }
     }
@@ -313,8 +426,17 @@ mod tests {
         e.latency_ns = 5000;
         for i in 0..5 {
             e.page_in_vma = i * 512;
-            m.ingest(&e);
+            m.ingest(&Event::Fault(e));
         }
+        let mut zap = ZapEvent::zeroed();
+        zap.device = bdf.key();
+        zap.stack_id = 4;
+        zap.pages = 2560;
+        zap.start_ns = 10;
+        m.ingest(&Event::Zap(zap));
+        e.page_in_vma = 0;
+        e.start_ns = 100;
+        m.ingest(&Event::Fault(e));
         let doc = build(&m, info());
         let v: serde_json::Value =
             serde_json::from_str(&serde_json::to_string(&doc).expect("json")).expect("parses");
@@ -324,18 +446,27 @@ mod tests {
         assert_eq!(d["bdf"], "0000:01:00.0");
         assert_eq!(d["lost_events"], 3);
         assert_eq!(d["ring_events"], 5);
-        assert_eq!(d["faults"]["total"], 5);
-        assert_eq!(d["faults"]["by_order"]["9"], 5);
+        assert_eq!(v["unattributed_zaps"], 0);
+        assert_eq!(d["faults"]["total"], 6);
+        assert_eq!(d["faults"]["by_order"]["9"], 6);
+        assert_eq!(d["zaps"]["count"], 1);
+        assert_eq!(d["zaps"]["pages"], 2560);
+        assert_eq!(d["zaps"]["causes"]["decode-off"], 1);
+        assert_eq!(d["zaps"]["events"][0]["removed_pages"], 2560);
+        assert_eq!(d["refaults"]["pages"], 512);
+        assert_eq!(d["memory_lock"]["read"]["count"], 0);
+        assert_eq!(d["memory_lock"]["write"]["count"], 0);
         assert_eq!(d["faults"]["by_order"]["0"], 0);
         assert_eq!(d["faults"]["by_order"]["18"], 0);
-        assert_eq!(d["faults"]["by_result"]["nopage"], 5);
+        assert_eq!(d["faults"]["by_result"]["nopage"], 6);
         assert_eq!(d["faults"]["by_result"]["sigbus"], 0);
-        assert_eq!(d["inserts"]["pmd"], 5);
+        assert_eq!(d["inserts"]["pmd"], 6);
         assert_eq!(d["inserts"]["remap"], 0);
-        assert_eq!(d["latency_ns"]["by_order"]["9"]["count"], 5);
+        assert_eq!(d["latency_ns"]["by_order"]["9"]["count"], 6);
         assert_eq!(d["bars"][0]["index"], 2);
-        assert_eq!(d["bars"][0]["mapping_sizes"]["2097152"], 5);
+        assert_eq!(d["bars"][0]["mapping_sizes"]["2097152"], 6);
         assert_eq!(d["bars"][0]["pages_faulted"], 5);
+        assert_eq!(d["bars"][0]["faults"], 6);
         assert_eq!(v["rings"][1]["device"], "shared");
     }
 }

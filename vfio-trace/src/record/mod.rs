@@ -137,6 +137,12 @@ async fn record(
         ring_bytes: args.ring_mib << 20,
     };
     let mut session = Session::start(&opts)?;
+    model.set_zap_walks_known(
+        session
+            .plan()
+            .iter()
+            .any(|p| p.name == "zap_range" && p.status == crate::probe::plan::Status::Attached),
+    );
     let attached = session
         .plan()
         .iter()
@@ -204,6 +210,7 @@ async fn record(
         offsets,
         lost: stopped.lost,
         rings: stopped.rings,
+        stacks: stopped.stacks,
         pci,
     };
     Ok((document::build(&model, info), status))

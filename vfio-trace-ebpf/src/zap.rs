@@ -1,0 +1,95 @@
+//! Zaps of BAR mappings. From 6.10: `unmap_mapping_range(mapping, start, len,
+//! even_cows)`, kept only for vfio address spaces (`s_magic == VFIO_MAGIC`).
+//! Before 6.10: `vfio_pci_zap_and_vma_lock(vdev, try)`. Pages come from the
+//! per-VMA zaps made inside (`zap_page_range_single`, `zap_vma_range` on 7.x).
+//! The kernel stack at entry tells the cause; userspace names it.
+//!
+//! Produces one `ZapEvent` per zap.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    programs::{ProbeContext, tracing::StackIdContext as _},
+};
+use vfio_trace_common::{Config, UNKNOWN_DEVICE, VFIO_MAGIC, ZapEvent};
+
+use crate::{
+    kernel::{device_of_vdev, read},
+    maps::{MAPPINGS, STACKS, ZAP_INFLIGHT, emit, filtered_out},
+};
+
+/// Entry of `unmap_mapping_range`: vfio address spaces only.
+#[inline(always)]
+pub fn mapping_entry(ctx: &ProbeContext, cfg: &Config) {
+    let mapping: u64 = ctx.arg(0).unwrap_or(0);
+    let magic = read::<u64>(mapping, cfg.mapping_host)
+        .and_then(|inode| read::<u64>(inode, cfg.inode_sb))
+        .and_then(|sb| read::<u64>(sb, cfg.sb_magic));
+    if magic != Some(VFIO_MAGIC) {
+        return;
+    }
+    // SAFETY: the pointer comes from a successful lookup; the value is a plain u32.
+    let device = MAPPINGS
+        .get_ptr(mapping)
+        .map_or(UNKNOWN_DEVICE, |d| unsafe { *d });
+    start(
+        ctx,
+        cfg,
+        device,
+        ctx.arg(1).unwrap_or(0),
+        ctx.arg(2).unwrap_or(0),
+    );
+}
+
+/// Entry of `vfio_pci_zap_and_vma_lock(vdev, try)` (before 6.10): every BAR.
+#[inline(always)]
+pub fn vdev_entry(ctx: &ProbeContext, cfg: &Config) {
+    let vdev: u64 = ctx.arg(0).unwrap_or(0);
+    let device = device_of_vdev(cfg, vdev).unwrap_or(UNKNOWN_DEVICE);
+    start(ctx, cfg, device, 0, 0);
+}
+
+#[inline(always)]
+fn start(ctx: &ProbeContext, cfg: &Config, device: u32, range_start: u64, range_len: u64) {
+    if filtered_out(cfg.filter_devices, device) {
+        return;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let mut ev = ZapEvent::zeroed();
+    ev.device = device;
+    ev.range_start = range_start;
+    ev.range_len = range_len;
+    ev.stack_id = ctx.get_stackid(&STACKS, 0).map_or(-1, |id| id as i32);
+    ev.pid = (pid_tgid >> 32) as u32;
+    ev.tid = pid_tgid as u32;
+    ev.comm = bpf_get_current_comm().unwrap_or_default();
+    ev.start_ns = unsafe { bpf_ktime_get_ns() };
+    let _ = ZAP_INFLIGHT.insert(ev.tid, ev, 0);
+}
+
+/// A per-VMA zap `(vma, address, size, ..)` inside a vfio zap.
+#[inline(always)]
+pub fn range(ctx: &ProbeContext) {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(ev) = ZAP_INFLIGHT.get_ptr_mut(tid) else {
+        return;
+    };
+    let size: u64 = ctx.arg(2).unwrap_or(0);
+    // SAFETY: this task's own in-flight entry.
+    let ev = unsafe { &mut *ev };
+    ev.pages += size >> 12;
+    ev.vmas += 1;
+}
+
+/// Return of the zapping function.
+#[inline(always)]
+pub fn ret() {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(ev) = ZAP_INFLIGHT.get_ptr_mut(tid) else {
+        return;
+    };
+    // SAFETY: this task's own in-flight entry.
+    let ev = unsafe { &mut *ev };
+    ev.latency_ns = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ev.start_ns);
+    emit(ev.device, ev);
+    let _ = ZAP_INFLIGHT.remove(tid);
+}

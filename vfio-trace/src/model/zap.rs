@@ -1,0 +1,159 @@
+//! Zaps, the pages they removed, and the refaults that brought pages back.
+//!
+//! Pages are keyed `bar << 40 | page`. A fault's inserts mark pages populated;
+//! a zap takes the populated pages of its range; a later insert of a taken
+//! page is a refault of that zap.
+
+use vfio_trace_common::ZapEvent;
+
+use super::{latency::Latency, pages::PageSet};
+
+/// Page key of `page` in `bar` (`None`: BAR unknown).
+pub fn key(bar: Option<u32>, page: u64) -> u64 {
+    (u64::from(bar.unwrap_or(7)) << 40) | page
+}
+
+/// The page-key range a zap covers: vfio file offsets are `index << 40 | offset`.
+pub fn zap_keys(range_start: u64, range_len: u64) -> (u64, u64) {
+    let to_key = |off: u64| ((off >> 40) << 40) | ((off & ((1 << 40) - 1)) >> 12);
+    let end = if range_len == 0 {
+        u64::MAX
+    } else {
+        to_key(range_start.saturating_add(range_len))
+    };
+    (to_key(range_start), end)
+}
+
+#[derive(Debug, Clone)]
+pub struct Zap {
+    pub start_ns: u64,
+    pub latency_ns: u64,
+    /// Pages of mappings the kernel walked (per-VMA zaps).
+    pub pages: u64,
+    pub vmas: u32,
+    pub stack_id: i32,
+    pub pid: u32,
+    pub comm: String,
+    /// Pages that were populated and this zap removed.
+    pub removed: u64,
+    /// Of those, pages faulted in again since.
+    pub refaulted: u64,
+    /// From the end of the zap to the first refault.
+    pub first_refault_ns: Option<u64>,
+    /// From the end of the zap until every removed page was back.
+    pub repopulated_ns: Option<u64>,
+    pending: PageSet,
+}
+
+impl Zap {
+    fn end_ns(&self) -> u64 {
+        self.start_ns + self.latency_ns
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ZapStats {
+    pub zaps: Vec<Zap>,
+    pub latency: Latency,
+    pub refaulted_pages: u64,
+    populated: PageSet,
+    /// The per-VMA zap probe runs, so a zap that walked no VMA mapped nothing.
+    pub walks_known: bool,
+}
+
+impl ZapStats {
+    /// A fault inserted `[start, end)` (page keys), finishing at `at_ns`.
+    pub fn on_insert(&mut self, start: u64, end: u64, at_ns: u64) {
+        for z in self.zaps.iter_mut().filter(|z| !z.pending.is_empty()) {
+            let back = z.pending.take(start, end).len();
+            if back == 0 {
+                continue;
+            }
+            z.refaulted += back;
+            self.refaulted_pages += back;
+            let since = at_ns.saturating_sub(z.end_ns());
+            z.first_refault_ns.get_or_insert(since);
+            if z.pending.is_empty() {
+                z.repopulated_ns = Some(since);
+            }
+        }
+        self.populated.insert(start, end);
+    }
+
+    pub fn on_zap(&mut self, e: &ZapEvent, comm: String) {
+        let (start, end) = zap_keys(e.range_start, e.range_len);
+        let mut pending = self.populated.take(start, end);
+        if self.walks_known && e.vmas == 0 {
+            // Populated pages whose mappings were unmapped since: nothing to take.
+            pending = PageSet::default();
+        }
+        self.latency.record(e.latency_ns);
+        self.zaps.push(Zap {
+            start_ns: e.start_ns,
+            latency_ns: e.latency_ns,
+            pages: e.pages,
+            vmas: e.vmas,
+            stack_id: e.stack_id,
+            pid: e.pid,
+            comm,
+            removed: pending.len(),
+            refaulted: 0,
+            first_refault_ns: None,
+            repopulated_ns: None,
+            pending,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zap_at(ns: u64) -> ZapEvent {
+        let mut e = ZapEvent::zeroed();
+        e.start_ns = ns;
+        e.latency_ns = 10;
+        e
+    }
+
+    #[test]
+    fn refaults_count_pages_taken_by_a_zap_and_time_their_return() {
+        let mut z = ZapStats::default();
+        for p in 0..4 {
+            z.on_insert(key(Some(2), p), key(Some(2), p + 1), 100 + p);
+        }
+        z.on_zap(&zap_at(1000), "t".into());
+        assert_eq!(z.zaps[0].removed, 4);
+        z.on_insert(key(Some(2), 0), key(Some(2), 1), 1110);
+        z.on_insert(key(Some(2), 9), key(Some(2), 10), 1120); // never zapped: not a refault
+        assert_eq!(z.refaulted_pages, 1);
+        assert_eq!(z.zaps[0].first_refault_ns, Some(100));
+        assert_eq!(z.zaps[0].repopulated_ns, None);
+        z.on_insert(key(Some(2), 1), key(Some(2), 4), 1210);
+        assert_eq!(z.refaulted_pages, 4);
+        assert_eq!(z.zaps[0].repopulated_ns, Some(200));
+    }
+
+    #[test]
+    fn a_zap_that_walked_no_mapping_removed_nothing() {
+        let mut z = ZapStats {
+            walks_known: true,
+            ..ZapStats::default()
+        };
+        z.on_insert(0, 4, 1);
+        z.on_zap(&zap_at(10), "t".into());
+        assert_eq!(z.zaps[0].removed, 0);
+        z.on_insert(0, 4, 20);
+        assert_eq!(z.refaulted_pages, 0);
+    }
+
+    #[test]
+    fn zap_ranges_follow_vfio_region_offsets() {
+        assert_eq!(zap_keys(0, 0), (0, u64::MAX));
+        // BAR2 from offset 8 KiB, 4 pages long.
+        assert_eq!(
+            zap_keys((2 << 40) + 8192, 16384),
+            (key(Some(2), 2), key(Some(2), 6))
+        );
+    }
+}
