@@ -23,7 +23,7 @@ truth_on() {
   fi
   truth_add vt_ret "r:vt_ret $HANDLER ret=\$retval:u32" 'hist:keys=ret'
   # Inserts and zaps happen for others too: keep the stacks to count only vfio's.
-  for s in vmf_insert_pfn vmf_insert_pfn_pmd vmf_insert_pfn_pud remap_pfn_range unmap_mapping_range; do
+  for s in vmf_insert_pfn vmf_insert_pfn_pmd vmf_insert_pfn_pud remap_pfn_range unmap_mapping_range vfio_pci_zap_and_vma_lock; do
     has $s && truth_add vt_$s "p:vt_$s $s" 'hist:keys=stacktrace'
   done
   echo 1 > $T/events/kprobes/enable
@@ -58,3 +58,4 @@ untraced() {
 }
 
 DEV=$(basename "$(ls -d /sys/bus/pci/drivers/vfio-pci/0000:* | head -1)")
+DEV2=$(basename "$(ls -d /sys/bus/pci/drivers/vfio-pci/0000:* | sed -n 2p)")

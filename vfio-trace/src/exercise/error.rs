@@ -42,6 +42,8 @@ pub enum ExerciseError {
         "PCI_COMMAND reads {got:#06x} after writing {wrote:#06x}: the memory bit did not stick"
     )]
     DecodeStuck { wrote: u16, got: u16 },
+    #[error("a contend thread panicked")]
+    ThreadPanicked,
     #[error("{what}: {source}")]
     Os {
         what: &'static str,

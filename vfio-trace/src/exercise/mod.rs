@@ -2,6 +2,7 @@
 //! (group/container, type1v2), mmaps one BAR and runs phases over it, counting
 //! exactly what it touches so a tracer's figures can be checked against it.
 
+mod contend;
 mod error;
 mod layout;
 mod mapping;

@@ -39,6 +39,21 @@ impl Runner<'_> {
                     elapsed_ns: ns(start),
                 })
             }
+            Phase::Contend {
+                threads,
+                resets,
+                size,
+            } => {
+                if !self.decode_is_on()? {
+                    return Err(ExerciseError::DecodeIsOff);
+                }
+                let c =
+                    super::contend::run(self.device, self.bar.offset, text, threads, resets, size)?;
+                self.totals.mmaps += u64::from(threads);
+                self.totals.resets += u64::from(resets);
+                self.totals.touches += c.touches.iter().sum::<u64>();
+                PhaseReport::Contend(c)
+            }
             Phase::Sleep { ms } => {
                 let start = Instant::now();
                 std::thread::sleep(Duration::from_millis(ms));

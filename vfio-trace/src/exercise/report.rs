@@ -63,6 +63,7 @@ pub enum PhaseReport {
     Sigbus(Sigbus),
     Reset(Timed),
     Sleep(Timed),
+    Contend(super::contend::Contend),
 }
 
 /// Where a walk's mapping landed and what it should cost.
@@ -181,6 +182,17 @@ impl PhaseReport {
             }
             PhaseReport::Reset(t) | PhaseReport::Sleep(t) => {
                 let _ = write!(out, "{}: done in {}", t.spec, ms(t.elapsed_ns));
+            }
+            PhaseReport::Contend(c) => {
+                let _ = write!(
+                    out,
+                    "{}: {} threads, {} resets, touches {:?} in {}",
+                    c.spec,
+                    c.threads,
+                    c.resets,
+                    c.touches,
+                    ms(c.elapsed_ns)
+                );
             }
         }
         out

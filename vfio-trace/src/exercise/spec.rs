@@ -51,9 +51,18 @@ pub enum Phase {
     Refault(Walk),
     DecodeOff,
     DecodeOn,
-    Sigbus { size: u64 },
+    Sigbus {
+        size: u64,
+    },
     Reset,
-    Sleep { ms: u64 },
+    Sleep {
+        ms: u64,
+    },
+    Contend {
+        threads: u32,
+        resets: u32,
+        size: u64,
+    },
 }
 
 impl Phase {
@@ -61,7 +70,7 @@ impl Phase {
     pub fn mapped_size(&self) -> Option<u64> {
         match self {
             Phase::Touch(w) | Phase::Refault(w) => Some(w.size),
-            Phase::Sigbus { size } => Some(*size),
+            Phase::Sigbus { size } | Phase::Contend { size, .. } => Some(*size),
             _ => None,
         }
     }
@@ -81,7 +90,7 @@ impl fmt::Display for PhaseSpec {
 }
 
 pub const PHASE_HELP: &str = "touch:STRIDE:SIZE[:ALIGN], refault:STRIDE:SIZE[:ALIGN], \
-     decode-off, decode-on, sigbus:SIZE, reset, sleep:MS";
+     decode-off, decode-on, sigbus:SIZE, reset, sleep:MS, contend:THREADS:RESETS:SIZE";
 
 impl PhaseSpec {
     pub fn parse(text: &str) -> Result<Self, SpecError> {
@@ -133,6 +142,24 @@ impl PhaseSpec {
                         fail(format!("'{}' is not a number of milliseconds", args[0]))
                     })?;
                 Phase::Sleep { ms }
+            }
+            "contend" => {
+                want(3, "contend:THREADS:RESETS:SIZE")?;
+                let count = |s: &str, what: &str, max: u32| {
+                    s.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=max).contains(n) && s.bytes().all(|b| b.is_ascii_digit()))
+                        .ok_or_else(|| {
+                            fail(format!("'{s}' is not a number of {what} from 1 to {max}"))
+                        })
+                };
+                let size = size(args[2])?;
+                check_page_multiple("size", size).map_err(fail)?;
+                Phase::Contend {
+                    threads: count(args[0], "threads", 64)?,
+                    resets: count(args[1], "resets", 1000)?,
+                    size,
+                }
             }
             "decode-off" => want(0, "decode-off").map(|()| Phase::DecodeOff)?,
             "decode-on" => want(0, "decode-on").map(|()| Phase::DecodeOn)?,
@@ -235,6 +262,22 @@ mod tests {
         assert_eq!(phase("reset"), Phase::Reset);
         assert_eq!(phase("sigbus:4k"), Phase::Sigbus { size: 4096 });
         assert_eq!(phase("sleep:250"), Phase::Sleep { ms: 250 });
+        assert_eq!(
+            phase("contend:4:10:4m"),
+            Phase::Contend {
+                threads: 4,
+                resets: 10,
+                size: 4 << 20
+            }
+        );
+        for bad in [
+            "contend:0:1:4m",
+            "contend:4:1",
+            "contend:x:1:4m",
+            "contend:4:1:5000",
+        ] {
+            assert!(PhaseSpec::parse(bad).is_err(), "{bad} should be refused");
+        }
     }
 
     #[test]

@@ -40,8 +40,8 @@ pub enum SessionError {
 pub struct Options {
     /// Devices that get their own ring.
     pub devices: Vec<Bdf>,
-    /// Trace only `devices`.
-    pub filter_devices: bool,
+    /// Trace only these devices (filtered in the kernel); `None` traces all.
+    pub only: Option<Vec<Bdf>>,
     /// Trace only this process.
     pub pid: Option<u32>,
     /// Bytes per device ring (power of two, multiple of the page size).
@@ -100,7 +100,7 @@ impl Session {
         let mut config = found.config;
         config.handler_has_order = u32::from(plan::handler_has_order(&plan));
         config.filter_pid = opts.pid.unwrap_or(0);
-        config.filter_devices = u32::from(opts.filter_devices);
+        config.filter_devices = u32::from(opts.only.is_some());
         if let Some(format) = super::tracefs::read_format("lock", "contention_begin") {
             config.tp_lock_addr =
                 super::tracefs::field_offset(&format, "lock_addr").unwrap_or(config.tp_lock_addr);
@@ -115,8 +115,8 @@ impl Session {
         let stacks = tracer
             .take_stacks()
             .and_then(|m| StackTraceMap::try_from(m).ok());
-        if opts.filter_devices {
-            let keys: Vec<u32> = opts.devices.iter().map(|d| d.key()).collect();
+        if let Some(only) = &opts.only {
+            let keys: Vec<u32> = only.iter().map(|d| d.key()).collect();
             tracer.filter_devices(&keys)?;
         }
         let (tx, events) = mpsc::unbounded_channel();

@@ -130,9 +130,19 @@ async fn record(
             d.bars.iter().map(|b| (b.index, b.start, b.size)).collect(),
         );
     }
+    // Every vfio device gets its own ring, traced or not: a device filtered
+    // out in the kernel shows an empty ring.
+    let mut ring_devices: Vec<Bdf> = Sysfs::default()
+        .vfio_devices()
+        .iter()
+        .map(|d| d.bdf)
+        .collect();
+    ring_devices.extend(pci.iter().map(|d| d.bdf));
+    ring_devices.sort();
+    ring_devices.dedup();
     let opts = Options {
-        devices: pci.iter().map(|d| d.bdf).collect(),
-        filter_devices: !args.devices.is_empty(),
+        devices: ring_devices,
+        only: (!args.devices.is_empty()).then(|| pci.iter().map(|d| d.bdf).collect()),
         pid: args.pid,
         ring_bytes: args.ring_mib << 20,
     };

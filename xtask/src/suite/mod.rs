@@ -11,6 +11,7 @@ mod check;
 mod faults;
 mod signals;
 mod truth;
+mod zaps;
 
 use std::path::{Path, PathBuf};
 
@@ -43,7 +44,12 @@ pub struct Ctx<'a> {
     pub run_dir: &'a Path,
 }
 
-const SCENARIOS: &[Scenario] = &[check::SCENARIO, faults::SCENARIO, signals::SCENARIO];
+const SCENARIOS: &[Scenario] = &[
+    check::SCENARIO,
+    faults::SCENARIO,
+    signals::SCENARIO,
+    zaps::SCENARIO,
+];
 /// Devices every suite boot has; scenarios may use fewer.
 const DEVICES: u8 = 2;
 

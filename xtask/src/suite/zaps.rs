@@ -1,0 +1,281 @@
+//! Zaps, refaults and memory_lock contention, and two devices at once: zaps per
+//! decode-off and per reset equal the exercise's count and tracefs, with the
+//! right cause; refaulted pages equal pages touched again; contention shows on
+//! the right device and mode, and only when provoked; every event lands on the
+//! right device, and `--device` keeps the other device's ring empty.
+
+use serde_json::Value;
+
+use super::{Ctx, Scenario, TestResult, read_out, truth};
+
+pub const SCENARIO: Scenario = Scenario {
+    name: "zaps",
+    guest: concat!(
+        include_str!("../../guest/truth.sh"),
+        r#"
+traced zaps touch:4k:4m:4k decode-off decode-on reset decode-off decode-on refault:4k:4m:4k
+traced contend contend:4:10:4m
+cat > both.sh <<EOS
+vfio-trace exercise --device $DEV --json touch:4k:8m:4k > \$1.a.json &
+vfio-trace exercise --device $DEV2 --json touch:4k:4m:4k decode-off decode-on > \$1.b.json
+wait
+EOS
+vfio-trace record -o two.record.json -- sh both.sh two 2> two.stderr
+echo $? > two.status
+vfio-trace record --device "$DEV" -o only.record.json -- sh both.sh only 2> only.stderr
+echo $? > only.status
+echo "$DEV $DEV2" > devices
+"#
+    ),
+    check,
+};
+
+fn json(ctx: &Ctx, file: &str) -> Result<Value, String> {
+    serde_json::from_str(&read_out(ctx, file)?).map_err(|e| format!("{file}: {e}"))
+}
+
+fn num(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(u64::MAX)
+}
+
+fn eq(what: &str, got: u64, want: u64) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: recorded {got}, expected {want}"))
+    }
+}
+
+fn status_ok(ctx: &Ctx, name: &str) -> Result<(), String> {
+    match read_out(ctx, &format!("{name}.status"))?.trim() {
+        "0" => Ok(()),
+        s => Err(format!(
+            "{name} exited {s}: {}",
+            read_out(ctx, &format!("{name}.stderr"))
+                .unwrap_or_default()
+                .trim()
+        )),
+    }
+}
+
+fn device<'a>(doc: &'a Value, bdf: &str) -> Result<&'a Value, String> {
+    doc["devices"]
+        .as_array()
+        .and_then(|ds| ds.iter().find(|d| d["bdf"] == bdf))
+        .ok_or_else(|| format!("no device {bdf} in the record"))
+}
+
+/// Zap counts and causes against tracefs stacks and the exercise's account.
+fn zaps(ctx: &Ctx) -> Vec<TestResult> {
+    let run = || -> Result<(Value, Value, String, String), String> {
+        status_ok(ctx, "zaps")?;
+        let hist = if ctx.kernel == "6.1" {
+            "vt_vfio_pci_zap_and_vma_lock"
+        } else {
+            "vt_unmap_mapping_range"
+        };
+        Ok((
+            json(ctx, "zaps.record.json")?,
+            json(ctx, "zaps.exercise.json")?,
+            read_out(ctx, &format!("zaps.{hist}.hist"))?,
+            read_out(ctx, "devices")?,
+        ))
+    };
+    let (rec, ex, hist, devices) = match run() {
+        Ok(v) => v,
+        Err(e) => return vec![("zaps/run".into(), Err(e))],
+    };
+    let dev = devices
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let d = match device(&rec, &dev) {
+        Ok(d) => d.clone(),
+        Err(e) => return vec![("zaps/run".into(), Err(e))],
+    };
+    let decode_truth = truth::stack_hits(&hist, "vfio_basic_config_write");
+    let reset_truth = truth::stack_hits(&hist, "vfio_pci_core_ioctl");
+    let totals = &ex["totals"];
+    let causes = &d["zaps"]["causes"];
+    let cause = |c: &str| causes[c].as_u64().unwrap_or(0);
+    let refault = ex["phases"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["phase"] == "refault"))
+        .cloned();
+    vec![
+        (
+            "zaps/equals-tracefs".into(),
+            (|| {
+                eq(
+                    "zaps.count",
+                    num(&d["zaps"]["count"]),
+                    decode_truth + reset_truth,
+                )?;
+                eq("zaps.causes.decode-off", cause("decode-off"), decode_truth)?;
+                eq("zaps.causes.reset", cause("reset"), reset_truth)
+            })(),
+        ),
+        (
+            "zaps/equals-exercise".into(),
+            (|| {
+                eq(
+                    "zaps.count",
+                    num(&d["zaps"]["count"]),
+                    num(&totals["decode_off"]) + num(&totals["resets"]),
+                )?;
+                eq(
+                    "zaps.causes.decode-off",
+                    cause("decode-off"),
+                    num(&totals["decode_off"]),
+                )?;
+                eq("zaps.causes.reset", cause("reset"), num(&totals["resets"]))
+            })(),
+        ),
+        (
+            "zaps/refaulted-pages".into(),
+            match refault {
+                Some(p) => eq(
+                    "refaults.pages",
+                    num(&d["refaults"]["pages"]),
+                    num(&p["touches_second"]),
+                ),
+                None => Err("no refault phase in the exercise report".into()),
+            },
+        ),
+        (
+            "zaps/no-contention-no-wait".into(),
+            (|| {
+                eq(
+                    "memory_lock.read.count",
+                    num(&d["memory_lock"]["read"]["count"]),
+                    0,
+                )?;
+                eq(
+                    "memory_lock.write.count",
+                    num(&d["memory_lock"]["write"]["count"]),
+                    0,
+                )
+            })(),
+        ),
+        (
+            "zaps/no-lost-events".into(),
+            eq("lost_events", num(&rec["lost_events"]), 0),
+        ),
+    ]
+}
+
+/// Threads faulting through resets wait on memory_lock for reading.
+fn contend(ctx: &Ctx) -> Vec<TestResult> {
+    let result = (|| {
+        status_ok(ctx, "contend")?;
+        let rec = json(ctx, "contend.record.json")?;
+        let devices = read_out(ctx, "devices")?;
+        let dev = devices.split_whitespace().next().unwrap_or_default();
+        let d = device(&rec, dev)?;
+        eq(
+            "zaps.causes.reset",
+            d["zaps"]["causes"]["reset"].as_u64().unwrap_or(0),
+            10,
+        )?;
+        let reads = num(&d["memory_lock"]["read"]["count"]);
+        if reads == 0 || reads == u64::MAX {
+            return Err(
+                "no read wait on memory_lock while 4 threads faulted through 10 resets".into(),
+            );
+        }
+        if num(&d["memory_lock"]["read"]["wait_ns"]["min"]) == 0 {
+            return Err("read waits of 0 ns".into());
+        }
+        Ok(())
+    })();
+    vec![("contend/read-waits".into(), result)]
+}
+
+/// What a device's exercise did, as the record must show it.
+fn expect_device(kernel: &str, d: &Value, exercise: &Value) -> Result<(), String> {
+    let totals = &exercise["totals"];
+    if kernel == "6.1" {
+        eq(
+            "inserts.remap",
+            num(&d["inserts"]["remap"]),
+            num(&totals["mmaps"]),
+        )?;
+    } else {
+        eq(
+            "faults.by_order.0",
+            num(&d["faults"]["by_order"]["0"]),
+            num(&totals["touches"]),
+        )?;
+        eq(
+            "inserts.pte",
+            num(&d["inserts"]["pte"]),
+            num(&totals["touches"]),
+        )?;
+    }
+    eq(
+        "zaps.count",
+        num(&d["zaps"]["count"]),
+        num(&totals["decode_off"]) + num(&totals["resets"]),
+    )
+}
+
+fn ring(doc: &Value, name: &str) -> u64 {
+    doc["rings"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["device"] == name))
+        .map_or(u64::MAX, |r| num(&r["events"]))
+}
+
+fn two_devices(ctx: &Ctx) -> Vec<TestResult> {
+    let load = |name: &str| -> Result<(Value, Value, Value, String, String), String> {
+        status_ok(ctx, name)?;
+        let devices = read_out(ctx, "devices")?;
+        let mut it = devices.split_whitespace();
+        let (a, b) = (
+            it.next().unwrap_or_default().to_owned(),
+            it.next().unwrap_or_default().to_owned(),
+        );
+        if b.is_empty() {
+            return Err("the guest has one vfio device, not two".into());
+        }
+        Ok((
+            json(ctx, &format!("{name}.record.json"))?,
+            json(ctx, &format!("{name}.a.json"))?,
+            json(ctx, &format!("{name}.b.json"))?,
+            a,
+            b,
+        ))
+    };
+    let both = load("two").and_then(|(rec, ea, eb, a, b)| {
+        expect_device(ctx.kernel, device(&rec, &a)?, &ea).map_err(|e| format!("{a}: {e}"))?;
+        expect_device(ctx.kernel, device(&rec, &b)?, &eb).map_err(|e| format!("{b}: {e}"))?;
+        eq("shared ring events", ring(&rec, "shared"), 0)?;
+        eq("unattributed_faults", num(&rec["unattributed_faults"]), 0)?;
+        eq("unattributed_zaps", num(&rec["unattributed_zaps"]), 0)?;
+        eq("lost_events", num(&rec["lost_events"]), 0)
+    });
+    let only = load("only").and_then(|(rec, ea, _, a, b)| {
+        let listed: Vec<&str> = rec["devices"]
+            .as_array()
+            .map(|ds| ds.iter().filter_map(|d| d["bdf"].as_str()).collect())
+            .unwrap_or_default();
+        if listed != [a.as_str()] {
+            return Err(format!("devices {listed:?}, expected only {a}"));
+        }
+        expect_device(ctx.kernel, device(&rec, &a)?, &ea).map_err(|e| format!("{a}: {e}"))?;
+        eq(&format!("ring events of {b}"), ring(&rec, &b), 0)?;
+        eq("shared ring events", ring(&rec, "shared"), 0)
+    });
+    vec![
+        ("two-devices/attributed".into(), both),
+        ("two-devices/filtered-in-kernel".into(), only),
+    ]
+}
+
+fn check(ctx: &Ctx) -> Vec<TestResult> {
+    let mut out = zaps(ctx);
+    out.extend(contend(ctx));
+    out.extend(two_devices(ctx));
+    out
+}
