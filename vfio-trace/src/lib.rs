@@ -9,3 +9,4 @@ pub mod kernel;
 pub mod model;
 pub mod probe;
 pub mod record;
+pub mod report;

@@ -13,10 +13,12 @@ const KERNEL: &str = "6.12";
 const PRELUDE: &str = "BDF=$(basename /sys/bus/pci/drivers/vfio-pci/0000:*)\n";
 
 /// Run in the guest in order, echoed first; the demo stops at the first failure.
-/// The workload: 4 KiB and 2 MiB aligned touches, a decode-toggle refault, a reset.
+/// The workload: a 4 KiB fault storm, 2 MiB and 1 GiB aligned touches, a zap and
+/// refault, a reset, and threads faulting through resets; recorded, then summarised.
 const STEPS: &[&str] = &[
     "vfio-trace check",
-    r#"vfio-trace exercise --device "$BDF" touch:4k:4m touch:4k:4m:2m refault:4k:4m:2m reset"#,
+    r#"vfio-trace record -o /mnt/host/out/demo.json -- vfio-trace exercise --device "$BDF" touch:4k:64m:4k touch:4k:64m:2m touch:2m:1g:1g refault:4k:4m:4k reset contend:2:5:4m"#,
+    "vfio-trace report /mnt/host/out/demo.json",
 ];
 
 pub fn run() -> Result<i32> {
@@ -35,5 +37,9 @@ pub fn run() -> Result<i32> {
         script: Some(format!("{PRELUDE}{steps}")),
         ..RunOpts::default()
     })?;
+    println!(
+        "The recording: {}",
+        outcome.out_dir.join("demo.json").display()
+    );
     Ok(outcome.status)
 }
