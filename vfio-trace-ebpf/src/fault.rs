@@ -6,14 +6,11 @@
 //! while the same task is inside a vfio fault, so other drivers' inserts never
 //! show; the order-0 wrapper is not probed, so nothing counts twice.
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    programs::{ProbeContext, RetProbeContext},
-};
+use aya_ebpf::programs::{ProbeContext, RetProbeContext};
 use vfio_trace_common::{Config, FaultEvent};
 
 use crate::{
-    kernel::{device_of_vdev, learn, read, vdev_of_vma},
+    kernel::{device_of_vdev, learn, now, read, task, tid, vdev_of_vma},
     maps::{INFLIGHT, emit, filtered_out},
 };
 
@@ -26,9 +23,8 @@ pub enum Insert {
 
 #[inline(always)]
 pub fn entry(ctx: &ProbeContext, cfg: &Config) {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
-    if cfg.filter_pid != 0 && cfg.filter_pid != tgid {
+    let task = task();
+    if cfg.filter_pid != 0 && cfg.filter_pid != task.pid {
         return;
     }
     let vmf: u64 = ctx.arg(0).unwrap_or(0);
@@ -54,22 +50,22 @@ pub fn entry(ctx: &ProbeContext, cfg: &Config) {
         return;
     }
     ev.order = order;
-    ev.pid = tgid;
-    ev.tid = pid_tgid as u32;
-    ev.comm = bpf_get_current_comm().unwrap_or_default();
-    ev.start_ns = unsafe { bpf_ktime_get_ns() };
+    ev.pid = task.pid;
+    ev.tid = task.tid;
+    ev.comm = task.comm;
+    ev.start_ns = task.now;
     let _ = INFLIGHT.insert(ev.tid, ev, 0);
 }
 
 #[inline(always)]
 pub fn ret(ctx: &RetProbeContext) {
-    let tid = bpf_get_current_pid_tgid() as u32;
+    let tid = tid();
     let Some(ev) = INFLIGHT.get_ptr_mut(tid) else {
         return;
     };
     // SAFETY: the pointer comes from a successful lookup of this task's own entry.
     let ev = unsafe { &mut *ev };
-    ev.latency_ns = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ev.start_ns);
+    ev.latency_ns = now().wrapping_sub(ev.start_ns);
     ev.result = ctx.ret::<u64>() as u32;
     emit(ev.device, ev);
     let _ = INFLIGHT.remove(tid);
@@ -77,7 +73,7 @@ pub fn ret(ctx: &RetProbeContext) {
 
 #[inline(always)]
 pub fn count_insert(kind: Insert) {
-    let tid = bpf_get_current_pid_tgid() as u32;
+    let tid = tid();
     let Some(ev) = INFLIGHT.get_ptr_mut(tid) else {
         return;
     };

@@ -1,8 +1,10 @@
 //! Reads of kernel structs at offsets from `Config`. Every read is a
 //! `bpf_probe_read_kernel`; a missing offset or failed read gives `None`.
 
-use aya_ebpf::helpers::bpf_probe_read_kernel;
-use vfio_trace_common::{Config, MISSING, device_key};
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
+};
+use vfio_trace_common::{Config, MISSING, TASK_COMM_LEN, device_key};
 
 use crate::maps::{LOCKS, MAPPINGS};
 
@@ -56,4 +58,35 @@ pub fn learn(cfg: &Config, vma: u64, vdev: u64, device: u32) {
             let _ = LOCKS.insert(lock, device, 0);
         }
     }
+}
+
+/// The current task, as every event records it.
+pub struct Task {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: [u8; TASK_COMM_LEN],
+    pub now: u64,
+}
+
+#[inline(always)]
+pub fn task() -> Task {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    Task {
+        pid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        comm: bpf_get_current_comm().unwrap_or_default(),
+        now: now(),
+    }
+}
+
+/// Thread id of the current task: the key of in-flight events.
+#[inline(always)]
+pub fn tid() -> u32 {
+    bpf_get_current_pid_tgid() as u32
+}
+
+#[inline(always)]
+pub fn now() -> u64 {
+    // SAFETY: a helper without arguments.
+    unsafe { bpf_ktime_get_ns() }
 }

@@ -5,13 +5,13 @@
 //!
 //! Produces one `LockEvent` per contended acquisition.
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    programs::TracePointContext,
-};
+use aya_ebpf::programs::TracePointContext;
 use vfio_trace_common::{Config, LockEvent, MISSING};
 
-use crate::maps::{LOCK_INFLIGHT, LOCKS, emit, filtered_out};
+use crate::{
+    kernel::{now, task, tid},
+    maps::{LOCK_INFLIGHT, LOCKS, emit, filtered_out},
+};
 
 #[inline(always)]
 fn field<T>(ctx: &TracePointContext, offset: u32) -> Option<T> {
@@ -35,26 +35,26 @@ pub fn begin(ctx: &TracePointContext, cfg: &Config) {
     if filtered_out(cfg.filter_devices, device) {
         return;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
+    let task = task();
     let mut ev = LockEvent::zeroed();
     ev.device = device;
     ev.flags = field::<u32>(ctx, cfg.tp_flags).unwrap_or(0);
-    ev.pid = (pid_tgid >> 32) as u32;
-    ev.tid = pid_tgid as u32;
-    ev.comm = bpf_get_current_comm().unwrap_or_default();
-    ev.start_ns = unsafe { bpf_ktime_get_ns() };
+    ev.pid = task.pid;
+    ev.tid = task.tid;
+    ev.comm = task.comm;
+    ev.start_ns = task.now;
     let _ = LOCK_INFLIGHT.insert(ev.tid, ev, 0);
 }
 
 #[inline(always)]
 pub fn end(ctx: &TracePointContext, cfg: &Config) {
-    let tid = bpf_get_current_pid_tgid() as u32;
+    let tid = tid();
     let Some(ev) = LOCK_INFLIGHT.get_ptr_mut(tid) else {
         return;
     };
     // SAFETY: this task's own in-flight entry.
     let ev = unsafe { &mut *ev };
-    ev.wait_ns = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ev.start_ns);
+    ev.wait_ns = now().wrapping_sub(ev.start_ns);
     ev.ret = field::<i32>(ctx, cfg.tp_ret).unwrap_or(0);
     emit(ev.device, ev);
     let _ = LOCK_INFLIGHT.remove(tid);

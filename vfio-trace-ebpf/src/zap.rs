@@ -6,14 +6,11 @@
 //!
 //! Produces one `ZapEvent` per zap.
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    programs::{ProbeContext, tracing::StackIdContext as _},
-};
+use aya_ebpf::programs::{ProbeContext, tracing::StackIdContext as _};
 use vfio_trace_common::{Config, UNKNOWN_DEVICE, VFIO_MAGIC, ZapEvent};
 
 use crate::{
-    kernel::{device_of_vdev, read},
+    kernel::{device_of_vdev, now, read, task, tid},
     maps::{MAPPINGS, STACKS, ZAP_INFLIGHT, emit, filtered_out},
 };
 
@@ -53,23 +50,23 @@ fn start(ctx: &ProbeContext, cfg: &Config, device: u32, range_start: u64, range_
     if filtered_out(cfg.filter_devices, device) {
         return;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
+    let task = task();
     let mut ev = ZapEvent::zeroed();
     ev.device = device;
     ev.range_start = range_start;
     ev.range_len = range_len;
     ev.stack_id = ctx.get_stackid(&STACKS, 0).map_or(-1, |id| id as i32);
-    ev.pid = (pid_tgid >> 32) as u32;
-    ev.tid = pid_tgid as u32;
-    ev.comm = bpf_get_current_comm().unwrap_or_default();
-    ev.start_ns = unsafe { bpf_ktime_get_ns() };
+    ev.pid = task.pid;
+    ev.tid = task.tid;
+    ev.comm = task.comm;
+    ev.start_ns = task.now;
     let _ = ZAP_INFLIGHT.insert(ev.tid, ev, 0);
 }
 
 /// A per-VMA zap `(vma, address, size, ..)` inside a vfio zap.
 #[inline(always)]
 pub fn range(ctx: &ProbeContext) {
-    let tid = bpf_get_current_pid_tgid() as u32;
+    let tid = tid();
     let Some(ev) = ZAP_INFLIGHT.get_ptr_mut(tid) else {
         return;
     };
@@ -83,13 +80,13 @@ pub fn range(ctx: &ProbeContext) {
 /// Return of the zapping function.
 #[inline(always)]
 pub fn ret() {
-    let tid = bpf_get_current_pid_tgid() as u32;
+    let tid = tid();
     let Some(ev) = ZAP_INFLIGHT.get_ptr_mut(tid) else {
         return;
     };
     // SAFETY: this task's own in-flight entry.
     let ev = unsafe { &mut *ev };
-    ev.latency_ns = unsafe { bpf_ktime_get_ns() }.wrapping_sub(ev.start_ns);
+    ev.latency_ns = now().wrapping_sub(ev.start_ns);
     emit(ev.device, ev);
     let _ = ZAP_INFLIGHT.remove(tid);
 }

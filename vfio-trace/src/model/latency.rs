@@ -15,6 +15,19 @@ pub struct Summary {
     pub mean: f64,
 }
 
+impl Summary {
+    /// No samples.
+    pub const EMPTY: Summary = Summary {
+        count: 0,
+        min: 0,
+        p50: 0,
+        p90: 0,
+        p99: 0,
+        max: 0,
+        mean: 0.0,
+    };
+}
+
 /// A latency distribution from 1 ns to an hour at 3 significant digits.
 #[derive(Debug, Clone)]
 pub struct Latency {
@@ -42,15 +55,7 @@ impl Latency {
     pub fn summary(&self) -> Summary {
         let h = &self.hist;
         if h.is_empty() {
-            return Summary {
-                count: 0,
-                min: 0,
-                p50: 0,
-                p90: 0,
-                p99: 0,
-                max: 0,
-                mean: 0.0,
-            };
+            return Summary::EMPTY;
         }
         Summary {
             count: h.len(),

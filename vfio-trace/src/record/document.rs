@@ -201,15 +201,7 @@ fn order_keys<T: Clone + Default>(present: impl Iterator<Item = (u32, T)>) -> BT
 
 fn device_doc(bdf: Bdf, d: &DeviceStats, info: &RunInfo) -> DeviceDoc {
     let pci = info.pci.iter().find(|p| p.bdf == bdf);
-    let empty = Summary {
-        count: 0,
-        min: 0,
-        p50: 0,
-        p90: 0,
-        p99: 0,
-        max: 0,
-        mean: 0.0,
-    };
+    let empty = Summary::EMPTY;
     let mut by_order: BTreeMap<String, Summary> =
         ORDERS.iter().map(|o| (o.to_string(), empty)).collect();
     by_order.extend(

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{Ctx, Scenario, TestResult, read_out, truth};
+use super::{Ctx, Scenario, TestResult, eq, json, num, read_out, status_ok, truth};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "faults",
@@ -45,22 +45,11 @@ fn load(ctx: &Ctx, name: &str) -> Result<Phase, String> {
 }
 
 fn load_with(ctx: &Ctx, name: &str, with_truth: bool) -> Result<Phase, String> {
-    let status = read_out(ctx, &format!("{name}.status"))?;
-    if status.trim() != "0" {
-        let stderr = read_out(ctx, &format!("{name}.stderr")).unwrap_or_default();
-        return Err(format!(
-            "record/exercise exited {}: {}",
-            status.trim(),
-            stderr.trim()
-        ));
-    }
-    let json = |file: String| -> Result<Value, String> {
-        serde_json::from_str(&read_out(ctx, &file)?).map_err(|e| format!("{file}: {e}"))
-    };
+    status_ok(ctx, name)?;
     let hist = |event: &str| read_out(ctx, &format!("{name}.{event}.hist")).unwrap_or_default();
     Ok(Phase {
-        record: json(format!("{name}.record.json"))?,
-        exercise: json(format!("{name}.exercise.json"))?,
+        record: json(ctx, &format!("{name}.record.json"))?,
+        exercise: json(ctx, &format!("{name}.exercise.json"))?,
         fault_hist: if with_truth {
             read_out(ctx, &format!("{name}.vt_fault.hist"))?
         } else {
@@ -97,18 +86,6 @@ fn result_of(ret: u64) -> &'static str {
 
 fn device(p: &Phase) -> &Value {
     &p.record["devices"][0]
-}
-
-fn num(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(u64::MAX)
-}
-
-fn eq(what: &str, got: u64, want: u64) -> Result<(), String> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: recorded {got}, expected {want}"))
-    }
 }
 
 /// Every count of the record equals tracefs.

@@ -135,3 +135,35 @@ pub fn read_out(ctx: &Ctx, file: &str) -> Result<String, String> {
     let path = ctx.out_dir.join(file);
     std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
 }
+
+/// Reads a JSON file of the scenario's output.
+pub fn json(ctx: &Ctx, file: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(&read_out(ctx, file)?).map_err(|e| format!("{file}: {e}"))
+}
+
+/// A JSON count; `u64::MAX` (which no check expects) when absent.
+pub fn num(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or(u64::MAX)
+}
+
+/// A recorded count against the expected one.
+pub fn eq(what: &str, got: u64, want: u64) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: recorded {got}, expected {want}"))
+    }
+}
+
+/// The exit status a guest step wrote to NAME.status; its stderr when not 0.
+pub fn status_ok(ctx: &Ctx, name: &str) -> Result<(), String> {
+    match read_out(ctx, &format!("{name}.status"))?.trim() {
+        "0" => Ok(()),
+        s => Err(format!(
+            "{name} exited {s}: {}",
+            read_out(ctx, &format!("{name}.stderr"))
+                .unwrap_or_default()
+                .trim()
+        )),
+    }
+}

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::{Ctx, Scenario, TestResult, read_out, truth};
+use super::{Ctx, Scenario, TestResult, eq, json, num, read_out, status_ok, truth};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "zaps",
@@ -29,34 +29,6 @@ echo "$DEV $DEV2" > devices
     ),
     check,
 };
-
-fn json(ctx: &Ctx, file: &str) -> Result<Value, String> {
-    serde_json::from_str(&read_out(ctx, file)?).map_err(|e| format!("{file}: {e}"))
-}
-
-fn num(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(u64::MAX)
-}
-
-fn eq(what: &str, got: u64, want: u64) -> Result<(), String> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: recorded {got}, expected {want}"))
-    }
-}
-
-fn status_ok(ctx: &Ctx, name: &str) -> Result<(), String> {
-    match read_out(ctx, &format!("{name}.status"))?.trim() {
-        "0" => Ok(()),
-        s => Err(format!(
-            "{name} exited {s}: {}",
-            read_out(ctx, &format!("{name}.stderr"))
-                .unwrap_or_default()
-                .trim()
-        )),
-    }
-}
 
 fn device<'a>(doc: &'a Value, bdf: &str) -> Result<&'a Value, String> {
     doc["devices"]
