@@ -126,6 +126,7 @@ pub mod kind {
     pub const FAULT: u32 = 1;
     pub const ZAP: u32 = 2;
     pub const LOCK: u32 = 3;
+    pub const HOLD: u32 = 4;
 }
 
 /// `VFIO_MAGIC`, the `s_magic` of the vfio pseudo-fs that holds device inodes (6.10+).
@@ -288,6 +289,33 @@ impl LockEvent {
     }
 }
 
+/// How long a zap's writer held `memory_lock`: from the zap's start (the lock
+/// is already held) to the return of the vfio function that took it and
+/// released it (the config write or the ioctl).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HoldEvent {
+    /// [`kind::HOLD`]
+    pub kind: u32,
+    pub device: u32,
+    /// `ZapEvent::start_ns` of the zap this hold belongs to.
+    pub zap_start_ns: u64,
+    pub hold_ns: u64,
+}
+
+const _: () = assert!(size_of::<HoldEvent>() == 24);
+
+impl HoldEvent {
+    pub const fn zeroed() -> Self {
+        Self {
+            kind: kind::HOLD,
+            device: UNKNOWN_DEVICE,
+            zap_start_ns: 0,
+            hold_ns: 0,
+        }
+    }
+}
+
 /// `vm_fault_t` bits the handler returns.
 pub mod vm_fault {
     pub const OOM: u32 = 0x0001;
@@ -306,6 +334,8 @@ mod user {
     unsafe impl aya::Pod for super::ZapEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::LockEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::HoldEvent {}
 }
 
 #[cfg(test)]

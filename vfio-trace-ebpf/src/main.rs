@@ -100,6 +100,14 @@ pub fn zap_return(_ctx: RetProbeContext) -> u32 {
     0
 }
 
+/// Return of `vfio_basic_config_write` or `vfio_pci_core_ioctl`: the writer
+/// of a zap has released `memory_lock`.
+#[kretprobe]
+pub fn hold_end(_ctx: RetProbeContext) -> u32 {
+    zap::hold_end();
+    0
+}
+
 /// Per-VMA zap inside a vfio zap.
 #[kprobe]
 pub fn zap_range(ctx: ProbeContext) -> u32 {

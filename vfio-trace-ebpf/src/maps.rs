@@ -4,7 +4,7 @@ use aya_ebpf::{
     btf_maps::{HashMap, HashOfMaps, LruHashMap, RingBuf, StackTrace},
     macros::btf_map,
 };
-use vfio_trace_common::{FaultEvent, LockEvent, ZapEvent};
+use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, ZapEvent};
 
 /// Ring size per device; userspace may size each inner ring differently.
 pub const RING_BYTES: usize = 1 << 22;
@@ -42,6 +42,10 @@ pub static ZAP_INFLIGHT: HashMap<u32, ZapEvent, MAX_INFLIGHT> = HashMap::new();
 /// Contended `memory_lock` acquisitions in flight, by thread id.
 #[btf_map]
 pub static LOCK_INFLIGHT: HashMap<u32, LockEvent, MAX_INFLIGHT> = HashMap::new();
+
+/// Finished zaps whose writer still holds `memory_lock`, by thread id.
+#[btf_map]
+pub static HOLDS: LruHashMap<u32, HoldEvent, 1024> = LruHashMap::new();
 
 /// vfio address spaces (`address_space *`) to device key, learned at mmap and fault.
 #[btf_map]

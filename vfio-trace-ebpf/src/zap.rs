@@ -7,11 +7,11 @@
 //! Produces one `ZapEvent` per zap.
 
 use aya_ebpf::programs::{ProbeContext, tracing::StackIdContext as _};
-use vfio_trace_common::{Config, UNKNOWN_DEVICE, VFIO_MAGIC, ZapEvent};
+use vfio_trace_common::{Config, HoldEvent, UNKNOWN_DEVICE, VFIO_MAGIC, ZapEvent};
 
 use crate::{
     kernel::{device_of_vdev, now, read, task, tid},
-    maps::{MAPPINGS, STACKS, ZAP_INFLIGHT, emit, filtered_out},
+    maps::{HOLDS, MAPPINGS, STACKS, ZAP_INFLIGHT, emit, filtered_out},
 };
 
 /// Entry of `unmap_mapping_range`: vfio address spaces only.
@@ -88,5 +88,23 @@ pub fn ret() {
     let ev = unsafe { &mut *ev };
     ev.latency_ns = now().wrapping_sub(ev.start_ns);
     emit(ev.device, ev);
+    let mut hold = HoldEvent::zeroed();
+    hold.device = ev.device;
+    hold.zap_start_ns = ev.start_ns;
+    let _ = HOLDS.insert(tid, hold, 0);
     let _ = ZAP_INFLIGHT.remove(tid);
+}
+
+/// Return of the vfio function that took `memory_lock` for a zap and released it.
+#[inline(always)]
+pub fn hold_end() {
+    let tid = tid();
+    let Some(hold) = HOLDS.get_ptr_mut(tid) else {
+        return;
+    };
+    // SAFETY: this task's own entry.
+    let hold = unsafe { &mut *hold };
+    hold.hold_ns = now().wrapping_sub(hold.zap_start_ns);
+    emit(hold.device, hold);
+    let _ = HOLDS.remove(tid);
 }

@@ -9,7 +9,7 @@ pub mod zap;
 
 use std::collections::BTreeMap;
 
-use vfio_trace_common::{FaultEvent, LockEvent, UNKNOWN_DEVICE, ZapEvent};
+use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, UNKNOWN_DEVICE, ZapEvent};
 
 use crate::{device::Bdf, kernel::Generation};
 use fault::{Fault, locate};
@@ -36,6 +36,7 @@ pub enum Event {
     Fault(FaultEvent),
     Zap(ZapEvent),
     Lock(LockEvent),
+    Hold(HoldEvent),
 }
 
 impl Model {
@@ -82,6 +83,11 @@ impl Model {
                 .entry(Bdf::from_key(e.device))
                 .or_default()
                 .add_zap(e, fault::comm(&e.comm)),
+            Event::Hold(e) if e.device == UNKNOWN_DEVICE => {}
+            Event::Hold(e) => self
+                .device(Bdf::from_key(e.device))
+                .zaps
+                .on_hold(e.zap_start_ns, e.hold_ns),
             Event::Lock(e) if e.device == UNKNOWN_DEVICE => {}
             Event::Lock(e) => self
                 .devices

@@ -42,6 +42,8 @@ pub struct Zap {
     pub first_refault_ns: Option<u64>,
     /// From the end of the zap until every removed page was back.
     pub repopulated_ns: Option<u64>,
+    /// How long the zap's writer held `memory_lock` from the zap's start.
+    pub write_hold_ns: Option<u64>,
     pending: PageSet,
 }
 
@@ -55,6 +57,7 @@ impl Zap {
 pub struct ZapStats {
     pub zaps: Vec<Zap>,
     pub latency: Latency,
+    pub write_hold: Latency,
     pub refaulted_pages: u64,
     populated: PageSet,
     /// The per-VMA zap probe runs, so a zap that walked no VMA mapped nothing.
@@ -80,6 +83,19 @@ impl ZapStats {
         self.populated.insert(start, end);
     }
 
+    /// The writer of the zap that started at `zap_start_ns` released the lock.
+    pub fn on_hold(&mut self, zap_start_ns: u64, hold_ns: u64) {
+        if let Some(z) = self
+            .zaps
+            .iter_mut()
+            .rev()
+            .find(|z| z.start_ns == zap_start_ns)
+        {
+            z.write_hold_ns = Some(hold_ns);
+            self.write_hold.record(hold_ns);
+        }
+    }
+
     pub fn on_zap(&mut self, e: &ZapEvent, comm: String) {
         let (start, end) = zap_keys(e.range_start, e.range_len);
         let mut pending = self.populated.take(start, end);
@@ -100,6 +116,7 @@ impl ZapStats {
             refaulted: 0,
             first_refault_ns: None,
             repopulated_ns: None,
+            write_hold_ns: None,
             pending,
         });
     }
@@ -132,6 +149,10 @@ mod tests {
         z.on_insert(key(Some(2), 1), key(Some(2), 4), 1210);
         assert_eq!(z.refaulted_pages, 4);
         assert_eq!(z.zaps[0].repopulated_ns, Some(200));
+        z.on_hold(1000, 50);
+        z.on_hold(999, 70); // no such zap
+        assert_eq!(z.zaps[0].write_hold_ns, Some(50));
+        assert_eq!(z.write_hold.count(), 1);
     }
 
     #[test]

@@ -144,6 +144,20 @@ pub const ROLES: &[Role] = &[
         absent_because: "no known per-VMA zap function: zapped pages read 0",
     },
     Role {
+        name: "hold_config",
+        kind: Kind::Kretprobe,
+        candidates: &[c("vfio_basic_config_write", "hold_end")],
+        required: false,
+        absent_because: "vfio-pci is not loaded: no write hold time for decode-off zaps",
+    },
+    Role {
+        name: "hold_ioctl",
+        kind: Kind::Kretprobe,
+        candidates: &[c("vfio_pci_core_ioctl", "hold_end")],
+        required: false,
+        absent_because: "vfio-pci is not loaded: no write hold time for reset zaps",
+    },
+    Role {
         name: "lock_begin",
         kind: Kind::Tracepoint,
         candidates: &[c("lock:contention_begin", "lock_begin")],

@@ -3,7 +3,7 @@
 
 use aya::maps::{Map, MapData, RingBuf};
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
-use vfio_trace_common::{FaultEvent, LockEvent, ZapEvent, kind};
+use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, ZapEvent, kind};
 
 use crate::model::Event;
 
@@ -30,6 +30,7 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
         kind::FAULT => read::<FaultEvent>(bytes).map(Event::Fault),
         kind::ZAP => read::<ZapEvent>(bytes).map(Event::Zap),
         kind::LOCK => read::<LockEvent>(bytes).map(Event::Lock),
+        kind::HOLD => read::<HoldEvent>(bytes).map(Event::Hold),
         _ => None,
     }
 }

@@ -122,6 +122,9 @@ pub struct ZapDoc {
     /// From the end of the zap to the first refault, and until every removed page was back.
     pub first_refault_ns: Option<u64>,
     pub repopulated_ns: Option<u64>,
+    /// How long the writer held `memory_lock` from the zap's start to the
+    /// return of the config write or ioctl that released it.
+    pub write_hold_ns: Option<u64>,
     /// Kernel stack at the zap, innermost first.
     pub stack: Vec<String>,
 }
@@ -131,6 +134,7 @@ pub struct ZapsDoc {
     pub count: u64,
     pub pages: u64,
     pub latency_ns: Summary,
+    pub write_hold_ns: Summary,
     pub causes: BTreeMap<String, u64>,
     pub events: Vec<ZapDoc>,
 }
@@ -316,6 +320,7 @@ fn zaps_doc(d: &DeviceStats, info: &RunInfo) -> ZapsDoc {
                 refaulted_pages: z.refaulted,
                 first_refault_ns: z.first_refault_ns,
                 repopulated_ns: z.repopulated_ns,
+                write_hold_ns: z.write_hold_ns,
                 stack,
             }
         })
@@ -328,6 +333,7 @@ fn zaps_doc(d: &DeviceStats, info: &RunInfo) -> ZapsDoc {
         count: events.len() as u64,
         pages: events.iter().map(|e| e.pages).sum(),
         latency_ns: d.zaps.latency.summary(),
+        write_hold_ns: d.zaps.write_hold.summary(),
         causes,
         events,
     }

@@ -130,11 +130,32 @@ fn zaps(ctx: &Ctx) -> Vec<TestResult> {
                 )
             })(),
         ),
+        ("zaps/write-hold".into(), write_hold(&d)),
         (
             "zaps/no-lost-events".into(),
             eq("lost_events", num(&rec["lost_events"]), 0),
         ),
     ]
+}
+
+/// Every decode-off and reset zap reports how long its writer held
+/// memory_lock, and that covers the zap itself.
+fn write_hold(d: &Value) -> Result<(), String> {
+    let events = d["zaps"]["events"].as_array().ok_or("no zap events")?;
+    eq(
+        "zaps.write_hold_ns.count",
+        num(&d["zaps"]["write_hold_ns"]["count"]),
+        events.len() as u64,
+    )?;
+    for (i, z) in events.iter().enumerate() {
+        let (hold, latency) = (num(&z["write_hold_ns"]), num(&z["latency_ns"]));
+        if hold == u64::MAX || hold < latency {
+            return Err(format!(
+                "zap {i}: write hold {hold} ns does not cover its {latency} ns"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Threads faulting through resets wait on memory_lock for reading.
