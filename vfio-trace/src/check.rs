@@ -207,7 +207,7 @@ pub fn render(r: &Report) -> String {
         };
         let _ = write!(
             s,
-            "probe     {:<13} {kind:<9} {symbol:<40} {status}",
+            "probe     {:<13} {kind:<10} {symbol:<40} {status}",
             p.name
         );
         if let Some(reason) = &p.reason {
@@ -297,7 +297,8 @@ mod tests {
         let r = report(true, true, GUEST_SYMBOLS);
         assert!(r.ready, "{:?}", r.problems);
         assert!(
-            render(&r).contains("fault_entry   kprobe    vfio_pci_mmap_huge_fault [vfio_pci_core]")
+            render(&r)
+                .contains("fault_entry   kprobe     vfio_pci_mmap_huge_fault [vfio_pci_core]")
         );
         let json: serde_json::Value = serde_json::to_value(&r).expect("serializes");
         assert_eq!(json["probes"][0]["status"], "available");
