@@ -108,10 +108,17 @@ pub fn hold_end(_ctx: RetProbeContext) -> u32 {
     0
 }
 
-/// Per-VMA zap inside a vfio zap.
+/// Per-VMA zap inside a vfio zap: `zap_page_range_single(vma, addr, size, ..)`.
 #[kprobe]
 pub fn zap_range(ctx: ProbeContext) -> u32 {
-    zap::range(&ctx);
+    zap::range(&ctx, 2);
+    0
+}
+
+/// Per-VMA zap inside a vfio zap on 7.x: `zap_vma_range_batched(tlb, vma, addr, size, ..)`.
+#[kprobe]
+pub fn zap_range_batched(ctx: ProbeContext) -> u32 {
+    zap::range(&ctx, 3);
     0
 }
 

@@ -1,7 +1,8 @@
 //! Zaps of BAR mappings. From 6.10: `unmap_mapping_range(mapping, start, len,
 //! even_cows)`, kept only for vfio address spaces (`s_magic == VFIO_MAGIC`).
 //! Before 6.10: `vfio_pci_zap_and_vma_lock(vdev, try)`. Pages come from the
-//! per-VMA zaps made inside (`zap_page_range_single`, `zap_vma_range` on 7.x).
+//! per-VMA zaps made inside (`zap_page_range_single`; `zap_vma_range_batched`
+//! on 7.x).
 //! The kernel stack at entry tells the cause; userspace names it.
 //!
 //! Produces one `ZapEvent` per zap.
@@ -63,14 +64,16 @@ fn start(ctx: &ProbeContext, cfg: &Config, device: u32, range_start: u64, range_
     let _ = ZAP_INFLIGHT.insert(ev.tid, ev, 0);
 }
 
-/// A per-VMA zap `(vma, address, size, ..)` inside a vfio zap.
+/// A per-VMA zap inside a vfio zap; `size_arg` is where its size argument is:
+/// 2 for `zap_page_range_single(vma, address, size, details)`, 3 for
+/// `zap_vma_range_batched(tlb, vma, address, size, details)` (7.x).
 #[inline(always)]
-pub fn range(ctx: &ProbeContext) {
+pub fn range(ctx: &ProbeContext, size_arg: usize) {
     let tid = tid();
     let Some(ev) = ZAP_INFLIGHT.get_ptr_mut(tid) else {
         return;
     };
-    let size: u64 = ctx.arg(2).unwrap_or(0);
+    let size: u64 = ctx.arg(size_arg).unwrap_or(0);
     // SAFETY: this task's own in-flight entry.
     let ev = unsafe { &mut *ev };
     ev.pages += size >> 12;

@@ -137,8 +137,11 @@ pub const ROLES: &[Role] = &[
         name: "zap_range",
         kind: Kind::Kprobe,
         candidates: &[
+            // 6.18 also has zap_page_range_single_batched, but unmap_mapping_range
+            // goes through the plain one there; 7.x renamed the batched one and
+            // calls it directly.
             c("zap_page_range_single", "zap_range"),
-            c("zap_vma_range", "zap_range"),
+            c("zap_vma_range_batched", "zap_range_batched"),
         ],
         required: false,
         absent_because: "no known per-VMA zap function: zapped pages read 0",
