@@ -164,9 +164,12 @@ fn attach_one(ebpf: &mut Ebpf, program: &str, symbol: &str) -> Result<(), String
         .ok_or_else(|| format!("program {program} missing from the object"))?;
     match prog {
         aya::programs::Program::KProbe(kprobe) => {
-            kprobe
-                .load()
-                .map_err(|e| format!("load: {}", error_chain(&e)))?;
+            // One program may serve several roles (hold_end): load it once.
+            if kprobe.fd().is_err() {
+                kprobe
+                    .load()
+                    .map_err(|e| format!("load: {}", error_chain(&e)))?;
+            }
             kprobe
                 .attach(symbol, 0)
                 .map_err(|e| format!("attach: {}", error_chain(&e)))?;
