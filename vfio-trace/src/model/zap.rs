@@ -26,6 +26,9 @@ pub fn zap_keys(range_start: u64, range_len: u64) -> (u64, u64) {
 
 #[derive(Debug, Clone)]
 pub struct Zap {
+    /// Byte range of the device file zapped (region offsets); `len` 0 is to the end.
+    pub range_start: u64,
+    pub range_len: u64,
     pub start_ns: u64,
     pub latency_ns: u64,
     /// Pages of mappings the kernel walked (per-VMA zaps).
@@ -105,6 +108,8 @@ impl ZapStats {
         }
         self.latency.record(e.latency_ns);
         self.zaps.push(Zap {
+            range_start: e.range_start,
+            range_len: e.range_len,
             start_ns: e.start_ns,
             latency_ns: e.latency_ns,
             pages: e.pages,

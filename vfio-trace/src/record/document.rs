@@ -110,6 +110,10 @@ pub struct BarDoc {
 #[derive(Debug, Clone, Serialize)]
 pub struct ZapDoc {
     pub cause: String,
+    /// Byte range of the device file zapped, as vfio region offsets
+    /// (`index << 40 | offset`); `len` 0 means to the end of the file.
+    pub range_start: u64,
+    pub range_len: u64,
     pub latency_ns: u64,
     /// Pages of mappings the zap covered (per-VMA zaps in the kernel).
     pub pages: u64,
@@ -306,6 +310,8 @@ fn zaps_doc(d: &DeviceStats, info: &RunInfo) -> ZapsDoc {
             let stack = info.stacks.get(&z.stack_id).cloned().unwrap_or_default();
             let frames: Vec<&str> = stack.iter().map(String::as_str).collect();
             ZapDoc {
+                range_start: z.range_start,
+                range_len: z.range_len,
                 cause: if stack.is_empty() {
                     "unknown".into()
                 } else {
@@ -430,6 +436,7 @@ mod tests {
         zap.device = bdf.key();
         zap.stack_id = 4;
         zap.pages = 2560;
+        zap.range_len = 6 << 40;
         zap.start_ns = 10;
         m.ingest(&Event::Zap(zap));
         e.page_in_vma = 0;
@@ -451,6 +458,8 @@ mod tests {
         assert_eq!(d["zaps"]["pages"], 2560);
         assert_eq!(d["zaps"]["causes"]["decode-off"], 1);
         assert_eq!(d["zaps"]["events"][0]["removed_pages"], 2560);
+        assert_eq!(d["zaps"]["events"][0]["range_start"], 0);
+        assert_eq!(d["zaps"]["events"][0]["range_len"], 6u64 << 40);
         assert_eq!(d["refaults"]["pages"], 512);
         assert_eq!(d["memory_lock"]["read"]["count"], 0);
         assert_eq!(d["memory_lock"]["write"]["count"], 0);

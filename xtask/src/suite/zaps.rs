@@ -131,6 +131,7 @@ fn zaps(ctx: &Ctx) -> Vec<TestResult> {
             })(),
         ),
         ("zaps/write-hold".into(), write_hold(&d)),
+        ("zaps/range-covers-bar".into(), covers_bar2(&d)),
         (
             "zaps/no-lost-events".into(),
             eq("lost_events", num(&rec["lost_events"]), 0),
@@ -140,6 +141,24 @@ fn zaps(ctx: &Ctx) -> Vec<TestResult> {
 
 /// Every decode-off and reset zap reports how long its writer held
 /// memory_lock, and that covers the zap itself.
+/// Every zap's byte range covers the BAR the workload mapped (BAR 2: vfio
+/// region offsets 2 << 40 up to 3 << 40; a length of 0 runs to the end).
+fn covers_bar2(d: &Value) -> Result<(), String> {
+    let events = d["zaps"]["events"].as_array().ok_or("no zap events")?;
+    for (i, z) in events.iter().enumerate() {
+        let (start, len) = (num(&z["range_start"]), num(&z["range_len"]));
+        let end = if len == 0 {
+            u64::MAX
+        } else {
+            start.saturating_add(len)
+        };
+        if start > 2 << 40 || end < 3 << 40 {
+            return Err(format!("zap {i}: range {start:#x}+{len:#x} misses BAR 2"));
+        }
+    }
+    Ok(())
+}
+
 fn write_hold(d: &Value) -> Result<(), String> {
     let events = d["zaps"]["events"].as_array().ok_or("no zap events")?;
     eq(
