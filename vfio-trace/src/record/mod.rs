@@ -3,6 +3,7 @@
 //! error — the document is written with everything recorded until then.
 
 pub mod document;
+pub mod zaps;
 
 use std::{
     io::Write as _,
