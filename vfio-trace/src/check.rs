@@ -8,6 +8,7 @@ use crate::{
     device::{PciDevice, Sysfs},
     kernel::Kernel,
     probe::{
+        KPROBE_PMU,
         kallsyms::Symbols,
         offsets::{self, Field},
         plan::{self, PlannedProbe},
@@ -21,7 +22,6 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 const MODULES: &[&str] = &["vfio", "vfio_pci", "vfio_pci_core", "vfio_iommu_type1"];
 
 #[derive(Debug, Serialize)]

@@ -1,6 +1,10 @@
 //! The only code that touches aya and the kernel's tracing interfaces: symbol
 //! lookup, BTF offsets, the probe plan, loading, attaching and ring buffers.
 
+/// The perf kprobe PMU; aya attaches kprobes through it, and it exists only
+/// on kernels that can kprobe.
+pub const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
+
 pub mod kallsyms;
 pub mod load;
 pub mod offsets;

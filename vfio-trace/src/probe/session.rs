@@ -18,7 +18,7 @@ use super::{
 };
 use crate::device::Bdf;
 
-const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
+use super::KPROBE_PMU;
 
 #[derive(Debug, Error)]
 pub enum SessionError {
