@@ -23,6 +23,8 @@ pub mod maps {
     pub const DEVICE_FILTER: &str = "DEVICE_FILTER";
     /// `StackTrace`: kernel stacks of zaps.
     pub const STACKS: &str = "STACKS";
+    /// `PerCpuArray<u64>`: events lost, by [`super::loss`] cause.
+    pub const LOSSES: &str = "LOSSES";
     /// The global holding [`super::Config`].
     pub const CONFIG: &str = "CONFIG";
 }
@@ -82,7 +84,9 @@ pub struct Config {
     pub tp_lock_addr: u32,
     pub tp_flags: u32,
     pub tp_ret: u32,
-    pub _pad: u32,
+    /// Non-zero: no insert probe runs; a fault's insert follows from its order
+    /// and result (6.12+ inserts exactly once per mapped fault).
+    pub inserts_from_result: u32,
 }
 
 impl Config {
@@ -114,7 +118,7 @@ impl Config {
             tp_lock_addr: MISSING,
             tp_flags: MISSING,
             tp_ret: MISSING,
-            _pad: 0,
+            inserts_from_result: 0,
         }
     }
 }
@@ -127,6 +131,29 @@ pub mod kind {
     pub const ZAP: u32 = 2;
     pub const LOCK: u32 = 3;
     pub const HOLD: u32 = 4;
+    pub const TASK: u32 = 5;
+}
+
+/// Causes of lost events, the indices of the per-CPU `LOSSES` counters.
+pub mod loss {
+    /// A ring buffer was full.
+    pub const RING_FULL: u32 = 0;
+    /// No per-task slot could be had for an event in flight.
+    pub const INFLIGHT_FULL: u32 = 1;
+    /// A zap's kernel stack could not be stored: its cause reads unknown.
+    pub const STACK_FAILED: u32 = 2;
+    /// A fault entry found its task's previous fault still open: that fault's
+    /// return was never seen (a kretprobe out of instances).
+    pub const MISSED_RETURN: u32 = 3;
+    /// Number of causes.
+    pub const COUNT: u32 = 4;
+    /// Names as the JSON shows them, by index.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "ring_full",
+        "inflight_full",
+        "stack_failed",
+        "missed_return",
+    ];
 }
 
 /// `VFIO_MAGIC`, the `s_magic` of the vfio pseudo-fs that holds device inodes (6.10+).
@@ -180,11 +207,9 @@ pub struct FaultEvent {
     pub remaps: u32,
     /// Pages mapped by those remaps.
     pub remap_pages: u64,
-    /// `comm` of the faulting task.
-    pub comm: [u8; TASK_COMM_LEN],
 }
 
-const _: () = assert!(size_of::<FaultEvent>() == 96);
+const _: () = assert!(size_of::<FaultEvent>() == 80);
 
 impl FaultEvent {
     pub const fn zeroed() -> Self {
@@ -204,6 +229,32 @@ impl FaultEvent {
             inserts_pud: 0,
             remaps: 0,
             remap_pages: 0,
+        }
+    }
+}
+
+/// The name of a task, sent once per thread the first time it faults, so
+/// fault events need not carry it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskEvent {
+    /// [`kind::TASK`]
+    pub kind: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub _pad: u32,
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+const _: () = assert!(size_of::<TaskEvent>() == 32);
+
+impl TaskEvent {
+    pub const fn zeroed() -> Self {
+        Self {
+            kind: kind::TASK,
+            pid: 0,
+            tid: 0,
+            _pad: 0,
             comm: [0; TASK_COMM_LEN],
         }
     }
@@ -336,6 +387,8 @@ mod user {
     unsafe impl aya::Pod for super::LockEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::HoldEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TaskEvent {}
 }
 
 #[cfg(test)]

@@ -1,17 +1,24 @@
 //! Faults: `vfio_pci_mmap_huge_fault(vmf, order)` (6.12+) or
 //! `vfio_pci_mmap_fault(vmf)` (6.1-6.11), entry and return, plus the page
-//! inserts made inside them: `vmf_insert_pfn{,_pmd,_pud}` and `remap_pfn_range`.
+//! inserts made inside them where they cannot be inferred:
+//! `vmf_insert_pfn{,_pmd,_pud}` (6.10-6.11) and `remap_pfn_range` (6.1).
 //!
-//! Produces one `FaultEvent` per handler invocation. Inserts are counted only
-//! while the same task is inside a vfio fault, so other drivers' inserts never
-//! show; the order-0 wrapper is not probed, so nothing counts twice.
+//! Produces one `FaultEvent` per handler invocation, and one `TaskEvent` the
+//! first time a thread faults. Entry only notes the fault in the task's own
+//! storage; everything else is read at return, after the clock is read, so
+//! the tracer's work stays out of the latency it reports. Inserts are counted
+//! only while the same task is inside a vfio fault, so other drivers' inserts
+//! never show; the order-0 wrapper is not probed, so nothing counts twice.
 
-use aya_ebpf::programs::{ProbeContext, RetProbeContext};
-use vfio_trace_common::{Config, FaultEvent};
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    programs::{ProbeContext, RetProbeContext},
+};
+use vfio_trace_common::{Config, FaultEvent, TaskEvent, loss, vm_fault};
 
 use crate::{
-    kernel::{device_of_vdev, learn, now, read, task, tid, vdev_of_vma},
-    maps::{INFLIGHT, emit, filtered_out},
+    kernel::{device_of_vma, now, read, vdev_of_vma},
+    maps::{TASKS, TaskState, count_loss, emit, filtered_out},
 };
 
 pub enum Insert {
@@ -23,8 +30,7 @@ pub enum Insert {
 
 #[inline(always)]
 pub fn entry(ctx: &ProbeContext, cfg: &Config) {
-    let task = task();
-    if cfg.filter_pid != 0 && cfg.filter_pid != task.pid {
+    if cfg.filter_pid != 0 && cfg.filter_pid != (bpf_get_current_pid_tgid() >> 32) as u32 {
         return;
     }
     let vmf: u64 = ctx.arg(0).unwrap_or(0);
@@ -33,59 +39,109 @@ pub fn entry(ctx: &ProbeContext, cfg: &Config) {
     } else {
         0
     };
+    let Some(st) = TASKS.current(true) else {
+        count_loss(loss::INFLIGHT_FULL);
+        return;
+    };
+    if st.in_fault != 0 {
+        count_loss(loss::MISSED_RETURN);
+    }
+    st.vmf = vmf;
+    st.order = order;
+    st.inserts_pte = 0;
+    st.inserts_pmd = 0;
+    st.inserts_pud = 0;
+    st.remaps = 0;
+    st.remap_pages = 0;
+    st.in_fault = 1;
+    st.start_ns = now();
+}
+
+#[inline(always)]
+pub fn ret(ctx: &RetProbeContext, cfg: &Config) {
+    let end_ns = now();
+    let Some(st) = TASKS.current(false) else {
+        return;
+    };
+    if st.in_fault == 0 {
+        return;
+    }
+    st.in_fault = 0;
+    finish(cfg, st, end_ns, ctx.ret::<u64>() as u32);
+}
+
+/// Builds and sends the event of a fault that returned `result` at `end_ns`.
+#[inline(always)]
+fn finish(cfg: &Config, st: &mut TaskState, end_ns: u64, result: u32) {
     let mut ev = FaultEvent::zeroed();
-    if let Some(vma) = read::<u64>(vmf, cfg.vmf_vma) {
+    if let Some(vma) = read::<u64>(st.vmf, cfg.vmf_vma) {
         let start = read::<u64>(vma, cfg.vma_start).unwrap_or(0);
-        let address = read::<u64>(vmf, cfg.vmf_address).unwrap_or(start);
+        let address = read::<u64>(st.vmf, cfg.vmf_address).unwrap_or(start);
         ev.vma_pgoff = read::<u64>(vma, cfg.vma_pgoff).unwrap_or(0);
         ev.page_in_vma = address.wrapping_sub(start) >> 12;
-        if let Some(vdev) = vdev_of_vma(cfg, vma)
-            && let Some(device) = device_of_vdev(cfg, vdev)
-        {
+        if let Some(device) = vdev_of_vma(cfg, vma).and_then(|vdev| device_of_vma(cfg, vma, vdev)) {
             ev.device = device;
-            learn(cfg, vma, vdev, device);
         }
     }
     if filtered_out(cfg.filter_devices, ev.device) {
         return;
     }
-    ev.order = order;
-    ev.pid = task.pid;
-    ev.tid = task.tid;
-    ev.comm = task.comm;
-    ev.start_ns = task.now;
-    let _ = INFLIGHT.insert(ev.tid, ev, 0);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    ev.pid = (pid_tgid >> 32) as u32;
+    ev.tid = pid_tgid as u32;
+    if st.named == 0 {
+        let mut task = TaskEvent::zeroed();
+        task.pid = ev.pid;
+        task.tid = ev.tid;
+        task.comm = bpf_get_current_comm().unwrap_or_default();
+        emit(ev.device, &task);
+        st.named = 1;
+    }
+    ev.order = st.order;
+    ev.result = result;
+    ev.start_ns = st.start_ns;
+    ev.latency_ns = end_ns.wrapping_sub(st.start_ns);
+    if cfg.inserts_from_result != 0 {
+        infer_insert(st, result);
+    }
+    ev.inserts_pte = st.inserts_pte;
+    ev.inserts_pmd = st.inserts_pmd;
+    ev.inserts_pud = st.inserts_pud;
+    ev.remaps = st.remaps;
+    ev.remap_pages = st.remap_pages;
+    emit(ev.device, &ev);
 }
 
+/// From 6.12 the handler inserts one entry of the requested order exactly
+/// when it maps (`VM_FAULT_NOPAGE` alone), so no insert probe has to run.
 #[inline(always)]
-pub fn ret(ctx: &RetProbeContext) {
-    let tid = tid();
-    let Some(ev) = INFLIGHT.get_ptr_mut(tid) else {
+fn infer_insert(st: &mut TaskState, result: u32) {
+    if result & !vm_fault::NOPAGE != 0 || result & vm_fault::NOPAGE == 0 {
         return;
-    };
-    // SAFETY: the pointer comes from a successful lookup of this task's own entry.
-    let ev = unsafe { &mut *ev };
-    ev.latency_ns = now().wrapping_sub(ev.start_ns);
-    ev.result = ctx.ret::<u64>() as u32;
-    emit(ev.device, ev);
-    let _ = INFLIGHT.remove(tid);
+    }
+    match st.order {
+        0 => st.inserts_pte += 1,
+        9 => st.inserts_pmd += 1,
+        18 => st.inserts_pud += 1,
+        _ => {}
+    }
 }
 
 #[inline(always)]
 pub fn count_insert(kind: Insert) {
-    let tid = tid();
-    let Some(ev) = INFLIGHT.get_ptr_mut(tid) else {
+    let Some(st) = TASKS.current(false) else {
         return;
     };
-    // SAFETY: as in `ret`: this task's own in-flight entry.
-    let ev = unsafe { &mut *ev };
+    if st.in_fault == 0 {
+        return;
+    }
     match kind {
-        Insert::Pte => ev.inserts_pte += 1,
-        Insert::Pmd => ev.inserts_pmd += 1,
-        Insert::Pud => ev.inserts_pud += 1,
+        Insert::Pte => st.inserts_pte += 1,
+        Insert::Pmd => st.inserts_pmd += 1,
+        Insert::Pud => st.inserts_pud += 1,
         Insert::Remap { pages } => {
-            ev.remaps += 1;
-            ev.remap_pages += pages;
+            st.remaps += 1;
+            st.remap_pages += pages;
         }
     }
 }

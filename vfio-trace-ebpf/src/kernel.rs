@@ -6,7 +6,7 @@ use aya_ebpf::helpers::{
 };
 use vfio_trace_common::{Config, MISSING, TASK_COMM_LEN, device_key};
 
-use crate::maps::{LOCKS, MAPPINGS};
+use crate::maps::{LOCKS, MAPPINGS, VDEVS};
 
 /// Reads a `T` at `base + offset`.
 #[inline(always)]
@@ -60,7 +60,21 @@ pub fn learn(cfg: &Config, vma: u64, vdev: u64, device: u32) {
     }
 }
 
-/// The current task, as every event records it.
+/// The device of a VMA's vfio device, from the cache when it was seen before;
+/// the first sight also learns its address space and `memory_lock`.
+#[inline(always)]
+pub fn device_of_vma(cfg: &Config, vma: u64, vdev: u64) -> Option<u32> {
+    if let Some(device) = VDEVS.get_ptr(vdev) {
+        // SAFETY: a successful lookup of a plain u32.
+        return Some(unsafe { *device });
+    }
+    let device = device_of_vdev(cfg, vdev)?;
+    learn(cfg, vma, vdev, device);
+    let _ = VDEVS.insert(vdev, device, 0);
+    Some(device)
+}
+
+/// The current task, as zap and lock events record it.
 pub struct Task {
     pub pid: u32,
     pub tid: u32,

@@ -6,11 +6,11 @@
 //! Produces one `LockEvent` per contended acquisition.
 
 use aya_ebpf::programs::TracePointContext;
-use vfio_trace_common::{Config, LockEvent, MISSING};
+use vfio_trace_common::{Config, LockEvent, MISSING, loss};
 
 use crate::{
     kernel::{now, task, tid},
-    maps::{LOCK_INFLIGHT, LOCKS, emit, filtered_out},
+    maps::{LOCK_INFLIGHT, LOCKS, count_loss, emit, filtered_out},
 };
 
 #[inline(always)]
@@ -43,7 +43,9 @@ pub fn begin(ctx: &TracePointContext, cfg: &Config) {
     ev.tid = task.tid;
     ev.comm = task.comm;
     ev.start_ns = task.now;
-    let _ = LOCK_INFLIGHT.insert(ev.tid, ev, 0);
+    if LOCK_INFLIGHT.insert(ev.tid, ev, 0).is_err() {
+        count_loss(loss::INFLIGHT_FULL);
+    }
 }
 
 #[inline(always)]

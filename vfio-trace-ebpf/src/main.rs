@@ -3,11 +3,15 @@
 //! knows a kernel version.
 #![no_std]
 #![no_main]
+// Atomic adds on map values: the BPF target has no `AtomicU64::fetch_add`.
+#![feature(core_intrinsics)]
+#![allow(internal_features, reason = "atomic_xadd is the one intrinsic used")]
 
 mod fault;
 mod kernel;
 mod lock;
 mod maps;
+mod task_storage;
 mod zap;
 
 use aya_ebpf::{
@@ -31,7 +35,7 @@ pub fn fault_entry(ctx: ProbeContext) -> u32 {
 /// Return of the vfio fault handler.
 #[kretprobe]
 pub fn fault_return(ctx: RetProbeContext) -> u32 {
-    fault::ret(&ctx);
+    fault::ret(&ctx, &CONFIG.load());
     0
 }
 
@@ -72,9 +76,7 @@ pub fn mmap_entry(ctx: ProbeContext) -> u32 {
     let vma: u64 = ctx.arg(1).unwrap_or(0);
     if core != 0 && cfg.vdev_core != vfio_trace_common::MISSING {
         let vdev = core - u64::from(cfg.vdev_core);
-        if let Some(device) = kernel::device_of_vdev(&cfg, vdev) {
-            kernel::learn(&cfg, vma, vdev, device);
-        }
+        let _ = kernel::device_of_vma(&cfg, vma, vdev);
     }
     0
 }

@@ -1,17 +1,31 @@
-//! Maps shared by the probe families. Names are in `vfio_trace_common::maps`.
+//! Maps shared by the probe families, and the two ways out of a program: an
+//! event into a ring, or a counted loss. Names are in `vfio_trace_common::maps`.
+
+use core::{
+    ffi::c_void,
+    intrinsics::{AtomicOrdering, atomic_xadd},
+};
 
 use aya_ebpf::{
-    btf_maps::{HashMap, HashOfMaps, LruHashMap, RingBuf, StackTrace},
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
+    btf_maps::{HashMap, HashOfMaps, LruHashMap, PerCpuArray, RingBuf, StackTrace},
+    helpers::generated::bpf_ringbuf_query,
     macros::btf_map,
 };
-use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, ZapEvent};
+use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, ZapEvent, loss};
 
-/// Ring size per device; userspace may size each inner ring differently.
+use crate::task_storage::TaskStorage;
+
+/// Size of the shared ring; device rings are sized by userspace.
 pub const RING_BYTES: usize = 1 << 22;
 /// Most devices traced at once.
 pub const MAX_DEVICES: usize = 64;
-/// Most faults in flight at once (one per task).
+/// Most zaps and lock waits in flight at once (one per task).
 pub const MAX_INFLIGHT: usize = 16384;
+/// The reader is woken once a ring holds this fraction of its size; below it,
+/// events wait for the reader's periodic drain. Waking it per event would
+/// schedule the collector inside every fault.
+const WAKE_FRACTION: u64 = 4;
 
 /// One ring buffer per traced device, keyed by device key.
 #[btf_map]
@@ -26,14 +40,42 @@ pub static SHARED_RING: RingBuf<FaultEvent, RING_BYTES> = RingBuf::new();
 #[btf_map]
 pub static LOST: HashMap<u32, u64, MAX_DEVICES> = HashMap::new();
 
+/// Events lost, by cause (`vfio_trace_common::loss`), per CPU.
+#[btf_map]
+pub static LOSSES: PerCpuArray<u64, { loss::COUNT as usize }> = PerCpuArray::new();
+
 /// Devices to trace when `Config::filter_devices` is set.
 #[btf_map]
 pub static DEVICE_FILTER: HashMap<u32, u8, MAX_DEVICES> = HashMap::new();
 
-/// Faults in flight, by thread id: entry fills them, inserts count into them,
-/// return emits them.
+/// What a thread is doing, kept in the task itself.
+#[repr(C)]
+pub struct TaskState {
+    /// Fault entry time.
+    pub start_ns: u64,
+    /// The fault's `struct vm_fault *`, read at return.
+    pub vmf: u64,
+    pub order: u32,
+    /// Non-zero while the thread is inside a vfio fault.
+    pub in_fault: u32,
+    pub inserts_pte: u32,
+    pub inserts_pmd: u32,
+    pub inserts_pud: u32,
+    pub remaps: u32,
+    pub remap_pages: u64,
+    /// Non-zero once the thread's name was sent.
+    pub named: u32,
+    pub _pad: u32,
+}
+
+/// Per-thread fault state.
 #[btf_map]
-pub static INFLIGHT: HashMap<u32, FaultEvent, MAX_INFLIGHT> = HashMap::new();
+pub static TASKS: TaskStorage<TaskState> = TaskStorage::new();
+
+/// `vfio_pci_core_device *` to device key: the device is read from the
+/// kernel once, not at every fault.
+#[btf_map]
+pub static VDEVS: LruHashMap<u64, u32, 1024> = LruHashMap::new();
 
 /// Zaps in flight, by thread id.
 #[btf_map]
@@ -65,21 +107,62 @@ pub fn filtered_out(filter_devices: u32, device: u32) -> bool {
     filter_devices != 0 && DEVICE_FILTER.get_ptr(device).is_none()
 }
 
+/// Counts one lost event. Atomic: a tracepoint program may interrupt a
+/// kprobe program on the same CPU.
+#[inline(always)]
+pub fn count_loss(cause: u32) {
+    if let Some(n) = LOSSES.get_ptr_mut(cause) {
+        add_one(n);
+    }
+}
+
+/// An atomic add (BPF_ATOMIC): the BPF target lacks `AtomicU64::fetch_add`.
+#[inline(always)]
+fn add_one(n: *mut u64) {
+    // SAFETY: `n` comes from a successful map lookup: valid and aligned.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(n, 1) };
+}
+
 /// Sends an event to its device's ring, or to the shared ring, counting drops.
 #[inline(always)]
-pub fn emit<T: 'static>(device: u32, event: &T) {
+pub fn emit<T: Copy + 'static>(device: u32, event: &T) {
     // SAFETY: inner maps are only replaced by userspace, never freed under us.
     let sent = match unsafe { DEVICE_RINGS.get(&device) } {
-        Some(ring) => ring.output_untyped::<T>(event, 0),
-        None => SHARED_RING.output_untyped::<T>(event, 0),
+        Some(ring) => send(ring, event),
+        None => send(&SHARED_RING, event),
     };
-    if sent.is_err() {
+    if !sent {
+        count_loss(loss::RING_FULL);
         match LOST.get_ptr_mut(device) {
-            // SAFETY: the pointer comes from a successful lookup.
-            Some(n) => unsafe { *n += 1 },
+            Some(n) => add_one(n),
             None => {
                 let _ = LOST.insert(device, 1u64, 0);
             }
         }
     }
+}
+
+/// Reserves room in `ring`, writes `event` there and submits it, waking the
+/// reader only when the ring is filling up.
+#[inline(always)]
+fn send<T: Copy + 'static>(ring: &RingBuf<FaultEvent, RING_BYTES>, event: &T) -> bool {
+    let Some(mut entry) = ring.reserve_untyped::<T>(0) else {
+        return false;
+    };
+    entry.write(*event);
+    let map = core::ptr::from_ref(ring).cast_mut().cast::<c_void>();
+    // SAFETY: queries of a ring map's positions; no memory is touched.
+    let (avail, size) = unsafe {
+        (
+            bpf_ringbuf_query(map, u64::from(BPF_RB_AVAIL_DATA)),
+            bpf_ringbuf_query(map, u64::from(BPF_RB_RING_SIZE)),
+        )
+    };
+    let flags = if avail >= size / WAKE_FRACTION {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    entry.submit(u64::from(flags));
+    true
 }

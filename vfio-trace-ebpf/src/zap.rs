@@ -8,11 +8,11 @@
 //! Produces one `ZapEvent` per zap.
 
 use aya_ebpf::programs::{ProbeContext, tracing::StackIdContext as _};
-use vfio_trace_common::{Config, HoldEvent, UNKNOWN_DEVICE, VFIO_MAGIC, ZapEvent};
+use vfio_trace_common::{Config, HoldEvent, UNKNOWN_DEVICE, VFIO_MAGIC, ZapEvent, loss};
 
 use crate::{
     kernel::{device_of_vdev, now, read, task, tid},
-    maps::{HOLDS, MAPPINGS, STACKS, ZAP_INFLIGHT, emit, filtered_out},
+    maps::{HOLDS, MAPPINGS, STACKS, ZAP_INFLIGHT, count_loss, emit, filtered_out},
 };
 
 /// Entry of `unmap_mapping_range`: vfio address spaces only.
@@ -56,12 +56,20 @@ fn start(ctx: &ProbeContext, cfg: &Config, device: u32, range_start: u64, range_
     ev.device = device;
     ev.range_start = range_start;
     ev.range_len = range_len;
-    ev.stack_id = ctx.get_stackid(&STACKS, 0).map_or(-1, |id| id as i32);
+    ev.stack_id = match ctx.get_stackid(&STACKS, 0) {
+        Ok(id) => id as i32,
+        Err(_) => {
+            count_loss(loss::STACK_FAILED);
+            -1
+        }
+    };
     ev.pid = task.pid;
     ev.tid = task.tid;
     ev.comm = task.comm;
     ev.start_ns = task.now;
-    let _ = ZAP_INFLIGHT.insert(ev.tid, ev, 0);
+    if ZAP_INFLIGHT.insert(ev.tid, ev, 0).is_err() {
+        count_loss(loss::INFLIGHT_FULL);
+    }
 }
 
 /// A per-VMA zap inside a vfio zap; `size_arg` is where its size argument is:

@@ -114,7 +114,6 @@ pub struct Fault {
     pub end_ns: u64,
     pub pid: u32,
     pub tid: u32,
-    pub comm: String,
     pub inserts_pte: u32,
     pub inserts_pmd: u32,
     pub inserts_pud: u32,
@@ -140,7 +139,6 @@ impl From<&FaultEvent> for Fault {
             end_ns: e.start_ns + e.latency_ns,
             pid: e.pid,
             tid: e.tid,
-            comm: comm(&e.comm),
             inserts_pte: e.inserts_pte,
             inserts_pmd: e.inserts_pmd,
             inserts_pud: e.inserts_pud,
@@ -193,11 +191,10 @@ mod tests {
 
     #[test]
     fn decodes_comm_and_unknown_devices() {
+        assert_eq!(comm(b"qemu\0\0\0"), "qemu");
         let mut e = FaultEvent::zeroed();
-        e.comm[..4].copy_from_slice(b"qemu");
         e.result = 0x100;
         let f = Fault::from(&e);
-        assert_eq!(f.comm, "qemu");
         assert_eq!(f.device, None);
         e.device = 0x0100;
         assert_eq!(

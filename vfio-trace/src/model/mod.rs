@@ -9,7 +9,7 @@ pub mod zap;
 
 use std::collections::BTreeMap;
 
-use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, UNKNOWN_DEVICE, ZapEvent};
+use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, TaskEvent, UNKNOWN_DEVICE, ZapEvent};
 
 use crate::{device::Bdf, kernel::Generation};
 use fault::{Fault, locate};
@@ -27,6 +27,8 @@ pub struct Model {
     pub unattributed: u64,
     /// Zaps of vfio address spaces whose device was not known yet.
     pub unattributed_zaps: u64,
+    /// Process names by pid, from the kernel's once-per-thread task events.
+    pub comms: BTreeMap<u32, String>,
     zap_walks_known: bool,
 }
 
@@ -37,6 +39,7 @@ pub enum Event {
     Zap(ZapEvent),
     Lock(LockEvent),
     Hold(HoldEvent),
+    Task(TaskEvent),
 }
 
 impl Model {
@@ -47,6 +50,7 @@ impl Model {
             devices: BTreeMap::new(),
             unattributed: 0,
             unattributed_zaps: 0,
+            comms: BTreeMap::new(),
             zap_walks_known: false,
         }
     }
@@ -77,6 +81,13 @@ impl Model {
     pub fn ingest(&mut self, event: &Event) {
         match event {
             Event::Fault(e) => self.fault(e),
+            // The thread group leader names the process; another thread only
+            // until the leader is seen.
+            Event::Task(e) => {
+                if e.tid == e.pid || !self.comms.contains_key(&e.pid) {
+                    self.comms.insert(e.pid, fault::comm(&e.comm));
+                }
+            }
             Event::Zap(e) if e.device == UNKNOWN_DEVICE => self.unattributed_zaps += 1,
             Event::Zap(e) => self
                 .devices

@@ -58,8 +58,8 @@ pub struct DeviceStats {
     pub latency_by_outcome: BTreeMap<Outcome, Latency>,
     /// `None`: the BAR could not be resolved.
     pub bars: BTreeMap<Option<u32>, BarStats>,
-    /// Faults per (pid, comm).
-    pub processes: BTreeMap<(u32, String), u64>,
+    /// Faults per process id; names are in `Model::comms`.
+    pub processes: BTreeMap<u32, u64>,
     pub zaps: ZapStats,
     /// Contended `memory_lock` waits by mode (`read`, `write`, `other`).
     pub lock_waits: BTreeMap<&'static str, Latency>,
@@ -103,7 +103,7 @@ impl DeviceStats {
         bar.faults += 1;
         bar.inserts.add(f);
         *bar.page_faults.entry(at.page).or_default() += 1;
-        *self.processes.entry((f.pid, f.comm.clone())).or_default() += 1;
+        *self.processes.entry(f.pid).or_default() += 1;
         if let Some((start, end)) = inserted(f, at) {
             self.zaps.on_insert(start, end, f.end_ns);
         }
@@ -163,7 +163,6 @@ mod tests {
             latency_ns: ns,
             pid: 10,
             tid: 10,
-            comm: "t".into(),
             end_ns: 0,
             inserts_pte: pte,
             inserts_pmd: pmd,
@@ -220,6 +219,6 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(d.processes[&(10, "t".into())], 6);
+        assert_eq!(d.processes[&10], 6);
     }
 }

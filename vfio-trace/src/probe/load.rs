@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, HashOfMaps, MapData},
+    maps::{HashMap, HashOfMaps, MapData, PerCpuArray},
 };
 use thiserror::Error;
-use vfio_trace_common::{Config, maps};
+use vfio_trace_common::{Config, loss, maps};
 
 use super::plan::{PlannedProbe, Status};
 
@@ -141,10 +141,26 @@ impl Tracer {
     }
 
     /// Stops new events: unloads entries first, then everything else.
-    /// Returns the per-device counts of events lost to full rings.
-    pub fn detach(mut self) -> BTreeMap<u32, u64> {
+    /// Returns what the kernel side counted: losses, and the programs' run time.
+    pub fn detach(mut self) -> KernelCounts {
         let mut names: Vec<&'static str> = self.plan.iter().filter_map(|p| p.program).collect();
+        names.sort_unstable();
+        names.dedup();
         names.sort_by_key(|n| !n.ends_with("_entry") && !n.ends_with("_begin"));
+        // Run time is read before anything unloads; the kernel keeps it only
+        // while `kernel.bpf_stats_enabled` is on.
+        let (mut run_ns, mut run_cnt) = (0, 0);
+        for name in &names {
+            let info = match self.ebpf.program(name) {
+                Some(aya::programs::Program::KProbe(p)) => p.info().ok(),
+                Some(aya::programs::Program::TracePoint(p)) => p.info().ok(),
+                _ => None,
+            };
+            if let Some(info) = info {
+                run_ns += u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
+                run_cnt += info.run_count();
+            }
+        }
         for name in names {
             if let Some(program) = self.ebpf.program_mut(name) {
                 let _ = match program {
@@ -154,8 +170,30 @@ impl Tracer {
                 };
             }
         }
-        lost(&self.ebpf)
+        let (by_device, device_map_ok) = lost(&self.ebpf);
+        let (by_cause, cause_map_ok) = losses(&self.ebpf);
+        KernelCounts {
+            lost_by_device: by_device,
+            losses: by_cause,
+            loss_maps_readable: device_map_ok && cause_map_ok,
+            bpf_run_ns: run_ns,
+            bpf_run_cnt: run_cnt,
+        }
     }
+}
+
+/// What the programs counted by the time they were detached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelCounts {
+    /// Events dropped to full rings, by device key.
+    pub lost_by_device: BTreeMap<u32, u64>,
+    /// Events lost, by cause, summed over CPUs (`vfio_trace_common::loss`).
+    pub losses: [u64; loss::COUNT as usize],
+    /// False when a loss map could not be read: the losses above are then a floor.
+    pub loss_maps_readable: bool,
+    /// Time the programs ran and how often (0 unless BPF stats are enabled).
+    pub bpf_run_ns: u64,
+    pub bpf_run_cnt: u64,
 }
 
 fn attach_one(ebpf: &mut Ebpf, program: &str, symbol: &str) -> Result<(), String> {
@@ -188,14 +226,37 @@ fn attach_one(ebpf: &mut Ebpf, program: &str, symbol: &str) -> Result<(), String
     Ok(())
 }
 
-fn lost(ebpf: &Ebpf) -> BTreeMap<u32, u64> {
+fn lost(ebpf: &Ebpf) -> (BTreeMap<u32, u64>, bool) {
     let Some(map) = ebpf.map(maps::LOST) else {
-        return BTreeMap::new();
+        return (BTreeMap::new(), false);
     };
     let Ok(lost) = HashMap::<&MapData, u32, u64>::try_from(map) else {
-        return BTreeMap::new();
+        return (BTreeMap::new(), false);
     };
-    lost.iter().filter_map(Result::ok).collect()
+    let mut ok = true;
+    let counts = lost
+        .iter()
+        .filter_map(|r| r.map_err(|_| ok = false).ok())
+        .collect();
+    (counts, ok)
+}
+
+fn losses(ebpf: &Ebpf) -> ([u64; loss::COUNT as usize], bool) {
+    let mut out = [0; loss::COUNT as usize];
+    let Some(map) = ebpf.map(maps::LOSSES) else {
+        return (out, false);
+    };
+    let Ok(array) = PerCpuArray::<&MapData, u64>::try_from(map) else {
+        return (out, false);
+    };
+    let mut ok = true;
+    for (cause, slot) in (0..loss::COUNT).zip(out.iter_mut()) {
+        match array.get(&cause, 0) {
+            Ok(per_cpu) => *slot = per_cpu.iter().sum(),
+            Err(_) => ok = false,
+        }
+    }
+    (out, ok)
 }
 
 /// An error and its causes on one line.

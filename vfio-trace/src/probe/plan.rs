@@ -190,6 +190,8 @@ pub enum Status {
     Failed,
     /// The symbol exists but this kernel cannot attach kprobes at all.
     Unsupported,
+    /// Not attached because what it would count follows from another probe.
+    Inferred,
 }
 
 /// Marks every present symbol unusable: the kernel has no kprobes.
@@ -217,8 +219,33 @@ pub struct PlannedProbe {
     pub reason: Option<String>,
 }
 
-/// Chooses the first present candidate for every role.
+/// Roles whose counts follow from the fault's order and result once the
+/// handler takes an order (6.12+: one insert per mapped fault, no remaps).
+const INFERRED_WITH_ORDER: &[&str] = &["insert_pte", "insert_pmd", "insert_pud", "remap"];
+
+/// Chooses the first present candidate for every role. Probes that would only
+/// repeat what the fault event already says are left unattached, so a 4 KiB
+/// fault runs two programs, not three.
 pub fn plan(symbols: &Symbols) -> Vec<PlannedProbe> {
+    let mut plan = choose(symbols);
+    if handler_has_order(&plan) {
+        for p in plan
+            .iter_mut()
+            .filter(|p| INFERRED_WITH_ORDER.contains(&p.name) && p.status == Status::Available)
+        {
+            p.status = Status::Inferred;
+            p.program = None;
+            p.reason = Some(
+                "not attached: the fault handler takes an order, so each mapped fault \
+                 inserts exactly one entry of that order"
+                    .into(),
+            );
+        }
+    }
+    plan
+}
+
+fn choose(symbols: &Symbols) -> Vec<PlannedProbe> {
     ROLES
         .iter()
         .map(|role| {
@@ -294,15 +321,23 @@ mod tests {
         );
         assert_eq!(symbol_of(&p, "insert_pmd"), Some("vmf_insert_pfn_pmd"));
         assert!(handler_has_order(&p));
-        let fault_rows = p
-            .iter()
-            .filter(|p| p.name.starts_with("fault") || p.name.starts_with("insert"));
-        assert!(
-            fault_rows.clone().count() == 5
-                && fault_rows
-                    .into_iter()
-                    .all(|p| p.status == Status::Available)
+        let status = |name: &str| {
+            p.iter()
+                .find(|p| p.name == name)
+                .map(|p| (p.status.clone(), p.program))
+        };
+        assert_eq!(
+            status("fault_entry"),
+            Some((Status::Available, Some("fault_entry")))
         );
+        assert_eq!(
+            status("fault_return"),
+            Some((Status::Available, Some("fault_return")))
+        );
+        // Inserts follow from order and result: no program runs for them.
+        for name in ["insert_pte", "insert_pmd", "insert_pud", "remap"] {
+            assert_eq!(status(name), Some((Status::Inferred, None)), "{name}");
+        }
     }
 
     #[test]

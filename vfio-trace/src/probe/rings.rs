@@ -2,8 +2,10 @@
 //! own async task, so a storm on one device cannot crowd out another.
 
 use aya::maps::{Map, MapData, RingBuf};
+use std::time::Duration;
+
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
-use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, ZapEvent, kind};
+use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, TaskEvent, ZapEvent, kind};
 
 use crate::model::Event;
 
@@ -31,20 +33,39 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
         kind::ZAP => read::<ZapEvent>(bytes).map(Event::Zap),
         kind::LOCK => read::<LockEvent>(bytes).map(Event::Lock),
         kind::HOLD => read::<HoldEvent>(bytes).map(Event::Hold),
+        kind::TASK => read::<TaskEvent>(bytes).map(Event::Task),
         _ => None,
     }
 }
 
-/// A running reader; `stop` makes it drain what is left and end.
-pub struct Reader {
-    pub handle: JoinHandle<std::io::Result<u64>>,
+/// How often a reader drains its ring without being woken. The programs
+/// wake it only when a ring is a quarter full, so this bounds how stale the
+/// live view is and how full a ring gets between drains.
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What a reader did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReaderStats {
+    /// Records decoded and passed on.
+    pub events: u64,
+    /// Records too short or of an unknown kind.
+    pub undecodable: u64,
+    /// Times the kernel woke the reader (readiness), not counting timer drains.
+    pub wakeups: u64,
+    /// Drains that found at least one record.
+    pub drains: u64,
 }
 
-/// Starts a reader task for `map` sending decoded events to `tx`. It ends
-/// after a final drain once `stop` flips to true.
+/// A running reader; `stop` makes it drain what is left and end.
+pub struct Reader {
+    pub handle: JoinHandle<std::io::Result<ReaderStats>>,
+}
+
+/// Starts a reader task for `map` sending decoded events to `tx`, a batch per
+/// drain. It ends after a final drain once `stop` flips to true.
 pub fn spawn(
     map: Map,
-    tx: mpsc::UnboundedSender<Event>,
+    tx: mpsc::UnboundedSender<Vec<Event>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Reader, aya::maps::MapError> {
     let ring = RingBuf::try_from(map)?;
@@ -52,17 +73,21 @@ pub fn spawn(
         // SAFETY: the ring owns its map fd and keeps it open until it is dropped
         // with this AsyncFd.
         let mut fd = unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)?;
-        let mut n = 0u64;
+        let mut stats = ReaderStats::default();
+        let mut tick = tokio::time::interval(DRAIN_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 guard = fd.readable_mut() => {
                     let mut guard = guard?;
-                    n += drain(guard.get_inner_mut(), &tx);
+                    stats.wakeups += 1;
+                    drain(guard.get_inner_mut(), &tx, &mut stats);
                     guard.clear_ready();
                 }
+                _ = tick.tick() => drain(fd.get_mut(), &tx, &mut stats),
                 _ = stop.wait_for(|s| *s) => {
-                    n += drain(fd.get_mut(), &tx);
-                    return Ok(n);
+                    drain(fd.get_mut(), &tx, &mut stats);
+                    return Ok(stats);
                 }
             }
         }
@@ -70,15 +95,24 @@ pub fn spawn(
     Ok(Reader { handle })
 }
 
-fn drain(ring: &mut RingBuf<MapData>, tx: &mpsc::UnboundedSender<Event>) -> u64 {
-    let mut n = 0;
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    tx: &mpsc::UnboundedSender<Vec<Event>>,
+    stats: &mut ReaderStats,
+) {
+    let mut batch = Vec::new();
     while let Some(item) = ring.next() {
-        if let Some(ev) = decode(&item) {
-            n += 1;
-            let _ = tx.send(ev);
+        match decode(&item) {
+            Some(ev) => batch.push(ev),
+            None => stats.undecodable += 1,
         }
     }
-    n
+    if batch.is_empty() {
+        return;
+    }
+    stats.drains += 1;
+    stats.events += batch.len() as u64;
+    let _ = tx.send(batch);
 }
 
 /// Wraps a created ring's `MapData` as a map a reader can take.

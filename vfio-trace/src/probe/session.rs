@@ -11,10 +11,10 @@ use crate::model::Event;
 
 use super::{
     kallsyms::Symbols,
-    load::{LoadError, Tracer, error_chain},
+    load::{KernelCounts, LoadError, Tracer, error_chain},
     offsets::{self, Field},
     plan::{self, PlannedProbe},
-    rings::{self, Reader},
+    rings::{self, Reader, ReaderStats},
 };
 use crate::device::Bdf;
 
@@ -48,32 +48,37 @@ pub struct Options {
     pub ring_bytes: u32,
 }
 
-/// Events read from one ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What one ring's reader did.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RingCount {
     /// `None` for the shared ring.
     pub device: Option<Bdf>,
-    pub events: u64,
+    pub stats: ReaderStats,
+    /// Why the reader failed, if it did: its events after the failure are lost.
+    pub error: Option<String>,
 }
 
 pub struct Session {
     tracer: Tracer,
     readers: Vec<(Option<Bdf>, Reader)>,
     stop: watch::Sender<bool>,
-    pub events: mpsc::UnboundedReceiver<Event>,
+    /// Decoded events, a batch per ring drain.
+    pub events: mpsc::UnboundedReceiver<Vec<Event>>,
     pub offsets: Vec<Field>,
     stacks: Option<StackTraceMap<MapData>>,
     symbols: Symbols,
 }
 
-/// What a stopped session leaves: final plan status, drops and ring counts.
+/// What a stopped session leaves: final plan status, kernel counts and ring counts.
 pub struct Stopped {
     pub plan: Vec<PlannedProbe>,
-    pub lost: BTreeMap<u32, u64>,
+    pub kernel: KernelCounts,
     pub rings: Vec<RingCount>,
-    pub events: mpsc::UnboundedReceiver<Event>,
+    pub events: mpsc::UnboundedReceiver<Vec<Event>>,
     /// Zap stacks by id, as function names, innermost first.
     pub stacks: BTreeMap<i32, Vec<String>>,
+    /// False when the stack map could not be opened: every cause reads unknown.
+    pub stack_map_readable: bool,
 }
 
 impl Session {
@@ -99,6 +104,7 @@ impl Session {
         let plan = plan::plan(&symbols);
         let mut config = found.config;
         config.handler_has_order = u32::from(plan::handler_has_order(&plan));
+        config.inserts_from_result = u32::from(config.handler_has_order != 0);
         config.filter_pid = opts.pid.unwrap_or(0);
         config.filter_devices = u32::from(opts.only.is_some());
         if let Some(format) = super::tracefs::read_format("lock", "contention_begin") {
@@ -159,16 +165,22 @@ impl Session {
     /// Detaches every probe, then lets each reader drain its ring and end.
     pub async fn stop(self) -> Stopped {
         let plan = self.tracer.plan.clone();
-        let lost = self.tracer.detach();
+        let kernel = self.tracer.detach();
         let _ = self.stop.send(true);
         let mut rings = Vec::new();
         for (device, reader) in self.readers {
-            let events = match reader.handle.await {
-                Ok(Ok(n)) => n,
-                _ => 0,
+            let (stats, error) = match reader.handle.await {
+                Ok(Ok(stats)) => (stats, None),
+                Ok(Err(e)) => (ReaderStats::default(), Some(e.to_string())),
+                Err(e) => (ReaderStats::default(), Some(e.to_string())),
             };
-            rings.push(RingCount { device, events });
+            rings.push(RingCount {
+                device,
+                stats,
+                error,
+            });
         }
+        let stack_map_readable = self.stacks.is_some();
         let stacks = self
             .stacks
             .as_ref()
@@ -176,10 +188,11 @@ impl Session {
             .unwrap_or_default();
         Stopped {
             plan,
-            lost,
+            kernel,
             rings,
             events: self.events,
             stacks,
+            stack_map_readable,
         }
     }
 }

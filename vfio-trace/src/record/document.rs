@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::zaps::{LockWaitDoc, RefaultsDoc, ZapsDoc, zaps_doc};
+use super::{
+    health::{CollectorDoc, HealthDoc, LossesDoc, Usage},
+    zaps::{LockWaitDoc, RefaultsDoc, ZapsDoc, zaps_doc},
+};
 use crate::{
     device::{Bdf, PciDevice},
     kernel::Kernel,
@@ -15,7 +18,7 @@ use crate::{
         latency::{Latency, Summary},
         stats::{self, DeviceStats, Inserts, ORDERS, PageRun},
     },
-    probe::{offsets::Field, plan::PlannedProbe, session::RingCount},
+    probe::{load::KernelCounts, offsets::Field, plan::PlannedProbe, session::RingCount},
 };
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -45,7 +48,11 @@ pub struct Document {
     pub error: Option<String>,
     pub probes: Vec<PlannedProbe>,
     pub offsets: Vec<Field>,
+    /// Every event lost, whatever the cause: the sum of `losses`.
     pub lost_events: u64,
+    pub losses: LossesDoc,
+    pub collector: CollectorDoc,
+    pub health: HealthDoc,
     pub unattributed_faults: u64,
     /// Zaps of vfio address spaces before any mmap or fault told their device.
     pub unattributed_zaps: u64,
@@ -144,9 +151,11 @@ pub struct RunInfo {
     pub error: Option<String>,
     pub probes: Vec<PlannedProbe>,
     pub offsets: Vec<Field>,
-    pub lost: BTreeMap<u32, u64>,
+    pub counts: KernelCounts,
     pub rings: Vec<RingCount>,
     pub stacks: BTreeMap<i32, Vec<String>>,
+    pub stack_map_readable: bool,
+    pub usage: Usage,
     pub pci: Vec<PciDevice>,
 }
 
@@ -161,7 +170,12 @@ fn order_keys<T: Clone + Default>(present: impl Iterator<Item = (u32, T)>) -> BT
     out
 }
 
-fn device_doc(bdf: Bdf, d: &DeviceStats, info: &RunInfo) -> DeviceDoc {
+fn device_doc(
+    bdf: Bdf,
+    d: &DeviceStats,
+    comms: &BTreeMap<u32, String>,
+    info: &RunInfo,
+) -> DeviceDoc {
     let pci = info.pci.iter().find(|p| p.bdf == bdf);
     let empty = Summary::EMPTY;
     let mut by_order: BTreeMap<String, Summary> =
@@ -175,12 +189,17 @@ fn device_doc(bdf: Bdf, d: &DeviceStats, info: &RunInfo) -> DeviceDoc {
         bdf,
         vendor: pci.map(|p| format!("{:04x}", p.vendor)),
         device: pci.map(|p| format!("{:04x}", p.device)),
-        lost_events: info.lost.get(&bdf.key()).copied().unwrap_or(0),
+        lost_events: info
+            .counts
+            .lost_by_device
+            .get(&bdf.key())
+            .copied()
+            .unwrap_or(0),
         ring_events: info
             .rings
             .iter()
             .filter(|r| r.device == Some(bdf))
-            .map(|r| r.events)
+            .map(|r| r.stats.events)
             .sum(),
         faults: FaultsDoc {
             total: d.faults,
@@ -228,9 +247,9 @@ fn device_doc(bdf: Bdf, d: &DeviceStats, info: &RunInfo) -> DeviceDoc {
         processes: d
             .processes
             .iter()
-            .map(|((pid, comm), faults)| ProcessDoc {
+            .map(|(pid, faults)| ProcessDoc {
                 pid: *pid,
-                comm: comm.clone(),
+                comm: comms.get(pid).cloned().unwrap_or_default(),
                 faults: *faults,
             })
             .collect(),
@@ -259,8 +278,9 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
     let devices: Vec<DeviceDoc> = model
         .devices
         .iter()
-        .map(|(bdf, d)| device_doc(*bdf, d, &info))
+        .map(|(bdf, d)| device_doc(*bdf, d, &model.comms, &info))
         .collect();
+    let losses = LossesDoc::new(&info.counts, &info.rings);
     Document {
         schema_version: SCHEMA_VERSION,
         vfio_trace_version: env!("CARGO_PKG_VERSION"),
@@ -273,7 +293,10 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
         error: info.error,
         probes: info.probes,
         offsets: info.offsets,
-        lost_events: info.lost.values().sum(),
+        lost_events: losses.events(),
+        losses,
+        collector: CollectorDoc::new(info.usage, &info.counts, &info.rings),
+        health: HealthDoc::new(&info.counts, &info.rings, info.stack_map_readable),
         unattributed_faults: model.unattributed,
         unattributed_zaps: model.unattributed_zaps,
         rings: info
@@ -281,7 +304,7 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
             .iter()
             .map(|r| RingDoc {
                 device: r.device.map_or("shared".into(), |d| d.to_string()),
-                events: r.events,
+                events: r.stats.events,
             })
             .collect(),
         devices,
@@ -292,7 +315,7 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
 mod tests {
     use super::*;
     use crate::kernel::Generation;
-    use crate::model::Event;
+    use crate::{model::Event, probe::rings::ReaderStats};
     use vfio_trace_common::{FaultEvent, ZapEvent};
 
     fn info() -> RunInfo {
@@ -305,17 +328,29 @@ mod tests {
             error: None,
             probes: Vec::new(),
             offsets: Vec::new(),
-            lost: BTreeMap::from([(0x0100, 3)]),
+            counts: KernelCounts {
+                lost_by_device: BTreeMap::from([(0x0100, 3)]),
+                losses: [3, 0, 0, 0],
+                loss_maps_readable: true,
+                ..KernelCounts::default()
+            },
             rings: vec![
                 RingCount {
                     device: Bdf::parse("01:00.0"),
-                    events: 5,
+                    stats: ReaderStats {
+                        events: 5,
+                        ..ReaderStats::default()
+                    },
+                    error: None,
                 },
                 RingCount {
                     device: None,
-                    events: 0,
+                    stats: ReaderStats::default(),
+                    error: None,
                 },
             ],
+            stack_map_readable: true,
+            usage: Usage::default(),
             stacks: BTreeMap::from([(
                 4,
                 vec![
@@ -357,6 +392,8 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&doc).expect("json")).expect("parses");
         assert_eq!(v["schema_version"], 1);
         assert_eq!(v["lost_events"], 3);
+        assert_eq!(v["losses"]["ring_full"], 3);
+        assert_eq!(v["health"]["stack_map_readable"], true);
         let d = &v["devices"][0];
         assert_eq!(d["bdf"], "0000:01:00.0");
         assert_eq!(d["lost_events"], 3);

@@ -1,0 +1,198 @@
+//! What tracing cost and what it missed: losses by cause, the collector's own
+//! work, and anything that went wrong on the way. Every figure is present,
+//! at 0 when nothing happened, so a reader never mistakes "not counted" for
+//! "none".
+
+use serde::{Deserialize, Serialize};
+use vfio_trace_common::loss;
+
+use crate::probe::{load::KernelCounts, session::RingCount};
+
+/// Events lost, by cause.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LossesDoc {
+    /// A ring buffer was full.
+    pub ring_full: u64,
+    /// No per-task slot for an event in flight.
+    pub inflight_full: u64,
+    /// A zap's stack could not be stored (its cause reads unknown; the zap counts).
+    pub stack_failed: u64,
+    /// A fault's return was never seen (kretprobe instances ran out).
+    pub missed_return: u64,
+    /// Ring records too short or of an unknown kind.
+    pub undecodable: u64,
+}
+
+impl LossesDoc {
+    pub fn new(counts: &KernelCounts, rings: &[RingCount]) -> Self {
+        let by = |cause: u32| counts.losses[cause as usize];
+        Self {
+            ring_full: by(loss::RING_FULL),
+            inflight_full: by(loss::INFLIGHT_FULL),
+            stack_failed: by(loss::STACK_FAILED),
+            missed_return: by(loss::MISSED_RETURN),
+            undecodable: rings.iter().map(|r| r.stats.undecodable).sum(),
+        }
+    }
+
+    /// Events lost; a stack that could not be stored loses no event.
+    pub fn events(&self) -> u64 {
+        self.ring_full + self.inflight_full + self.missed_return + self.undecodable
+    }
+}
+
+/// The collector's own work while it traced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CollectorDoc {
+    /// From loading the programs to every probe attached.
+    pub attach_ms: f64,
+    /// Records read from the rings.
+    pub events: u64,
+    /// Times the kernel woke a reader; the rest were timer drains.
+    pub wakeups: u64,
+    pub drains: u64,
+    pub wakeups_per_1000_events: f64,
+    /// CPU time of this process from attach to the end, user plus system.
+    pub cpu_ns: u64,
+    /// Peak resident memory of this process.
+    pub max_rss_kib: u64,
+    /// Time the eBPF programs ran, and how often; 0 unless
+    /// `kernel.bpf_stats_enabled` was on.
+    pub bpf_run_ns: u64,
+    pub bpf_run_cnt: u64,
+}
+
+/// Measured around the run by `record`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub attach_ms: f64,
+    pub cpu_ns: u64,
+    pub max_rss_kib: u64,
+}
+
+impl CollectorDoc {
+    pub fn new(usage: Usage, counts: &KernelCounts, rings: &[RingCount]) -> Self {
+        let events: u64 = rings.iter().map(|r| r.stats.events).sum();
+        let wakeups: u64 = rings.iter().map(|r| r.stats.wakeups).sum();
+        Self {
+            attach_ms: usage.attach_ms,
+            events,
+            wakeups,
+            drains: rings.iter().map(|r| r.stats.drains).sum(),
+            wakeups_per_1000_events: if events == 0 {
+                0.0
+            } else {
+                wakeups as f64 * 1000.0 / events as f64
+            },
+            cpu_ns: usage.cpu_ns,
+            max_rss_kib: usage.max_rss_kib,
+            bpf_run_ns: counts.bpf_run_ns,
+            bpf_run_cnt: counts.bpf_run_cnt,
+        }
+    }
+}
+
+/// Failures of the tracer itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthDoc {
+    /// Readers that failed, with why: their ring's later events are lost.
+    pub reader_errors: Vec<String>,
+    /// False when a loss counter could not be read: losses are then a floor.
+    pub loss_maps_readable: bool,
+    /// False when the zap stacks could not be read: every zap cause reads unknown.
+    pub stack_map_readable: bool,
+}
+
+impl HealthDoc {
+    pub fn new(counts: &KernelCounts, rings: &[RingCount], stack_map_readable: bool) -> Self {
+        Self {
+            reader_errors: rings
+                .iter()
+                .filter_map(|r| {
+                    let ring = r.device.map_or("shared".into(), |d| d.to_string());
+                    r.error.as_ref().map(|e| format!("{ring}: {e}"))
+                })
+                .collect(),
+            loss_maps_readable: counts.loss_maps_readable,
+            stack_map_readable,
+        }
+    }
+
+    /// True when nothing went wrong.
+    pub fn is_clean(&self) -> bool {
+        self.reader_errors.is_empty() && self.loss_maps_readable && self.stack_map_readable
+    }
+}
+
+/// CPU time (user + system) and peak RSS of this process so far.
+pub fn own_usage() -> (u64, u64) {
+    // SAFETY: getrusage fills the struct it is given.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &raw mut ru);
+        ru
+    };
+    let ns = |tv: libc::timeval| {
+        u64::try_from(tv.tv_sec).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(tv.tv_usec).unwrap_or(0) * 1000
+    };
+    (
+        ns(ru.ru_utime) + ns(ru.ru_stime),
+        u64::try_from(ru.ru_maxrss).unwrap_or(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::rings::ReaderStats;
+
+    fn ring(events: u64, wakeups: u64, undecodable: u64, error: Option<&str>) -> RingCount {
+        RingCount {
+            device: None,
+            stats: ReaderStats {
+                events,
+                undecodable,
+                wakeups,
+                drains: wakeups + 1,
+            },
+            error: error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn losses_sum_every_cause_that_loses_an_event() {
+        let mut counts = KernelCounts::default();
+        counts.losses = [4, 1, 7, 2];
+        counts.loss_maps_readable = true;
+        let rings = [ring(10, 1, 3, None)];
+        let l = LossesDoc::new(&counts, &rings);
+        assert_eq!(
+            (
+                l.ring_full,
+                l.inflight_full,
+                l.stack_failed,
+                l.missed_return,
+                l.undecodable
+            ),
+            (4, 1, 7, 2, 3)
+        );
+        assert_eq!(l.events(), 4 + 1 + 2 + 3);
+    }
+
+    #[test]
+    fn collector_rates_and_health_flags() {
+        let counts = KernelCounts {
+            loss_maps_readable: true,
+            ..KernelCounts::default()
+        };
+        let rings = [ring(4000, 2, 0, None), ring(0, 0, 0, Some("EBADF"))];
+        let c = CollectorDoc::new(Usage::default(), &counts, &rings);
+        assert_eq!(c.events, 4000);
+        assert!((c.wakeups_per_1000_events - 0.5).abs() < 1e-9);
+        let h = HealthDoc::new(&counts, &rings, true);
+        assert_eq!(h.reader_errors, vec!["shared: EBADF".to_owned()]);
+        assert!(!h.is_clean());
+        assert!(HealthDoc::new(&counts, &rings[..1], true).is_clean());
+    }
+}
