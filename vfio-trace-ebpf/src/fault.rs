@@ -10,10 +10,7 @@
 //! only while the same task is inside a vfio fault, so other drivers' inserts
 //! never show; the order-0 wrapper is not probed, so nothing counts twice.
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    programs::{ProbeContext, RetProbeContext},
-};
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
 use vfio_trace_common::{Config, FaultEvent, TaskEvent, loss, vm_fault};
 
 use crate::{
@@ -28,17 +25,12 @@ pub enum Insert {
     Remap { pages: u64 },
 }
 
+/// A fault began: `vmf` is its `struct vm_fault *`, `order` the order asked for.
 #[inline(always)]
-pub fn entry(ctx: &ProbeContext, cfg: &Config) {
+pub fn entry(cfg: &Config, vmf: u64, order: u32) {
     if cfg.filter_pid != 0 && cfg.filter_pid != (bpf_get_current_pid_tgid() >> 32) as u32 {
         return;
     }
-    let vmf: u64 = ctx.arg(0).unwrap_or(0);
-    let order: u32 = if cfg.handler_has_order != 0 {
-        ctx.arg::<u64>(1).unwrap_or(0) as u32
-    } else {
-        0
-    };
     let Some(st) = TASKS.current(true) else {
         count_loss(loss::INFLIGHT_FULL);
         return;
@@ -57,9 +49,9 @@ pub fn entry(ctx: &ProbeContext, cfg: &Config) {
     st.start_ns = now();
 }
 
+/// The fault returned `result`; `end_ns` was read first thing at return.
 #[inline(always)]
-pub fn ret(ctx: &RetProbeContext, cfg: &Config) {
-    let end_ns = now();
+pub fn ret(cfg: &Config, end_ns: u64, result: u32) {
     let Some(st) = TASKS.current(false) else {
         return;
     };
@@ -67,7 +59,7 @@ pub fn ret(ctx: &RetProbeContext, cfg: &Config) {
         return;
     }
     st.in_fault = 0;
-    finish(cfg, st, end_ns, ctx.ret::<u64>() as u32);
+    finish(cfg, st, end_ns, result);
 }
 
 /// Builds and sends the event of a fault that returned `result` at `end_ns`.

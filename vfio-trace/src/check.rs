@@ -199,6 +199,8 @@ pub fn render(r: &Report) -> String {
             plan::Kind::Kprobe => "kprobe",
             plan::Kind::Kretprobe => "kretprobe",
             plan::Kind::Tracepoint => "tracepoint",
+            plan::Kind::Fentry => "fentry",
+            plan::Kind::Fexit => "fexit",
         };
         let symbol = match (&p.symbol, &p.module) {
             (Some(sym), Some(m)) => format!("{sym} [{m}]"),
@@ -298,7 +300,7 @@ mod tests {
         assert!(r.ready, "{:?}", r.problems);
         assert!(
             render(&r)
-                .contains("fault_entry   kprobe     vfio_pci_mmap_huge_fault [vfio_pci_core]")
+                .contains("fault_entry   fentry     vfio_pci_mmap_huge_fault [vfio_pci_core]")
         );
         let json: serde_json::Value = serde_json::to_value(&r).expect("serializes");
         assert_eq!(json["probes"][0]["status"], "available");

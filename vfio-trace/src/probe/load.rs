@@ -13,7 +13,10 @@ use aya::{
 use thiserror::Error;
 use vfio_trace_common::{Config, loss, maps};
 
-use super::plan::{PlannedProbe, Status};
+use super::{
+    btf_object,
+    plan::{Kind, PlannedProbe, Status},
+};
 
 /// The eBPF object built by build.rs from vfio-trace-ebpf.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vfio-trace"));
@@ -38,6 +41,8 @@ pub enum LoadError {
 pub struct Tracer {
     ebpf: Ebpf,
     pub plan: Vec<PlannedProbe>,
+    /// Try fentry/fexit before kprobes where the plan has them.
+    trampolines: bool,
 }
 
 fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> LoadError {
@@ -46,11 +51,22 @@ fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> LoadError 
 
 impl Tracer {
     /// Loads the programs with `config`; no probe is attached yet.
-    pub fn load(config: Config, plan: Vec<PlannedProbe>) -> Result<Self, LoadError> {
+    pub fn load(
+        config: Config,
+        plan: Vec<PlannedProbe>,
+        trampolines: bool,
+    ) -> Result<Self, LoadError> {
         let ebpf = EbpfLoader::new()
             .override_global(maps::CONFIG, &config, true)
+            // Task storage (per-thread fault state) has no aya wrapper; the
+            // programs are its only users.
+            .allow_unsupported_maps()
             .load(OBJECT)?;
-        Ok(Self { ebpf, plan })
+        Ok(Self {
+            ebpf,
+            plan,
+            trampolines,
+        })
     }
 
     /// Restricts tracing to these device keys (takes effect when `Config::filter_devices` is set).
@@ -105,10 +121,35 @@ impl Tracer {
             let (Some(symbol), Some(program)) = (probe.symbol.clone(), probe.program) else {
                 continue;
             };
+            let mut fell_back = None;
+            if let Some(btf_program) = probe.btf_program.filter(|_| self.trampolines) {
+                match attach_btf(
+                    &mut self.ebpf,
+                    btf_program,
+                    &symbol,
+                    probe.module.as_deref(),
+                ) {
+                    Ok(()) => {
+                        probe.program = Some(btf_program);
+                        probe.status = Status::Attached;
+                        probe.reason = None;
+                        continue;
+                    }
+                    Err(reason) => fell_back = Some(reason),
+                }
+            }
+            if probe.btf_program.is_some() {
+                probe.kind = match probe.kind {
+                    Kind::Fentry => Kind::Kprobe,
+                    Kind::Fexit => Kind::Kretprobe,
+                    other => other,
+                };
+            }
             match attach_one(&mut self.ebpf, program, &symbol) {
                 Ok(()) => {
                     probe.status = Status::Attached;
-                    probe.reason = None;
+                    probe.reason =
+                        fell_back.map(|r| format!("trampoline refused ({r}); kprobe used"));
                 }
                 Err(reason) => {
                     probe.status = Status::Failed;
@@ -143,10 +184,19 @@ impl Tracer {
     /// Stops new events: unloads entries first, then everything else.
     /// Returns what the kernel side counted: losses, and the programs' run time.
     pub fn detach(mut self) -> KernelCounts {
-        let mut names: Vec<&'static str> = self.plan.iter().filter_map(|p| p.program).collect();
+        // Entries first, so nothing starts that cannot finish.
+        let mut names: Vec<(bool, &'static str)> = self
+            .plan
+            .iter()
+            .filter(|p| p.status == Status::Attached)
+            .filter_map(|p| {
+                let later = !p.name.ends_with("_entry") && !p.name.ends_with("_begin");
+                p.program.map(|prog| (later, prog))
+            })
+            .collect();
         names.sort_unstable();
         names.dedup();
-        names.sort_by_key(|n| !n.ends_with("_entry") && !n.ends_with("_begin"));
+        let names: Vec<&'static str> = names.into_iter().map(|(_, n)| n).collect();
         // Run time is read before anything unloads; the kernel keeps it only
         // while `kernel.bpf_stats_enabled` is on.
         let (mut run_ns, mut run_cnt) = (0, 0);
@@ -154,6 +204,8 @@ impl Tracer {
             let info = match self.ebpf.program(name) {
                 Some(aya::programs::Program::KProbe(p)) => p.info().ok(),
                 Some(aya::programs::Program::TracePoint(p)) => p.info().ok(),
+                Some(aya::programs::Program::FEntry(p)) => p.info().ok(),
+                Some(aya::programs::Program::FExit(p)) => p.info().ok(),
                 _ => None,
             };
             if let Some(info) = info {
@@ -166,6 +218,8 @@ impl Tracer {
                 let _ = match program {
                     aya::programs::Program::KProbe(p) => p.unload(),
                     aya::programs::Program::TracePoint(p) => p.unload(),
+                    aya::programs::Program::FEntry(p) => p.unload(),
+                    aya::programs::Program::FExit(p) => p.unload(),
                     _ => Ok(()),
                 };
             }
@@ -194,6 +248,36 @@ pub struct KernelCounts {
     /// Time the programs ran and how often (0 unless BPF stats are enabled).
     pub bpf_run_ns: u64,
     pub bpf_run_cnt: u64,
+}
+
+/// Loads and attaches an fentry/fexit program on `symbol`, found in the BTF
+/// of `module` (vmlinux when `None`).
+fn attach_btf(
+    ebpf: &mut Ebpf,
+    program: &str,
+    symbol: &str,
+    module: Option<&str>,
+) -> Result<(), String> {
+    let id = btf_object::func_id(symbol, module)?;
+    let fd = btf_object::fd_by_name(module.unwrap_or("vmlinux"))
+        .map_err(|e| format!("BTF object {}: {e}", module.unwrap_or("vmlinux")))?;
+    let prog = ebpf
+        .program_mut(program)
+        .ok_or_else(|| format!("program {program} missing from the object"))?;
+    let load = |e: aya::programs::ProgramError| format!("load: {}", error_chain(&e));
+    let attach = |e: aya::programs::ProgramError| format!("attach: {}", error_chain(&e));
+    match prog {
+        aya::programs::Program::FEntry(p) => {
+            p.load_in_btf_object(id, fd).map_err(load)?;
+            p.attach().map_err(attach)?;
+        }
+        aya::programs::Program::FExit(p) => {
+            p.load_in_btf_object(id, fd).map_err(load)?;
+            p.attach().map_err(attach)?;
+        }
+        _ => return Err(format!("program {program} is not fentry/fexit")),
+    }
+    Ok(())
 }
 
 fn attach_one(ebpf: &mut Ebpf, program: &str, symbol: &str) -> Result<(), String> {

@@ -14,6 +14,10 @@ pub enum Kind {
     Kretprobe,
     /// `symbol` is `category:name`.
     Tracepoint,
+    /// A BPF trampoline at entry; falls back to a kprobe where the kernel refuses it.
+    Fentry,
+    /// A BPF trampoline at return; falls back to a kretprobe.
+    Fexit,
 }
 
 /// A kernel symbol that can fill a role, and the program that handles it.
@@ -21,10 +25,27 @@ pub enum Kind {
 pub struct Candidate {
     pub symbol: &'static str,
     pub program: &'static str,
+    /// The fentry/fexit program tried before `program`, where there is one.
+    pub btf_program: Option<&'static str>,
 }
 
 const fn c(symbol: &'static str, program: &'static str) -> Candidate {
-    Candidate { symbol, program }
+    Candidate {
+        symbol,
+        program,
+        btf_program: None,
+    }
+}
+
+/// A candidate with a trampoline program tried first: one dispatch per fault
+/// costs several times less than a kprobe's breakpoint or a kretprobe's
+/// return hijack.
+const fn t(symbol: &'static str, program: &'static str, btf_program: &'static str) -> Candidate {
+    Candidate {
+        symbol,
+        program,
+        btf_program: Some(btf_program),
+    }
 }
 
 /// One row of the table: a role and its candidates, best first.
@@ -44,12 +65,20 @@ pub struct Role {
 /// handler. The 6.12+ order-0 wrapper `vfio_pci_mmap_page_fault` is left out on
 /// purpose: it calls `huge_fault`, so probing both would count a fault twice.
 const FAULT_ENTRY: &[Candidate] = &[
-    c("vfio_pci_mmap_huge_fault", "fault_entry"),
-    c("vfio_pci_mmap_fault", "fault_entry"),
+    t(
+        "vfio_pci_mmap_huge_fault",
+        "fault_entry",
+        "fault_fentry_huge",
+    ),
+    t("vfio_pci_mmap_fault", "fault_entry", "fault_fentry"),
 ];
 const FAULT_RETURN: &[Candidate] = &[
-    c("vfio_pci_mmap_huge_fault", "fault_return"),
-    c("vfio_pci_mmap_fault", "fault_return"),
+    t(
+        "vfio_pci_mmap_huge_fault",
+        "fault_return",
+        "fault_fexit_huge",
+    ),
+    t("vfio_pci_mmap_fault", "fault_return", "fault_fexit"),
 ];
 /// Zaps: before 6.10 vfio zaps VMA by VMA under its own function; from 6.10 it
 /// calls `unmap_mapping_range` on the device's address space. The vfio function
@@ -208,6 +237,9 @@ pub struct PlannedProbe {
     pub name: &'static str,
     /// Program in the eBPF object; `null` when absent.
     pub program: Option<&'static str>,
+    /// fentry/fexit program tried first; `kind` says which one ran.
+    #[serde(skip)]
+    pub btf_program: Option<&'static str>,
     pub kind: Kind,
     /// The chosen symbol; `null` when absent.
     pub symbol: Option<String>,
@@ -254,7 +286,12 @@ fn choose(symbols: &Symbols) -> Vec<PlannedProbe> {
             PlannedProbe {
                 name: role.name,
                 program: chosen.map(|c| c.program),
-                kind: role.kind,
+                btf_program: chosen.and_then(|c| c.btf_program),
+                kind: match (role.kind, chosen.and_then(|c| c.btf_program)) {
+                    (Kind::Kprobe, Some(_)) => Kind::Fentry,
+                    (Kind::Kretprobe, Some(_)) => Kind::Fexit,
+                    (kind, _) => kind,
+                },
                 symbol: chosen.map(|c| c.symbol.to_owned()),
                 module: chosen
                     .and_then(|c| symbols.module_of(c.symbol))

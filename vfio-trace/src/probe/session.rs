@@ -46,6 +46,8 @@ pub struct Options {
     pub pid: Option<u32>,
     /// Bytes per device ring (power of two, multiple of the page size).
     pub ring_bytes: u32,
+    /// Use fentry/fexit where the plan has them (else kprobes only).
+    pub trampolines: bool,
 }
 
 /// What one ring's reader did.
@@ -117,7 +119,7 @@ impl Session {
             config.tp_ret = super::tracefs::field_offset(&format, "ret").unwrap_or(config.tp_ret);
         }
 
-        let mut tracer = Tracer::load(config, plan)?;
+        let mut tracer = Tracer::load(config, plan, opts.trampolines)?;
         let stacks = tracer
             .take_stacks()
             .and_then(|m| StackTraceMap::try_from(m).ok());

@@ -43,6 +43,9 @@ pub struct RecordArgs {
     /// 50 ms, which absorbs a 4 KiB fault storm on one CPU without loss.
     #[arg(long, default_value_t = 1, value_name = "MIB")]
     pub ring_mib: u32,
+    /// Attach kprobes even where fentry/fexit would work (to compare their cost).
+    #[arg(long)]
+    pub kprobes_only: bool,
     /// Command to run while recording.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -161,6 +164,7 @@ async fn record(
         only: (!args.devices.is_empty()).then(|| pci.iter().map(|d| d.bdf).collect()),
         pid: args.pid,
         ring_bytes: args.ring_mib << 20,
+        trampolines: !args.kprobes_only,
     };
     let attach_started = Instant::now();
     let mut session = Session::start(&opts)?;
@@ -326,6 +330,7 @@ mod tests {
             duration: Some(-1.0),
             output: None,
             ring_mib: 1,
+            kprobes_only: false,
             command: vec![],
         };
         assert!(validate(&a).is_err());
