@@ -201,8 +201,50 @@ fn latency_shape(ctx: &Ctx) -> Result<(), String> {
     Ok(())
 }
 
+/// Most ring wake-ups per 1000 events: the programs wake the reader only when
+/// a ring is a quarter full (~2,900 fault events in the default 1 MiB), so a
+/// storm needs well under one. A reader woken per event would show ~1000.
+const MAX_WAKEUPS_PER_1000: f64 = 2.0;
+/// Records beyond one per fault: a task event per faulting thread.
+const MAX_EXTRA_EVENTS: u64 = 8;
+
+/// The collector's cost, asserted as counts, not timings: one ring record per
+/// fault, wake-ups far rarer than events, nothing lost, nothing unhealthy.
+fn collector_cost(p: &Phase) -> Result<(), String> {
+    let faults = num(&device(p)["faults"]["total"]);
+    let c = &p.record["collector"];
+    let events = num(&c["events"]);
+    if events < faults || events > faults + MAX_EXTRA_EVENTS {
+        return Err(format!(
+            "{events} ring records for {faults} faults: want one per fault"
+        ));
+    }
+    let per_1000 = c["wakeups_per_1000_events"].as_f64().unwrap_or(f64::MAX);
+    if events >= 1000 && per_1000 > MAX_WAKEUPS_PER_1000 {
+        return Err(format!(
+            "{per_1000:.2} wake-ups per 1000 events (bound {MAX_WAKEUPS_PER_1000})"
+        ));
+    }
+    eq("lost_events", num(&p.record["lost_events"]), 0)?;
+    let health = &p.record["health"];
+    if health["reader_errors"]
+        .as_array()
+        .is_none_or(|e| !e.is_empty())
+        || health["loss_maps_readable"] != true
+    {
+        return Err(format!("tracer health: {health}"));
+    }
+    Ok(())
+}
+
 fn check(ctx: &Ctx) -> Vec<TestResult> {
     let mut out = Vec::new();
+    for name in ["storm", "big"] {
+        out.push((
+            format!("{name}/collector-cost"),
+            load(ctx, name).and_then(|p| collector_cost(&p)),
+        ));
+    }
     for name in PHASES {
         let (truth, exercise) = match load(ctx, name) {
             Ok(p) => (
