@@ -5,6 +5,10 @@
 //! padding, and its size is asserted so both sides agree byte for byte.
 #![no_std]
 
+/// Size of the shared ring (devices without a ring of their own); device
+/// rings are sized by userspace.
+pub const SHARED_RING_BYTES: u32 = 1 << 22;
+
 /// Length of `task_struct.comm`.
 pub const TASK_COMM_LEN: usize = 16;
 
@@ -23,8 +27,8 @@ pub mod maps {
     pub const DEVICE_FILTER: &str = "DEVICE_FILTER";
     /// `StackTrace`: kernel stacks of zaps.
     pub const STACKS: &str = "STACKS";
-    /// `PerCpuArray<u64>`: events lost, by [`super::loss`] cause.
-    pub const LOSSES: &str = "LOSSES";
+    /// `PerCpuArray<u64>`: losses and fault entries/returns, by [`super::counter`].
+    pub const COUNTERS: &str = "COUNTERS";
     /// The global holding [`super::Config`].
     pub const CONFIG: &str = "CONFIG";
 }
@@ -87,6 +91,10 @@ pub struct Config {
     /// Non-zero: no insert probe runs; a fault's insert follows from its order
     /// and result (6.12+ inserts exactly once per mapped fault).
     pub inserts_from_result: u32,
+    /// Wake the ring reader once a ring holds this many bytes; below it the
+    /// reader drains on its timer. 0 wakes it for every event.
+    pub wake_bytes: u32,
+    pub _pad: u32,
 }
 
 impl Config {
@@ -119,11 +127,13 @@ impl Config {
             tp_flags: MISSING,
             tp_ret: MISSING,
             inserts_from_result: 0,
+            wake_bytes: 0,
+            _pad: 0,
         }
     }
 }
 
-const _: () = assert!(size_of::<Config>() == 104);
+const _: () = assert!(size_of::<Config>() == 112);
 
 /// Event kinds; every event starts with its kind as a `u32`.
 pub mod kind {
@@ -134,26 +144,22 @@ pub mod kind {
     pub const TASK: u32 = 5;
 }
 
-/// Causes of lost events, the indices of the per-CPU `LOSSES` counters.
-pub mod loss {
+/// Indices of the per-CPU `COUNTERS`: losses by cause, and fault entries and
+/// returns, whose difference is the returns never seen.
+pub mod counter {
     /// A ring buffer was full.
     pub const RING_FULL: u32 = 0;
     /// No per-task slot could be had for an event in flight.
     pub const INFLIGHT_FULL: u32 = 1;
     /// A zap's kernel stack could not be stored: its cause reads unknown.
     pub const STACK_FAILED: u32 = 2;
-    /// A fault entry found its task's previous fault still open: that fault's
-    /// return was never seen (a kretprobe out of instances).
-    pub const MISSED_RETURN: u32 = 3;
-    /// Number of causes.
-    pub const COUNT: u32 = 4;
-    /// Names as the JSON shows them, by index.
-    pub const NAMES: [&str; COUNT as usize] = [
-        "ring_full",
-        "inflight_full",
-        "stack_failed",
-        "missed_return",
-    ];
+    /// Fault entries that got their per-task slot.
+    pub const FAULT_ENTRIES: u32 = 3;
+    /// Fault returns matched to an entry. Entries minus returns are faults
+    /// whose return was never seen (a kretprobe out of instances).
+    pub const FAULT_RETURNS: u32 = 4;
+    /// Number of counters.
+    pub const COUNT: u32 = 5;
 }
 
 /// `VFIO_MAGIC`, the `s_magic` of the vfio pseudo-fs that holds device inodes (6.10+).

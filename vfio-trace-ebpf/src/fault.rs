@@ -11,11 +11,11 @@
 //! never show; the order-0 wrapper is not probed, so nothing counts twice.
 
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
-use vfio_trace_common::{Config, FaultEvent, TaskEvent, loss, vm_fault};
+use vfio_trace_common::{Config, FaultEvent, TaskEvent, counter, vm_fault};
 
 use crate::{
     kernel::{device_of_vma, now, read, vdev_of_vma},
-    maps::{TASKS, TaskState, count_loss, emit, filtered_out},
+    maps::{TASKS, TaskState, count, emit, filtered_out},
 };
 
 pub enum Insert {
@@ -32,12 +32,9 @@ pub fn entry(cfg: &Config, vmf: u64, order: u32) {
         return;
     }
     let Some(st) = TASKS.current(true) else {
-        count_loss(loss::INFLIGHT_FULL);
+        count(counter::INFLIGHT_FULL);
         return;
     };
-    if st.in_fault != 0 {
-        count_loss(loss::MISSED_RETURN);
-    }
     st.vmf = vmf;
     st.order = order;
     st.inserts_pte = 0;
@@ -46,6 +43,7 @@ pub fn entry(cfg: &Config, vmf: u64, order: u32) {
     st.remaps = 0;
     st.remap_pages = 0;
     st.in_fault = 1;
+    count(counter::FAULT_ENTRIES);
     st.start_ns = now();
 }
 
@@ -59,6 +57,7 @@ pub fn ret(cfg: &Config, end_ns: u64, result: u32) {
         return;
     }
     st.in_fault = 0;
+    count(counter::FAULT_RETURNS);
     finish(cfg, st, end_ns, result);
 }
 
@@ -86,7 +85,7 @@ fn finish(cfg: &Config, st: &mut TaskState, end_ns: u64, result: u32) {
         task.pid = ev.pid;
         task.tid = ev.tid;
         task.comm = bpf_get_current_comm().unwrap_or_default();
-        emit(ev.device, &task);
+        emit(ev.device, &task, cfg.wake_bytes);
         st.named = 1;
     }
     ev.order = st.order;
@@ -101,7 +100,7 @@ fn finish(cfg: &Config, st: &mut TaskState, end_ns: u64, result: u32) {
     ev.inserts_pud = st.inserts_pud;
     ev.remaps = st.remaps;
     ev.remap_pages = st.remap_pages;
-    emit(ev.device, &ev);
+    emit(ev.device, &ev, cfg.wake_bytes);
 }
 
 /// From 6.12 the handler inserts one entry of the requested order exactly

@@ -6,11 +6,11 @@
 //! Produces one `LockEvent` per contended acquisition.
 
 use aya_ebpf::programs::TracePointContext;
-use vfio_trace_common::{Config, LockEvent, MISSING, loss};
+use vfio_trace_common::{Config, LockEvent, MISSING, counter};
 
 use crate::{
     kernel::{now, task, tid},
-    maps::{LOCK_INFLIGHT, LOCKS, count_loss, emit, filtered_out},
+    maps::{LOCK_INFLIGHT, LOCKS, count, emit, filtered_out},
 };
 
 #[inline(always)]
@@ -44,7 +44,7 @@ pub fn begin(ctx: &TracePointContext, cfg: &Config) {
     ev.comm = task.comm;
     ev.start_ns = task.now;
     if LOCK_INFLIGHT.insert(ev.tid, ev, 0).is_err() {
-        count_loss(loss::INFLIGHT_FULL);
+        count(counter::INFLIGHT_FULL);
     }
 }
 
@@ -58,6 +58,6 @@ pub fn end(ctx: &TracePointContext, cfg: &Config) {
     let ev = unsafe { &mut *ev };
     ev.wait_ns = now().wrapping_sub(ev.start_ns);
     ev.ret = field::<i32>(ctx, cfg.tp_ret).unwrap_or(0);
-    emit(ev.device, ev);
+    emit(ev.device, ev, cfg.wake_bytes);
     let _ = LOCK_INFLIGHT.remove(tid);
 }

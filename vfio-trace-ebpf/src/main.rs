@@ -136,7 +136,7 @@ pub fn zap_vdev_entry(ctx: ProbeContext) -> u32 {
 /// Return of the zapping function.
 #[kretprobe]
 pub fn zap_return(_ctx: RetProbeContext) -> u32 {
-    zap::ret();
+    zap::ret(&CONFIG.load());
     0
 }
 
@@ -144,7 +144,7 @@ pub fn zap_return(_ctx: RetProbeContext) -> u32 {
 /// of a zap has released `memory_lock`.
 #[kretprobe]
 pub fn hold_end(_ctx: RetProbeContext) -> u32 {
-    zap::hold_end();
+    zap::hold_end(&CONFIG.load());
     0
 }
 

@@ -7,25 +7,22 @@ use core::{
 };
 
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     btf_maps::{HashMap, HashOfMaps, LruHashMap, PerCpuArray, RingBuf, StackTrace},
     helpers::generated::bpf_ringbuf_query,
     macros::btf_map,
 };
-use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, ZapEvent, loss};
+use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, SHARED_RING_BYTES, ZapEvent, counter};
 
 use crate::task_storage::TaskStorage;
 
-/// Size of the shared ring; device rings are sized by userspace.
-pub const RING_BYTES: usize = 1 << 22;
+/// Ring size in the map definitions: the shared ring's; device rings are
+/// sized by userspace.
+pub const RING_BYTES: usize = SHARED_RING_BYTES as usize;
 /// Most devices traced at once.
 pub const MAX_DEVICES: usize = 64;
 /// Most zaps and lock waits in flight at once (one per task).
 pub const MAX_INFLIGHT: usize = 16384;
-/// The reader is woken once a ring holds this fraction of its size; below it,
-/// events wait for the reader's periodic drain. Waking it per event would
-/// schedule the collector inside every fault.
-const WAKE_FRACTION: u64 = 4;
 
 /// One ring buffer per traced device, keyed by device key.
 #[btf_map]
@@ -40,9 +37,9 @@ pub static SHARED_RING: RingBuf<FaultEvent, RING_BYTES> = RingBuf::new();
 #[btf_map]
 pub static LOST: HashMap<u32, u64, MAX_DEVICES> = HashMap::new();
 
-/// Events lost, by cause (`vfio_trace_common::loss`), per CPU.
+/// Losses by cause, and fault entries and returns (`vfio_trace_common::counter`), per CPU.
 #[btf_map]
-pub static LOSSES: PerCpuArray<u64, { loss::COUNT as usize }> = PerCpuArray::new();
+pub static COUNTERS: PerCpuArray<u64, { counter::COUNT as usize }> = PerCpuArray::new();
 
 /// Devices to trace when `Config::filter_devices` is set.
 #[btf_map]
@@ -107,11 +104,11 @@ pub fn filtered_out(filter_devices: u32, device: u32) -> bool {
     filter_devices != 0 && DEVICE_FILTER.get_ptr(device).is_none()
 }
 
-/// Counts one lost event. Atomic: a tracepoint program may interrupt a
-/// kprobe program on the same CPU.
+/// Adds one to a `COUNTERS` slot. Atomic: a tracepoint program may interrupt
+/// a kprobe program on the same CPU.
 #[inline(always)]
-pub fn count_loss(cause: u32) {
-    if let Some(n) = LOSSES.get_ptr_mut(cause) {
+pub fn count(which: u32) {
+    if let Some(n) = COUNTERS.get_ptr_mut(which) {
         add_one(n);
     }
 }
@@ -125,14 +122,14 @@ fn add_one(n: *mut u64) {
 
 /// Sends an event to its device's ring, or to the shared ring, counting drops.
 #[inline(always)]
-pub fn emit<T: Copy + 'static>(device: u32, event: &T) {
+pub fn emit<T: Copy + 'static>(device: u32, event: &T, wake_bytes: u32) {
     // SAFETY: inner maps are only replaced by userspace, never freed under us.
     let sent = match unsafe { DEVICE_RINGS.get(&device) } {
-        Some(ring) => send(ring, event),
-        None => send(&SHARED_RING, event),
+        Some(ring) => send(ring, event, wake_bytes),
+        None => send(&SHARED_RING, event, wake_bytes),
     };
     if !sent {
-        count_loss(loss::RING_FULL);
+        count(counter::RING_FULL);
         match LOST.get_ptr_mut(device) {
             Some(n) => add_one(n),
             None => {
@@ -143,22 +140,22 @@ pub fn emit<T: Copy + 'static>(device: u32, event: &T) {
 }
 
 /// Reserves room in `ring`, writes `event` there and submits it, waking the
-/// reader only when the ring is filling up.
+/// reader only once the ring holds `wake_bytes`: waking it per event would
+/// schedule the collector inside every fault.
 #[inline(always)]
-fn send<T: Copy + 'static>(ring: &RingBuf<FaultEvent, RING_BYTES>, event: &T) -> bool {
+fn send<T: Copy + 'static>(
+    ring: &RingBuf<FaultEvent, RING_BYTES>,
+    event: &T,
+    wake_bytes: u32,
+) -> bool {
     let Some(mut entry) = ring.reserve_untyped::<T>(0) else {
         return false;
     };
     entry.write(*event);
     let map = core::ptr::from_ref(ring).cast_mut().cast::<c_void>();
-    // SAFETY: queries of a ring map's positions; no memory is touched.
-    let (avail, size) = unsafe {
-        (
-            bpf_ringbuf_query(map, u64::from(BPF_RB_AVAIL_DATA)),
-            bpf_ringbuf_query(map, u64::from(BPF_RB_RING_SIZE)),
-        )
-    };
-    let flags = if avail >= size / WAKE_FRACTION {
+    // SAFETY: a query of a ring map's positions; no memory is touched.
+    let avail = unsafe { bpf_ringbuf_query(map, u64::from(BPF_RB_AVAIL_DATA)) };
+    let flags = if avail >= u64::from(wake_bytes) {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP

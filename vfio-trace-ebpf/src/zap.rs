@@ -8,11 +8,11 @@
 //! Produces one `ZapEvent` per zap.
 
 use aya_ebpf::programs::{ProbeContext, tracing::StackIdContext as _};
-use vfio_trace_common::{Config, HoldEvent, UNKNOWN_DEVICE, VFIO_MAGIC, ZapEvent, loss};
+use vfio_trace_common::{Config, HoldEvent, UNKNOWN_DEVICE, VFIO_MAGIC, ZapEvent, counter};
 
 use crate::{
     kernel::{device_of_vdev, now, read, task, tid},
-    maps::{HOLDS, MAPPINGS, STACKS, ZAP_INFLIGHT, count_loss, emit, filtered_out},
+    maps::{HOLDS, MAPPINGS, STACKS, ZAP_INFLIGHT, count, emit, filtered_out},
 };
 
 /// Entry of `unmap_mapping_range`: vfio address spaces only.
@@ -59,7 +59,7 @@ fn start(ctx: &ProbeContext, cfg: &Config, device: u32, range_start: u64, range_
     ev.stack_id = match ctx.get_stackid(&STACKS, 0) {
         Ok(id) => id as i32,
         Err(_) => {
-            count_loss(loss::STACK_FAILED);
+            count(counter::STACK_FAILED);
             -1
         }
     };
@@ -68,7 +68,7 @@ fn start(ctx: &ProbeContext, cfg: &Config, device: u32, range_start: u64, range_
     ev.comm = task.comm;
     ev.start_ns = task.now;
     if ZAP_INFLIGHT.insert(ev.tid, ev, 0).is_err() {
-        count_loss(loss::INFLIGHT_FULL);
+        count(counter::INFLIGHT_FULL);
     }
 }
 
@@ -90,7 +90,7 @@ pub fn range(ctx: &ProbeContext, size_arg: usize) {
 
 /// Return of the zapping function.
 #[inline(always)]
-pub fn ret() {
+pub fn ret(cfg: &Config) {
     let tid = tid();
     let Some(ev) = ZAP_INFLIGHT.get_ptr_mut(tid) else {
         return;
@@ -98,7 +98,7 @@ pub fn ret() {
     // SAFETY: this task's own in-flight entry.
     let ev = unsafe { &mut *ev };
     ev.latency_ns = now().wrapping_sub(ev.start_ns);
-    emit(ev.device, ev);
+    emit(ev.device, ev, cfg.wake_bytes);
     let mut hold = HoldEvent::zeroed();
     hold.device = ev.device;
     hold.zap_start_ns = ev.start_ns;
@@ -108,7 +108,7 @@ pub fn ret() {
 
 /// Return of the vfio function that took `memory_lock` for a zap and released it.
 #[inline(always)]
-pub fn hold_end() {
+pub fn hold_end(cfg: &Config) {
     let tid = tid();
     let Some(hold) = HOLDS.get_ptr_mut(tid) else {
         return;
@@ -116,6 +116,6 @@ pub fn hold_end() {
     // SAFETY: this task's own entry.
     let hold = unsafe { &mut *hold };
     hold.hold_ns = now().wrapping_sub(hold.zap_start_ns);
-    emit(hold.device, hold);
+    emit(hold.device, hold, cfg.wake_bytes);
     let _ = HOLDS.remove(tid);
 }

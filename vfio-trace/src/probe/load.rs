@@ -11,7 +11,7 @@ use aya::{
     maps::{HashMap, HashOfMaps, MapData, PerCpuArray},
 };
 use thiserror::Error;
-use vfio_trace_common::{Config, loss, maps};
+use vfio_trace_common::{Config, counter, maps};
 
 use super::{
     btf_object,
@@ -225,10 +225,10 @@ impl Tracer {
             }
         }
         let (by_device, device_map_ok) = lost(&self.ebpf);
-        let (by_cause, cause_map_ok) = losses(&self.ebpf);
+        let (counters, cause_map_ok) = counters(&self.ebpf);
         KernelCounts {
             lost_by_device: by_device,
-            losses: by_cause,
+            counters,
             loss_maps_readable: device_map_ok && cause_map_ok,
             bpf_run_ns: run_ns,
             bpf_run_cnt: run_cnt,
@@ -241,8 +241,9 @@ impl Tracer {
 pub struct KernelCounts {
     /// Events dropped to full rings, by device key.
     pub lost_by_device: BTreeMap<u32, u64>,
-    /// Events lost, by cause, summed over CPUs (`vfio_trace_common::loss`).
-    pub losses: [u64; loss::COUNT as usize],
+    /// Losses by cause and fault entries/returns, summed over CPUs
+    /// (indexed by `vfio_trace_common::counter`).
+    pub counters: [u64; counter::COUNT as usize],
     /// False when a loss map could not be read: the losses above are then a floor.
     pub loss_maps_readable: bool,
     /// Time the programs ran and how often (0 unless BPF stats are enabled).
@@ -325,16 +326,16 @@ fn lost(ebpf: &Ebpf) -> (BTreeMap<u32, u64>, bool) {
     (counts, ok)
 }
 
-fn losses(ebpf: &Ebpf) -> ([u64; loss::COUNT as usize], bool) {
-    let mut out = [0; loss::COUNT as usize];
-    let Some(map) = ebpf.map(maps::LOSSES) else {
+fn counters(ebpf: &Ebpf) -> ([u64; counter::COUNT as usize], bool) {
+    let mut out = [0; counter::COUNT as usize];
+    let Some(map) = ebpf.map(maps::COUNTERS) else {
         return (out, false);
     };
     let Ok(array) = PerCpuArray::<&MapData, u64>::try_from(map) else {
         return (out, false);
     };
     let mut ok = true;
-    for (cause, slot) in (0..loss::COUNT).zip(out.iter_mut()) {
+    for (cause, slot) in (0..counter::COUNT).zip(out.iter_mut()) {
         match array.get(&cause, 0) {
             Ok(per_cpu) => *slot = per_cpu.iter().sum(),
             Err(_) => ok = false,

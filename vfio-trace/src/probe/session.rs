@@ -107,6 +107,9 @@ impl Session {
         let mut config = found.config;
         config.handler_has_order = u32::from(plan::handler_has_order(&plan));
         config.inserts_from_result = u32::from(config.handler_has_order != 0);
+        // A quarter of the smallest ring: the reader wakes well before any
+        // ring fills, and otherwise drains on its timer.
+        config.wake_bytes = opts.ring_bytes.min(vfio_trace_common::SHARED_RING_BYTES) / 4;
         config.filter_pid = opts.pid.unwrap_or(0);
         config.filter_devices = u32::from(opts.only.is_some());
         if let Some(format) = super::tracefs::read_format("lock", "contention_begin") {

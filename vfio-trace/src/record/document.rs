@@ -330,7 +330,7 @@ mod tests {
             offsets: Vec::new(),
             counts: KernelCounts {
                 lost_by_device: BTreeMap::from([(0x0100, 3)]),
-                losses: [3, 0, 0, 0],
+                counters: [3, 0, 0, 6, 6],
                 loss_maps_readable: true,
                 ..KernelCounts::default()
             },

@@ -4,7 +4,7 @@
 //! "none".
 
 use serde::{Deserialize, Serialize};
-use vfio_trace_common::loss;
+use vfio_trace_common::counter;
 
 use crate::probe::{load::KernelCounts, session::RingCount};
 
@@ -25,12 +25,12 @@ pub struct LossesDoc {
 
 impl LossesDoc {
     pub fn new(counts: &KernelCounts, rings: &[RingCount]) -> Self {
-        let by = |cause: u32| counts.losses[cause as usize];
+        let by = |which: u32| counts.counters[which as usize];
         Self {
-            ring_full: by(loss::RING_FULL),
-            inflight_full: by(loss::INFLIGHT_FULL),
-            stack_failed: by(loss::STACK_FAILED),
-            missed_return: by(loss::MISSED_RETURN),
+            ring_full: by(counter::RING_FULL),
+            inflight_full: by(counter::INFLIGHT_FULL),
+            stack_failed: by(counter::STACK_FAILED),
+            missed_return: by(counter::FAULT_ENTRIES).saturating_sub(by(counter::FAULT_RETURNS)),
             undecodable: rings.iter().map(|r| r.stats.undecodable).sum(),
         }
     }
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn losses_sum_every_cause_that_loses_an_event() {
         let counts = KernelCounts {
-            losses: [4, 1, 7, 2],
+            counters: [4, 1, 7, 12, 10],
             loss_maps_readable: true,
             ..KernelCounts::default()
         };

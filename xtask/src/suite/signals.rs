@@ -1,6 +1,7 @@
 //! Stopping `record` by SIGTERM (with a command) and by SIGINT (without one):
-//! the JSON is complete and valid, nothing recorded is lost, and every kprobe
-//! is gone afterwards.
+//! the JSON is complete and valid, nothing recorded is lost, and every probe
+//! (kprobes, and fentry/fexit trampolines, which ftrace lists among its
+//! enabled functions) is gone afterwards.
 
 use serde_json::Value;
 
@@ -11,6 +12,8 @@ pub const SCENARIO: Scenario = Scenario {
     guest: r#"
 DEV=$(basename "$(ls -d /sys/bus/pci/drivers/vfio-pci/0000:* | head -1)")
 KPROBES=/sys/kernel/debug/kprobes/list
+FTRACE=/sys/kernel/tracing/enabled_functions
+probes() { cat $KPROBES $FTRACE 2>/dev/null | grep -c vfio_pci_mmap; }
 attached() { for i in $(seq 100); do grep -q attached "$1" && return 0; sleep 0.1; done; return 1; }
 
 vfio-trace record --device "$DEV" -o term.json -- \
@@ -18,11 +21,11 @@ vfio-trace record --device "$DEV" -o term.json -- \
 REC=$!
 attached term.stderr
 sleep 4
-grep -c vfio_pci_mmap $KPROBES > term.during
+probes > term.during
 kill -TERM $REC
 wait $REC
 echo $? > term.status
-grep -c vfio_pci_mmap $KPROBES > term.after
+probes > term.after
 
 vfio-trace record --device "$DEV" -o int.json 2>int.stderr &
 REC=$!
@@ -31,7 +34,7 @@ vfio-trace exercise --device "$DEV" touch:4k:4m:4k >/dev/null
 kill -INT $REC
 wait $REC
 echo $? > int.status
-grep -c vfio_pci_mmap $KPROBES > int.after
+probes > int.after
 "#,
     check,
 };
@@ -76,7 +79,7 @@ fn detached(ctx: &Ctx, after: &str) -> Result<(), String> {
     match count(ctx, after)? {
         0 => Ok(()),
         n => Err(format!(
-            "{n} vfio kprobes still registered after record exited"
+            "{n} vfio probes still registered after record exited"
         )),
     }
 }
@@ -93,7 +96,7 @@ fn check(ctx: &Ctx) -> Vec<TestResult> {
                 if n >= 2 {
                     Ok(())
                 } else {
-                    Err(format!("{n} vfio kprobes while recording"))
+                    Err(format!("{n} vfio probes while recording"))
                 }
             }),
         ),
