@@ -5,12 +5,9 @@
 use std::{
     io,
     os::fd::{FromRawFd as _, OwnedFd},
-    path::Path,
 };
 
 use btf_rs::{Btf, Type};
-
-use super::offsets::VMLINUX_BTF;
 
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
@@ -110,21 +107,11 @@ pub fn fd_by_name(name: &str) -> io::Result<OwnedFd> {
     }
 }
 
-/// The BTF type id of function `symbol`, in `module`'s split BTF (or in
-/// vmlinux when `module` is `None`), numbered as the kernel numbers it.
-pub fn func_id(symbol: &str, module: Option<&str>) -> Result<u32, String> {
-    let base = Btf::from_file(Path::new(VMLINUX_BTF)).map_err(|e| format!("vmlinux BTF: {e}"))?;
-    let btf = match module {
-        None => base,
-        Some(module) => {
-            let path = format!("/sys/kernel/btf/{module}");
-            Btf::from_split_file(Path::new(&path), &base).map_err(|e| format!("{path}: {e}"))?
-        }
-    };
-    let ids = btf
-        .resolve_ids_by_name(symbol)
-        .map_err(|e| format!("{symbol} in BTF: {e}"))?;
-    ids.into_iter()
+/// The BTF type id of function `symbol` in `btf` (a module's split BTF or
+/// vmlinux's), numbered as the kernel numbers it.
+pub fn func_id(btf: &Btf, symbol: &str) -> Option<u32> {
+    btf.resolve_ids_by_name(symbol)
+        .ok()?
+        .into_iter()
         .find(|id| matches!(btf.resolve_type_by_id(*id), Ok(Type::Func(_))))
-        .ok_or_else(|| format!("no BTF function {symbol}"))
 }

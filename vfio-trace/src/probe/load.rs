@@ -123,12 +123,13 @@ impl Tracer {
             };
             let mut fell_back = None;
             if let Some(btf_program) = probe.btf_program.filter(|_| self.trampolines) {
-                match attach_btf(
-                    &mut self.ebpf,
-                    btf_program,
-                    &symbol,
-                    probe.module.as_deref(),
-                ) {
+                let attached = match probe.btf_id {
+                    Some(id) => {
+                        attach_btf(&mut self.ebpf, btf_program, id, probe.module.as_deref())
+                    }
+                    None => Err(format!("no BTF function {symbol}")),
+                };
+                match attached {
                     Ok(()) => {
                         probe.program = Some(btf_program);
                         probe.status = Status::Attached;
@@ -251,15 +252,9 @@ pub struct KernelCounts {
     pub bpf_run_cnt: u64,
 }
 
-/// Loads and attaches an fentry/fexit program on `symbol`, found in the BTF
-/// of `module` (vmlinux when `None`).
-fn attach_btf(
-    ebpf: &mut Ebpf,
-    program: &str,
-    symbol: &str,
-    module: Option<&str>,
-) -> Result<(), String> {
-    let id = btf_object::func_id(symbol, module)?;
+/// Loads and attaches an fentry/fexit program on the function with BTF type
+/// `id` in the BTF of `module` (vmlinux when `None`).
+fn attach_btf(ebpf: &mut Ebpf, program: &str, id: u32, module: Option<&str>) -> Result<(), String> {
     let fd = btf_object::fd_by_name(module.unwrap_or("vmlinux"))
         .map_err(|e| format!("BTF object {}: {e}", module.unwrap_or("vmlinux")))?;
     let prog = ebpf

@@ -240,6 +240,9 @@ pub struct PlannedProbe {
     /// fentry/fexit program tried first; `kind` says which one ran.
     #[serde(skip)]
     pub btf_program: Option<&'static str>,
+    /// The symbol's BTF type id, where `btf_program` can use it.
+    #[serde(skip)]
+    pub btf_id: Option<u32>,
     pub kind: Kind,
     /// The chosen symbol; `null` when absent.
     pub symbol: Option<String>,
@@ -287,6 +290,7 @@ fn choose(symbols: &Symbols) -> Vec<PlannedProbe> {
                 name: role.name,
                 program: chosen.map(|c| c.program),
                 btf_program: chosen.and_then(|c| c.btf_program),
+                btf_id: None,
                 kind: match (role.kind, chosen.and_then(|c| c.btf_program)) {
                     (Kind::Kprobe, Some(_)) => Kind::Fentry,
                     (Kind::Kretprobe, Some(_)) => Kind::Fexit,

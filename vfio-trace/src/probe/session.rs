@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use crate::model::Event;
 
 use super::{
+    btf_object,
     kallsyms::Symbols,
     load::{KernelCounts, LoadError, Tracer, error_chain},
     offsets::{self, Field},
@@ -89,11 +90,12 @@ impl Session {
         if !Path::new(KPROBE_PMU).exists() {
             return Err(SessionError::NoKprobes);
         }
-        let found = offsets::read(
+        let (vmlinux_btf, module_btf) = offsets::parse(
             Path::new(offsets::VMLINUX_BTF),
             Path::new(offsets::VFIO_PCI_CORE_BTF),
         )
         .map_err(|e| SessionError::Btf(e.to_string()))?;
+        let found = offsets::from_btf(&vmlinux_btf, module_btf.as_ref());
         let missing: Vec<&str> = found
             .missing()
             .filter(|f| f.needed_for.contains("every fault"))
@@ -103,7 +105,17 @@ impl Session {
             return Err(SessionError::MissingFields(missing.join(", ")));
         }
         let symbols = Symbols::load().map_err(SessionError::Kallsyms)?;
-        let plan = plan::plan(&symbols);
+        let mut plan = plan::plan(&symbols);
+        for p in plan.iter_mut().filter(|p| p.btf_program.is_some()) {
+            let btf = match p.module.as_deref() {
+                None => Some(&vmlinux_btf),
+                Some("vfio_pci_core") => module_btf.as_ref(),
+                Some(_) => None,
+            };
+            p.btf_id = btf
+                .zip(p.symbol.as_deref())
+                .and_then(|(btf, sym)| btf_object::func_id(btf, sym));
+        }
         let mut config = found.config;
         config.handler_has_order = u32::from(plan::handler_has_order(&plan));
         config.inserts_from_result = u32::from(config.handler_has_order != 0);
