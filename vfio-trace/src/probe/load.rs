@@ -200,7 +200,7 @@ impl Tracer {
         let names: Vec<&'static str> = names.into_iter().map(|(_, n)| n).collect();
         // Run time is read before anything unloads; the kernel keeps it only
         // while `kernel.bpf_stats_enabled` is on.
-        let (mut run_ns, mut run_cnt) = (0, 0);
+        let (mut run_ns, mut run_cnt, mut recursion_misses) = (0, 0, 0);
         for name in &names {
             let info = match self.ebpf.program(name) {
                 Some(aya::programs::Program::KProbe(p)) => p.info().ok(),
@@ -212,6 +212,7 @@ impl Tracer {
             if let Some(info) = info {
                 run_ns += u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
                 run_cnt += info.run_count();
+                recursion_misses += info.recursion_misses();
             }
         }
         for name in names {
@@ -233,6 +234,7 @@ impl Tracer {
             loss_maps_readable: device_map_ok && cause_map_ok,
             bpf_run_ns: run_ns,
             bpf_run_cnt: run_cnt,
+            recursion_misses,
         }
     }
 }
@@ -250,6 +252,9 @@ pub struct KernelCounts {
     /// Time the programs ran and how often (0 unless BPF stats are enabled).
     pub bpf_run_ns: u64,
     pub bpf_run_cnt: u64,
+    /// Program runs the kernel skipped because another program was running
+    /// on the same CPU: each is an event never seen.
+    pub recursion_misses: u64,
 }
 
 /// Loads and attaches an fentry/fexit program on the function with BTF type

@@ -21,6 +21,9 @@ pub struct LossesDoc {
     pub missed_return: u64,
     /// Ring records too short or of an unknown kind.
     pub undecodable: u64,
+    /// Program runs the kernel skipped to avoid recursion (a program of
+    /// another tool already running on that CPU).
+    pub recursion: u64,
 }
 
 impl LossesDoc {
@@ -32,12 +35,13 @@ impl LossesDoc {
             stack_failed: by(counter::STACK_FAILED),
             missed_return: by(counter::FAULT_ENTRIES).saturating_sub(by(counter::FAULT_RETURNS)),
             undecodable: rings.iter().map(|r| r.stats.undecodable).sum(),
+            recursion: counts.recursion_misses,
         }
     }
 
     /// Events lost; a stack that could not be stored loses no event.
     pub fn events(&self) -> u64 {
-        self.ring_full + self.inflight_full + self.missed_return + self.undecodable
+        self.ring_full + self.inflight_full + self.missed_return + self.undecodable + self.recursion
     }
 }
 

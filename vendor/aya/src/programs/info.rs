@@ -178,6 +178,14 @@ impl ProgramInfo {
         Duration::from_nanos(self.0.run_time_ns)
     }
 
+    /// Times the program did not run because it would have recursed (another
+    /// program was running on the same CPU). (vfio-trace patch.)
+    ///
+    /// Introduced in kernel v5.12.
+    pub const fn recursion_misses(&self) -> u64 {
+        self.0.recursion_misses
+    }
+
     /// The accumulated execution count of the program.
     ///
     /// Note this field is only updated for as long as
