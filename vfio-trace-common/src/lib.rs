@@ -7,7 +7,7 @@
 
 /// Size of the shared ring (devices without a ring of their own); device
 /// rings are sized by userspace.
-pub const SHARED_RING_BYTES: u32 = 1 << 22;
+pub const SHARED_RING_BYTES: u32 = 1 << 20;
 
 /// Length of `task_struct.comm`.
 pub const TASK_COMM_LEN: usize = 16;

@@ -171,6 +171,30 @@ impl<'a> EbpfLoader<'a> {
         }
     }
 
+    /// Creates a loader that does not read the kernel's BTF, for objects
+    /// without CO-RE relocations: [`Self::new`] parses all of
+    /// /sys/kernel/btf/vmlinux, whatever `btf(None)` says later. (vfio-trace
+    /// patch.)
+    pub fn without_kernel_btf() -> Self {
+        Self {
+            btf: None,
+            ..Self::new_empty()
+        }
+    }
+
+    fn new_empty() -> Self {
+        Self {
+            btf: None,
+            default_map_pin_directory: None,
+            globals: HashMap::new(),
+            max_entries: HashMap::new(),
+            map_pin_path_by_name: HashMap::new(),
+            extensions: HashSet::new(),
+            verifier_log_level: VerifierLogLevel::default(),
+            allow_unsupported_maps: false,
+        }
+    }
+
     /// Sets the target [BTF](Btf) info.
     ///
     /// The loader defaults to loading `BTF` info using [`Btf::from_sys_fs`].

@@ -1,25 +1,33 @@
-//! Kernel symbols from `/proc/kallsyms`, to choose which probes can attach.
+//! Kernel symbols from `/proc/kallsyms`, to choose which probes can attach
+//! and to name stack frames. ~150,000 text symbols are held as one string
+//! and sorted index vectors, not a String each: a String per symbol cost more
+//! memory than the rest of a recording.
 
-use std::collections::HashMap;
+use std::{cmp::Ordering, collections::HashSet, ops::Range};
+
+/// A name's place in `Symbols::names`.
+type Span = (u32, u32);
 
 /// Function symbols of the running kernel and its modules.
 #[derive(Debug, Default, Clone)]
 pub struct Symbols {
-    /// Symbol name to the module that holds it (`None` for vmlinux).
-    functions: HashMap<String, Option<String>>,
+    /// Every kept name, back to back.
+    names: String,
+    /// Module names; `functions` refer to them by index + 1 (0: vmlinux).
+    modules: Vec<String>,
+    /// Entry points (no compiler clones), sorted by name: (name, module).
+    functions: Vec<(Span, u16)>,
     /// Tracepoints (`__tracepoint_NAME` data symbols), by NAME.
-    tracepoints: std::collections::HashSet<String>,
+    tracepoints: HashSet<String>,
     /// Text symbols by address, to name stack frames.
-    by_addr: Vec<(u64, String)>,
+    by_addr: Vec<(u64, Span)>,
 }
 
 impl Symbols {
     /// Parses kallsyms text: `ADDR TYPE NAME [MODULE]` per line. Only text
     /// symbols (`t`/`T`) are functions a kprobe can attach to.
     pub fn parse(text: &str) -> Self {
-        let mut functions = HashMap::new();
-        let mut tracepoints = std::collections::HashSet::new();
-        let mut by_addr = Vec::new();
+        let mut s = Self::default();
         for line in text.lines() {
             let mut parts = line.split_whitespace();
             let (Some(addr_text), Some(kind), Some(name)) =
@@ -28,38 +36,70 @@ impl Symbols {
                 continue;
             };
             if let Some(tp) = name.strip_prefix("__tracepoint_") {
-                tracepoints.insert(tp.to_owned());
+                s.tracepoints.insert(tp.to_owned());
                 continue;
             }
             if !kind.eq_ignore_ascii_case("t") {
                 continue;
             }
+            let span = s.push_name(name);
             if let Ok(addr) = u64::from_str_radix(addr_text, 16)
                 && addr != 0
             {
-                by_addr.push((addr, name.to_owned()));
+                s.by_addr.push((addr, span));
             }
             // Compiler clones such as `foo.isra.0` or `foo.cold` are not the entry point.
             if name.contains('.') {
                 continue;
             }
-            let module = parts
-                .next()
-                .map(|m| m.trim_start_matches('[').trim_end_matches(']').to_owned());
-            functions.entry(name.to_owned()).or_insert(module);
+            let module = parts.next().map_or(0, |m| {
+                s.module_index(m.trim_start_matches('[').trim_end_matches(']'))
+            });
+            s.functions.push((span, module));
         }
-        by_addr.sort_unstable();
-        Self {
-            functions,
-            tracepoints,
-            by_addr,
-        }
+        s.by_addr.sort_unstable_by_key(|(addr, _)| *addr);
+        let names = std::mem::take(&mut s.names);
+        // Stable: the first of duplicate names (vmlinux before modules) wins.
+        s.functions
+            .sort_by(|a, b| names[range(a.0)].cmp(&names[range(b.0)]));
+        s.names = names;
+        s
+    }
+
+    fn push_name(&mut self, name: &str) -> Span {
+        let start = self.names.len() as u32;
+        self.names.push_str(name);
+        (start, self.names.len() as u32)
+    }
+
+    fn module_index(&mut self, module: &str) -> u16 {
+        let i = match self.modules.iter().position(|m| m == module) {
+            Some(i) => i,
+            None => {
+                self.modules.push(module.to_owned());
+                self.modules.len() - 1
+            }
+        };
+        u16::try_from(i + 1).unwrap_or(u16::MAX)
+    }
+
+    fn name(&self, span: Span) -> &str {
+        &self.names[range(span)]
+    }
+
+    fn function(&self, name: &str) -> Option<&(Span, u16)> {
+        let first = self
+            .functions
+            .partition_point(|(span, _)| self.name(*span).cmp(name) == Ordering::Less);
+        self.functions
+            .get(first)
+            .filter(|(span, _)| self.name(*span) == name)
     }
 
     /// The function holding `addr` (the nearest symbol at or below it).
     pub fn name_at(&self, addr: u64) -> Option<&str> {
         let i = self.by_addr.partition_point(|(a, _)| *a <= addr);
-        i.checked_sub(1).map(|i| self.by_addr[i].1.as_str())
+        i.checked_sub(1).map(|i| self.name(self.by_addr[i].1))
     }
 
     /// Reads `/proc/kallsyms`.
@@ -71,18 +111,26 @@ impl Symbols {
     pub fn contains(&self, name: &str) -> bool {
         match name.split_once(':') {
             Some((_, tp)) => self.tracepoints.contains(tp),
-            None => self.functions.contains_key(name),
+            None => self.function(name).is_some(),
         }
     }
 
     /// The module holding `name`, if it is a module symbol.
     pub fn module_of(&self, name: &str) -> Option<&str> {
-        self.functions.get(name).and_then(|m| m.as_deref())
+        let (_, module) = self.function(name)?;
+        module
+            .checked_sub(1)
+            .and_then(|i| self.modules.get(usize::from(i)))
+            .map(String::as_str)
     }
 
     pub fn is_empty(&self) -> bool {
         self.functions.is_empty()
     }
+}
+
+fn range((start, end): Span) -> Range<usize> {
+    start as usize..end as usize
 }
 
 #[cfg(test)]

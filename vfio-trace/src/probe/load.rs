@@ -56,7 +56,9 @@ impl Tracer {
         plan: Vec<PlannedProbe>,
         trampolines: bool,
     ) -> Result<Self, LoadError> {
-        let ebpf = EbpfLoader::new()
+        // No CO-RE relocations: offsets come in Config, so the kernel's BTF
+        // need not be parsed a second time.
+        let ebpf = EbpfLoader::without_kernel_btf()
             .override_global(maps::CONFIG, &config, true)
             // Task storage (per-thread fault state) has no aya wrapper; the
             // programs are its only users.

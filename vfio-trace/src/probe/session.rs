@@ -116,6 +116,12 @@ impl Session {
                 .zip(p.symbol.as_deref())
                 .and_then(|(btf, sym)| btf_object::func_id(btf, sym));
         }
+        // The parsed BTF is the largest thing this process ever holds; give
+        // its memory back before the rings are mapped.
+        drop(module_btf);
+        drop(vmlinux_btf);
+        // SAFETY: malloc_trim only returns free heap pages to the kernel.
+        unsafe { libc::malloc_trim(0) };
         let mut config = found.config;
         config.handler_has_order = u32::from(plan::handler_has_order(&plan));
         config.inserts_from_result = u32::from(config.handler_has_order != 0);
