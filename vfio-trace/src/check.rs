@@ -83,7 +83,10 @@ pub fn gather() -> Report {
         modules,
         devices: sysfs.vfio_devices(),
         offsets: fields,
-        probes: plan::plan(&symbols),
+        probes: plan::plan(
+            &symbols,
+            crate::probe::preempt::avoid_trampolines().as_deref(),
+        ),
         problems: Vec::new(),
         ready: false,
     };
@@ -269,7 +272,7 @@ mod tests {
                 .collect(),
             devices: Vec::new(),
             offsets: Vec::new(),
-            probes: plan::plan(&Symbols::parse(symbols)),
+            probes: plan::plan(&Symbols::parse(symbols), None),
             problems: Vec::new(),
             ready: false,
         };

@@ -41,8 +41,6 @@ pub enum LoadError {
 pub struct Tracer {
     ebpf: Ebpf,
     pub plan: Vec<PlannedProbe>,
-    /// Try fentry/fexit before kprobes where the plan has them.
-    trampolines: bool,
 }
 
 fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> LoadError {
@@ -51,11 +49,7 @@ fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> LoadError 
 
 impl Tracer {
     /// Loads the programs with `config`; no probe is attached yet.
-    pub fn load(
-        config: Config,
-        plan: Vec<PlannedProbe>,
-        trampolines: bool,
-    ) -> Result<Self, LoadError> {
+    pub fn load(config: Config, plan: Vec<PlannedProbe>) -> Result<Self, LoadError> {
         // No CO-RE relocations: offsets come in Config, so the kernel's BTF
         // need not be parsed a second time.
         let ebpf = EbpfLoader::without_kernel_btf()
@@ -64,11 +58,7 @@ impl Tracer {
             // programs are its only users.
             .allow_unsupported_maps()
             .load(OBJECT)?;
-        Ok(Self {
-            ebpf,
-            plan,
-            trampolines,
-        })
+        Ok(Self { ebpf, plan })
     }
 
     /// Restricts tracing to these device keys (takes effect when `Config::filter_devices` is set).
@@ -124,7 +114,7 @@ impl Tracer {
                 continue;
             };
             let mut fell_back = None;
-            if let Some(btf_program) = probe.btf_program.filter(|_| self.trampolines) {
+            if let Some(btf_program) = probe.btf_program {
                 let attached = match probe.btf_id {
                     Some(id) => {
                         attach_btf(&mut self.ebpf, btf_program, id, probe.module.as_deref())
@@ -203,6 +193,13 @@ impl Tracer {
         // Run time is read before anything unloads; the kernel keeps it only
         // while `kernel.bpf_stats_enabled` is on.
         let (mut run_ns, mut run_cnt, mut recursion_misses) = (0, 0, 0);
+        // A return program's skipped runs already count as missed returns.
+        let returns: Vec<&str> = self
+            .plan
+            .iter()
+            .filter(|p| p.name == "fault_return")
+            .filter_map(|p| p.program)
+            .collect();
         for name in &names {
             let info = match self.ebpf.program(name) {
                 Some(aya::programs::Program::KProbe(p)) => p.info().ok(),
@@ -214,7 +211,9 @@ impl Tracer {
             if let Some(info) = info {
                 run_ns += u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
                 run_cnt += info.run_count();
-                recursion_misses += info.recursion_misses();
+                if !returns.contains(name) {
+                    recursion_misses += info.recursion_misses();
+                }
             }
         }
         for name in names {

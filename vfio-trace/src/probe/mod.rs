@@ -10,6 +10,7 @@ pub mod kallsyms;
 pub mod load;
 pub mod offsets;
 pub mod plan;
+pub mod preempt;
 pub mod rings;
 pub mod session;
 pub mod tracefs;

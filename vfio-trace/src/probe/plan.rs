@@ -260,9 +260,21 @@ const INFERRED_WITH_ORDER: &[&str] = &["insert_pte", "insert_pmd", "insert_pud",
 
 /// Chooses the first present candidate for every role. Probes that would only
 /// repeat what the fault event already says are left unattached, so a 4 KiB
-/// fault runs two programs, not three.
-pub fn plan(symbols: &Symbols) -> Vec<PlannedProbe> {
+/// fault runs two programs, not three. `no_trampolines` gives the reason to
+/// use kprobes where fentry/fexit would do (see `preempt`).
+pub fn plan(symbols: &Symbols, no_trampolines: Option<&str>) -> Vec<PlannedProbe> {
     let mut plan = choose(symbols);
+    if let Some(why) = no_trampolines {
+        for p in plan.iter_mut().filter(|p| p.btf_program.is_some()) {
+            p.btf_program = None;
+            p.kind = if p.kind == Kind::Fexit {
+                Kind::Kretprobe
+            } else {
+                Kind::Kprobe
+            };
+            p.reason = Some(format!("kprobe, not fentry/fexit: {why}"));
+        }
+    }
     if handler_has_order(&plan) {
         for p in plan
             .iter_mut()
@@ -336,6 +348,23 @@ mod tests {
         Symbols::parse(&text)
     }
 
+    fn plan_all(symbols: &Symbols) -> Vec<PlannedProbe> {
+        plan(symbols, None)
+    }
+
+    #[test]
+    fn a_preempting_kernel_gets_kprobes_with_the_reason() {
+        let p = plan(
+            &syms(&["vfio_pci_mmap_huge_fault"]),
+            Some("this kernel preempts (lazy)"),
+        );
+        let entry = p.iter().find(|p| p.name == "fault_entry").expect("row");
+        assert_eq!((entry.kind, entry.btf_program), (Kind::Kprobe, None));
+        let ret = p.iter().find(|p| p.name == "fault_return").expect("row");
+        assert_eq!(ret.kind, Kind::Kretprobe);
+        assert!(ret.reason.as_deref().is_some_and(|r| r.contains("lazy")));
+    }
+
     fn symbol_of<'a>(plan: &'a [PlannedProbe], name: &str) -> Option<&'a str> {
         plan.iter()
             .find(|p| p.name == name)
@@ -344,7 +373,7 @@ mod tests {
 
     #[test]
     fn kernel_6_12_uses_huge_fault_and_huge_inserts() {
-        let p = plan(&syms(&[
+        let p = plan_all(&syms(&[
             "vfio_pci_mmap_huge_fault",
             "vfio_pci_mmap_page_fault",
             "vmf_insert_pfn",
@@ -383,7 +412,7 @@ mod tests {
 
     #[test]
     fn kernel_6_1_falls_back_to_the_4k_handler_and_prot_variants() {
-        let p = plan(&syms(&[
+        let p = plan_all(&syms(&[
             "vfio_pci_mmap_fault",
             "vfio_pci_zap_and_vma_lock",
             "unmap_mapping_range",
@@ -402,7 +431,7 @@ mod tests {
 
     #[test]
     fn missing_symbols_are_absent_with_a_reason() {
-        let p = plan(&syms(&["vmf_insert_pfn"]));
+        let p = plan_all(&syms(&["vmf_insert_pfn"]));
         let entry = p.iter().find(|p| p.name == "fault_entry").expect("row");
         assert_eq!(entry.status, Status::Absent);
         assert!(entry.required);
@@ -415,7 +444,7 @@ mod tests {
 
     #[test]
     fn the_order_zero_wrapper_is_never_chosen() {
-        let p = plan(&syms(&["vfio_pci_mmap_page_fault"]));
+        let p = plan_all(&syms(&["vfio_pci_mmap_page_fault"]));
         assert!(
             p.iter()
                 .all(|p| p.symbol.as_deref() != Some("vfio_pci_mmap_page_fault"))

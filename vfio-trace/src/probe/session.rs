@@ -15,6 +15,7 @@ use super::{
     load::{KernelCounts, LoadError, Tracer, error_chain},
     offsets::{self, Field},
     plan::{self, PlannedProbe},
+    preempt,
     rings::{self, Reader, ReaderStats},
 };
 use crate::device::Bdf;
@@ -105,7 +106,12 @@ impl Session {
             return Err(SessionError::MissingFields(missing.join(", ")));
         }
         let symbols = Symbols::load().map_err(SessionError::Kallsyms)?;
-        let mut plan = plan::plan(&symbols);
+        let no_trampolines = if opts.trampolines {
+            preempt::avoid_trampolines()
+        } else {
+            Some("--kprobes-only".to_owned())
+        };
+        let mut plan = plan::plan(&symbols, no_trampolines.as_deref());
         for p in plan.iter_mut().filter(|p| p.btf_program.is_some()) {
             let btf = match p.module.as_deref() {
                 None => Some(&vmlinux_btf),
@@ -140,7 +146,7 @@ impl Session {
             config.tp_ret = super::tracefs::field_offset(&format, "ret").unwrap_or(config.tp_ret);
         }
 
-        let mut tracer = Tracer::load(config, plan, opts.trampolines)?;
+        let mut tracer = Tracer::load(config, plan)?;
         let stacks = tracer
             .take_stacks()
             .and_then(|m| StackTraceMap::try_from(m).ok());
