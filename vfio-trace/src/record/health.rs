@@ -162,9 +162,11 @@ mod tests {
 
     #[test]
     fn losses_sum_every_cause_that_loses_an_event() {
-        let mut counts = KernelCounts::default();
-        counts.losses = [4, 1, 7, 2];
-        counts.loss_maps_readable = true;
+        let counts = KernelCounts {
+            losses: [4, 1, 7, 2],
+            loss_maps_readable: true,
+            ..KernelCounts::default()
+        };
         let rings = [ring(10, 1, 3, None)];
         let l = LossesDoc::new(&counts, &rings);
         assert_eq!(
