@@ -3,7 +3,10 @@
 pub mod cause;
 pub mod fault;
 pub mod latency;
+pub mod page_counts;
 pub mod pages;
+pub mod processes;
+pub mod slots;
 pub mod stats;
 pub mod zap;
 
@@ -19,9 +22,6 @@ use stats::DeviceStats;
 #[derive(Debug, Clone)]
 pub struct Model {
     generation: Generation,
-    /// BARs per device as (index, physical start, size), to place faults on
-    /// kernels that put physical pfns in `vm_pgoff`.
-    bars: BTreeMap<Bdf, Vec<(u32, u64, u64)>>,
     pub devices: BTreeMap<Bdf, DeviceStats>,
     /// Faults whose device could not be read.
     pub unattributed: u64,
@@ -46,7 +46,6 @@ impl Model {
     pub fn new(generation: Generation) -> Self {
         Self {
             generation,
-            bars: BTreeMap::new(),
             devices: BTreeMap::new(),
             unattributed: 0,
             unattributed_zaps: 0,
@@ -73,9 +72,35 @@ impl Model {
     }
 
     /// Registers a device before any event, so it is reported even when idle.
+    /// `bars` are (index, physical start, size): they place faults before
+    /// 6.10 and bound each BAR's per-page counts.
     pub fn add_device(&mut self, bdf: Bdf, bars: Vec<(u32, u64, u64)>) {
-        self.bars.insert(bdf, bars);
-        self.device(bdf);
+        self.device(bdf).set_layout(bars);
+    }
+
+    /// Faults whose page lay past its BAR (or past the bound for a BAR of
+    /// unknown size): counted, not stored.
+    pub fn pages_out_of_range(&self) -> u64 {
+        self.devices
+            .values()
+            .map(DeviceStats::pages_out_of_range)
+            .sum()
+    }
+
+    /// Bytes the model holds on the heap, to check it stays bounded. Exact
+    /// for the large parts (page counts, histograms); estimated for tree nodes.
+    pub fn heap_bytes(&self) -> usize {
+        // A name and its share of a tree node.
+        let comms: usize = self.comms.values().map(|c| c.capacity() + 32).sum();
+        // A device and its share of a tree node.
+        let devices = self.devices.len() * 2 * size_of::<(Bdf, DeviceStats)>();
+        devices
+            + self
+                .devices
+                .values()
+                .map(DeviceStats::heap_bytes)
+                .sum::<usize>()
+            + comms
     }
 
     pub fn ingest(&mut self, event: &Event) {
@@ -114,9 +139,10 @@ impl Model {
             self.unattributed += 1;
             return;
         };
-        let bars = self.bars.get(&bdf).map_or(&[][..], Vec::as_slice);
-        let at = locate(self.generation, f.vma_pgoff, f.page_in_vma, bars);
-        self.device(bdf).add(&f, at);
+        let generation = self.generation;
+        let d = self.device(bdf);
+        let at = locate(generation, f.vma_pgoff, f.page_in_vma, d.layout());
+        d.add(&f, at);
     }
 }
 
