@@ -1,6 +1,7 @@
 //! Pure aggregation of decoded events: no I/O, tested without root.
 
 pub mod cause;
+pub mod devices;
 pub mod fault;
 pub mod latency;
 pub mod page_counts;
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, TaskEvent, UNKNOWN_DEVICE, ZapEvent};
 
 use crate::{device::Bdf, kernel::Generation};
+use devices::Devices;
 use fault::{Fault, locate};
 use stats::DeviceStats;
 
@@ -22,7 +24,7 @@ use stats::DeviceStats;
 #[derive(Debug, Clone)]
 pub struct Model {
     generation: Generation,
-    pub devices: BTreeMap<Bdf, DeviceStats>,
+    pub devices: Devices,
     /// Faults whose device could not be read.
     pub unattributed: u64,
     /// Zaps of vfio address spaces whose device was not known yet.
@@ -46,7 +48,7 @@ impl Model {
     pub fn new(generation: Generation) -> Self {
         Self {
             generation,
-            devices: BTreeMap::new(),
+            devices: Devices::default(),
             unattributed: 0,
             unattributed_zaps: 0,
             comms: BTreeMap::new(),
@@ -64,7 +66,7 @@ impl Model {
 
     fn device(&mut self, bdf: Bdf) -> &mut DeviceStats {
         let known = self.zap_walks_known;
-        self.devices.entry(bdf).or_insert_with(|| {
+        self.devices.get_or_insert_with(bdf, || {
             let mut d = DeviceStats::default();
             d.zaps.walks_known = known;
             d
@@ -92,15 +94,7 @@ impl Model {
     pub fn heap_bytes(&self) -> usize {
         // A name and its share of a tree node.
         let comms: usize = self.comms.values().map(|c| c.capacity() + 32).sum();
-        // A device and its share of a tree node.
-        let devices = self.devices.len() * 2 * size_of::<(Bdf, DeviceStats)>();
-        devices
-            + self
-                .devices
-                .values()
-                .map(DeviceStats::heap_bytes)
-                .sum::<usize>()
-            + comms
+        self.devices.heap_bytes() + comms
     }
 
     pub fn ingest(&mut self, event: &Event) {
@@ -116,8 +110,7 @@ impl Model {
             Event::Zap(e) if e.device == UNKNOWN_DEVICE => self.unattributed_zaps += 1,
             Event::Zap(e) => self
                 .devices
-                .entry(Bdf::from_key(e.device))
-                .or_default()
+                .get_or_insert_with(Bdf::from_key(e.device), DeviceStats::default)
                 .add_zap(e, fault::comm(&e.comm)),
             Event::Hold(e) if e.device == UNKNOWN_DEVICE => {}
             Event::Hold(e) => self
@@ -127,8 +120,7 @@ impl Model {
             Event::Lock(e) if e.device == UNKNOWN_DEVICE => {}
             Event::Lock(e) => self
                 .devices
-                .entry(Bdf::from_key(e.device))
-                .or_default()
+                .get_or_insert_with(Bdf::from_key(e.device), DeviceStats::default)
                 .add_lock_wait(e),
         }
     }
