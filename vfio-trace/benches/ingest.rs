@@ -1,14 +1,27 @@
 //! Events per second the collector's model ingests on one core.
 //!
-//! Two synthetic workloads over 16 devices, each fed to a fresh model so the
-//! first touch of every page (and every allocation it costs) is measured:
+//! Synthetic workloads over 16 devices, each fed in batches of 2^20 events
+//! both to a fresh model (`fresh/`: the first touch of every page and every
+//! allocation it costs are measured) and to one that has seen the same
+//! events before (`warm/`: a long recording's steady state):
 //! - `storm_4k`: order-0 NOPAGE faults on consecutive pages, as a guest
 //!   touching a BAR through a 4 KiB-aligned mapping produces;
-//! - `mix`: 4 KiB, 2 MiB and 1 GiB faults with fallbacks, random re-touches,
-//!   and a zap every 4096 faults per device whose pages fault back in.
+//! - `mix`: 4 KiB, 2 MiB and 1 GiB faults, fallbacks retried at the next
+//!   size down, and a zap every 4096 faults per device whose pages fault
+//!   back in;
+//! - `scatter_4k`: order-0 faults on random pages of each 32 GiB BAR, the
+//!   worst case for dense per-page counts (a cache miss and, early on, a new
+//!   chunk per fault). Not a target; it shows what the layout costs there.
+//!
+//! Time is the thread's CPU time (`support/cpu_time.rs`), so throughput is
+//! events per second on one core even when other work shares the machine.
 
 use std::hint::black_box;
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::ThreadCpuTime;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vfio_trace::{
     device::Bdf,
@@ -123,7 +136,7 @@ struct Walk {
     zap_from: u64,
 }
 
-/// Orders 0/9/18 (60/25/3 %), fallbacks, random re-touches, periodic zaps.
+/// Orders 0/9/18 (70/27/3 %), fallbacks, periodic zaps and their refaults.
 fn mix() -> Vec<Event> {
     let mut events = tasks();
     let mut walks = [Walk::default(); DEVICES as usize];
@@ -136,56 +149,37 @@ fn mix() -> Vec<Event> {
         let w = &mut walks[dev as usize];
         let r = rng.next();
         let nopage = vm_fault::NOPAGE;
+        let fallback = vm_fault::FALLBACK;
+        let mut push = |page, order, result, lat| {
+            events.push(Event::Fault(fault(dev, page, order, result, lat, at)));
+        };
         match r % 100 {
-            0..60 => {
-                events.push(Event::Fault(fault(
-                    dev,
-                    w.cursor,
-                    0,
-                    nopage,
-                    2000 + r % 4000,
-                    at,
-                )));
+            0..70 => {
+                push(w.cursor, 0, nopage, 2000 + r % 4000);
                 w.cursor += 1;
             }
-            60..85 => {
-                let page = w.cursor.next_multiple_of(512);
-                if r % 8 == 0 {
+            70..97 => {
+                let page = w.cursor.next_multiple_of(512) % BAR2_PAGES;
+                if r.is_multiple_of(8) {
                     // The 2 MiB size was refused: the kernel retries at 4 KiB.
-                    let fb = vm_fault::FALLBACK;
-                    events.push(Event::Fault(fault(dev, page, 9, fb, 800, at)));
-                    events.push(Event::Fault(fault(dev, page, 0, nopage, 3000, at + 1)));
+                    push(page, 9, fallback, 800);
+                    push(page, 0, nopage, 3000);
                     w.cursor = page + 1;
                 } else {
-                    events.push(Event::Fault(fault(
-                        dev,
-                        page,
-                        9,
-                        nopage,
-                        20_000 + r % 40_000,
-                        at,
-                    )));
+                    push(page, 9, nopage, 20_000 + r % 40_000);
                     w.cursor = page + 512;
                 }
             }
-            85..88 => {
-                let page = w.cursor.next_multiple_of(1 << 18);
-                let (result, lat) = if r % 4 == 0 {
-                    (vm_fault::FALLBACK, 1500)
-                } else {
-                    (nopage, 5_000_000 + r % 10_000_000)
-                };
-                events.push(Event::Fault(fault(dev, page, 18, result, lat, at)));
-                w.cursor = page + (1 << 18);
-            }
             _ => {
-                // A re-touch somewhere already walked.
-                let page = if w.cursor == 0 {
-                    0
+                let page = w.cursor.next_multiple_of(1 << 18) % BAR2_PAGES;
+                if r.is_multiple_of(4) {
+                    push(page, 18, fallback, 1500);
+                    push(page, 9, nopage, 30_000);
+                    w.cursor = page + 512;
                 } else {
-                    (r >> 8) % w.cursor
-                };
-                events.push(Event::Fault(fault(dev, page, 0, nopage, 2500, at)));
+                    push(page, 18, nopage, 5_000_000 + r % 10_000_000);
+                    w.cursor = page + (1 << 18);
+                }
             }
         }
         if w.cursor >= BAR2_PAGES {
@@ -193,7 +187,7 @@ fn mix() -> Vec<Event> {
             w.zap_from = 0;
         }
         w.faults += 1;
-        if w.faults % ZAP_EVERY == 0 {
+        if w.faults.is_multiple_of(ZAP_EVERY) {
             // Zap what was walked since the last zap and walk it again, so
             // the next faults are refaults; the walk then goes on past it.
             let end = w.cursor.max(w.zap_from + 1);
@@ -216,16 +210,45 @@ fn mix() -> Vec<Event> {
     events
 }
 
-fn ingest(c: &mut Criterion) {
-    let mut group = c.benchmark_group("ingest");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(EVENTS as u64));
-    for (name, events) in [("storm_4k", storm()), ("mix", mix())] {
-        group.bench_function(name, |b| {
+/// Order-0 faults on random pages of each device's BAR 2.
+fn scatter() -> Vec<Event> {
+    let mut events = tasks();
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+    let mut i = 0;
+    while events.len() < EVENTS {
+        let dev = (i / BURST) as u32 % DEVICES;
+        let r = rng.next();
+        let lat = 2000 + r % 4000;
+        let page = (r >> 16) % BAR2_PAGES;
+        events.push(Event::Fault(fault(
+            dev,
+            page,
+            0,
+            vm_fault::NOPAGE,
+            lat,
+            i as u64 * 100,
+        )));
+        i += 1;
+    }
+    events
+}
+
+fn ingest(c: &mut Criterion<ThreadCpuTime>) {
+    let workloads = [
+        ("storm_4k", storm()),
+        ("mix", mix()),
+        ("scatter_4k", scatter()),
+    ];
+    // A new model per batch: first touches and their allocations included.
+    let mut fresh = c.benchmark_group("fresh");
+    fresh.sample_size(10);
+    fresh.throughput(Throughput::Elements(EVENTS as u64));
+    for (name, events) in &workloads {
+        fresh.bench_function(*name, |b| {
             b.iter_batched(
                 model,
                 |mut m| {
-                    for e in &events {
+                    for e in events {
                         m.ingest(black_box(e));
                     }
                     m
@@ -234,8 +257,29 @@ fn ingest(c: &mut Criterion) {
             );
         });
     }
-    group.finish();
+    fresh.finish();
+    // One model that has seen the workload before, as in a long recording:
+    // the same pages, zaps and refaults again.
+    let mut warm = c.benchmark_group("warm");
+    warm.sample_size(10);
+    warm.throughput(Throughput::Elements(EVENTS as u64));
+    for (name, events) in &workloads {
+        let mut m = model();
+        events.iter().for_each(|e| m.ingest(e));
+        warm.bench_function(*name, |b| {
+            b.iter(|| {
+                for e in events {
+                    m.ingest(black_box(e));
+                }
+            });
+        });
+    }
+    warm.finish();
 }
 
-criterion_group!(benches, ingest);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = ingest
+}
 criterion_main!(benches);
