@@ -1,9 +1,13 @@
 //! Pure aggregation of decoded events: no I/O, tested without root.
 
 pub mod cause;
+pub mod devices;
 pub mod fault;
 pub mod latency;
+pub mod page_counts;
 pub mod pages;
+pub mod processes;
+pub mod slots;
 pub mod stats;
 pub mod zap;
 
@@ -12,6 +16,7 @@ use std::collections::BTreeMap;
 use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, TaskEvent, UNKNOWN_DEVICE, ZapEvent};
 
 use crate::{device::Bdf, kernel::Generation};
+use devices::Devices;
 use fault::{Fault, locate};
 use stats::DeviceStats;
 
@@ -19,10 +24,7 @@ use stats::DeviceStats;
 #[derive(Debug, Clone)]
 pub struct Model {
     generation: Generation,
-    /// BARs per device as (index, physical start, size), to place faults on
-    /// kernels that put physical pfns in `vm_pgoff`.
-    bars: BTreeMap<Bdf, Vec<(u32, u64, u64)>>,
-    pub devices: BTreeMap<Bdf, DeviceStats>,
+    pub devices: Devices,
     /// Faults whose device could not be read.
     pub unattributed: u64,
     /// Zaps of vfio address spaces whose device was not known yet.
@@ -46,8 +48,7 @@ impl Model {
     pub fn new(generation: Generation) -> Self {
         Self {
             generation,
-            bars: BTreeMap::new(),
-            devices: BTreeMap::new(),
+            devices: Devices::default(),
             unattributed: 0,
             unattributed_zaps: 0,
             comms: BTreeMap::new(),
@@ -65,7 +66,7 @@ impl Model {
 
     fn device(&mut self, bdf: Bdf) -> &mut DeviceStats {
         let known = self.zap_walks_known;
-        self.devices.entry(bdf).or_insert_with(|| {
+        self.devices.get_or_insert_with(bdf, || {
             let mut d = DeviceStats::default();
             d.zaps.walks_known = known;
             d
@@ -73,9 +74,27 @@ impl Model {
     }
 
     /// Registers a device before any event, so it is reported even when idle.
+    /// `bars` are (index, physical start, size): they place faults before
+    /// 6.10 and bound each BAR's per-page counts.
     pub fn add_device(&mut self, bdf: Bdf, bars: Vec<(u32, u64, u64)>) {
-        self.bars.insert(bdf, bars);
-        self.device(bdf);
+        self.device(bdf).set_layout(bars);
+    }
+
+    /// Faults whose page lay past its BAR (or past the bound for a BAR of
+    /// unknown size): counted, not stored.
+    pub fn pages_out_of_range(&self) -> u64 {
+        self.devices
+            .values()
+            .map(DeviceStats::pages_out_of_range)
+            .sum()
+    }
+
+    /// Bytes the model holds on the heap, to check it stays bounded. Exact
+    /// for the large parts (page counts, histograms); estimated for tree nodes.
+    pub fn heap_bytes(&self) -> usize {
+        // A name and its share of a tree node.
+        let comms: usize = self.comms.values().map(|c| c.capacity() + 32).sum();
+        self.devices.heap_bytes() + comms
     }
 
     pub fn ingest(&mut self, event: &Event) {
@@ -91,8 +110,7 @@ impl Model {
             Event::Zap(e) if e.device == UNKNOWN_DEVICE => self.unattributed_zaps += 1,
             Event::Zap(e) => self
                 .devices
-                .entry(Bdf::from_key(e.device))
-                .or_default()
+                .get_or_insert_with(Bdf::from_key(e.device), DeviceStats::default)
                 .add_zap(e, fault::comm(&e.comm)),
             Event::Hold(e) if e.device == UNKNOWN_DEVICE => {}
             Event::Hold(e) => self
@@ -102,8 +120,7 @@ impl Model {
             Event::Lock(e) if e.device == UNKNOWN_DEVICE => {}
             Event::Lock(e) => self
                 .devices
-                .entry(Bdf::from_key(e.device))
-                .or_default()
+                .get_or_insert_with(Bdf::from_key(e.device), DeviceStats::default)
                 .add_lock_wait(e),
         }
     }
@@ -114,9 +131,10 @@ impl Model {
             self.unattributed += 1;
             return;
         };
-        let bars = self.bars.get(&bdf).map_or(&[][..], Vec::as_slice);
-        let at = locate(self.generation, f.vma_pgoff, f.page_in_vma, bars);
-        self.device(bdf).add(&f, at);
+        let generation = self.generation;
+        let d = self.device(bdf);
+        let at = locate(generation, f.vma_pgoff, f.page_in_vma, d.layout());
+        d.add(&f, at);
     }
 }
 

@@ -1,23 +1,28 @@
 //! Per-device and per-BAR aggregates of faults: counts by order and outcome,
-//! inserts by size, sparse per-page fault counts, latency by order and outcome.
+//! inserts by size, dense per-page fault counts, latency by order and outcome.
+//! Everything a fault touches is a fixed slot or a dense count: no map walk
+//! and no allocation per fault.
 
 use std::collections::BTreeMap;
 
 use vfio_trace_common::{LockEvent, ZapEvent, lock_flags};
 
 use super::{
-    fault::{Fault, Location, Outcome},
+    fault::{Fault, Location},
     latency::Latency,
+    processes::Processes,
+    slots::{PerBar, PerOrder, PerOutcome},
     zap::{ZapStats, key},
+};
+pub use super::{
+    page_counts::{PageCounts, PageRun, page_runs},
+    slots::ORDERS,
 };
 
 /// Page sizes of the entries the kernel inserted.
 pub const PTE_BYTES: u64 = 4096;
 pub const PMD_BYTES: u64 = 2 << 20;
 pub const PUD_BYTES: u64 = 1 << 30;
-
-/// Fault orders the handler asks for (4 KiB, 2 MiB, 1 GiB on x86).
-pub const ORDERS: [u32; 3] = [0, 9, 18];
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Inserts {
@@ -43,26 +48,29 @@ impl Inserts {
 pub struct BarStats {
     pub faults: u64,
     pub inserts: Inserts,
-    /// Faults per 4 KiB page of the BAR, only for pages that faulted.
-    pub page_faults: BTreeMap<u64, u32>,
+    /// Faults per 4 KiB page of the BAR.
+    pub page_faults: PageCounts,
 }
 
 /// One device.
 #[derive(Debug, Default, Clone)]
 pub struct DeviceStats {
     pub faults: u64,
-    pub by_order: BTreeMap<u32, u64>,
-    pub by_outcome: BTreeMap<Outcome, u64>,
+    pub by_order: PerOrder<u64>,
+    pub by_outcome: PerOutcome<u64>,
     pub inserts: Inserts,
-    pub latency_by_order: BTreeMap<u32, Latency>,
-    pub latency_by_outcome: BTreeMap<Outcome, Latency>,
-    /// `None`: the BAR could not be resolved.
-    pub bars: BTreeMap<Option<u32>, BarStats>,
+    pub latency_by_order: PerOrder<Latency>,
+    pub latency_by_outcome: PerOutcome<Latency>,
+    /// Faulted BARs are those with `faults > 0`; `None`: not resolved.
+    pub bars: PerBar<BarStats>,
     /// Faults per process id; names are in `Model::comms`.
-    pub processes: BTreeMap<u32, u64>,
+    pub processes: Processes,
     pub zaps: ZapStats,
     /// Contended `memory_lock` waits by mode (`read`, `write`, `other`).
     pub lock_waits: BTreeMap<&'static str, Latency>,
+    /// BARs as (index, physical start, size), to place faults on kernels
+    /// that put physical pfns in `vm_pgoff`.
+    pub(super) layout: Vec<(u32, u64, u64)>,
 }
 
 /// Page keys a fault populated, from what it inserted.
@@ -86,27 +94,67 @@ fn inserted(f: &Fault, at: Location) -> Option<(u64, u64)> {
 }
 
 impl DeviceStats {
+    /// Takes the device's BARs: where faults land before 6.10, and the size
+    /// that bounds each BAR's page counts.
+    pub fn set_layout(&mut self, bars: Vec<(u32, u64, u64)>) {
+        for &(index, _, size) in &bars {
+            self.bars.get_mut(Some(index)).page_faults.set_size(size);
+        }
+        self.layout = bars;
+    }
+
+    pub fn layout(&self) -> &[(u32, u64, u64)] {
+        &self.layout
+    }
+
     pub fn add(&mut self, f: &Fault, at: Location) {
-        self.faults += 1;
-        *self.by_order.entry(f.order).or_default() += 1;
-        *self.by_outcome.entry(f.outcome).or_default() += 1;
-        self.inserts.add(f);
-        self.latency_by_order
-            .entry(f.order)
-            .or_default()
-            .record(f.latency_ns);
-        self.latency_by_outcome
-            .entry(f.outcome)
-            .or_default()
-            .record(f.latency_ns);
-        let bar = self.bars.entry(at.bar).or_default();
+        // The page count first: it is the likely cache miss, and the work
+        // after it does not depend on it, so the core overlaps the two.
+        let bar = self.bars.get_mut(at.bar);
+        bar.page_faults.add(at.page);
         bar.faults += 1;
         bar.inserts.add(f);
-        *bar.page_faults.entry(at.page).or_default() += 1;
-        *self.processes.entry(f.pid).or_default() += 1;
+        self.faults += 1;
+        *self.by_order.get_mut(f.order) += 1;
+        *self.by_outcome.get_mut(f.outcome) += 1;
+        self.inserts.add(f);
+        self.latency_by_order.get_mut(f.order).record(f.latency_ns);
+        self.latency_by_outcome
+            .get_mut(f.outcome)
+            .record(f.latency_ns);
+        self.processes.add(f.pid);
         if let Some((start, end)) = inserted(f, at) {
             self.zaps.on_insert(start, end, f.end_ns);
         }
+    }
+
+    /// Faults on pages past their BAR's size or the bound for unknown sizes.
+    pub fn pages_out_of_range(&self) -> u64 {
+        self.bars
+            .iter()
+            .map(|(_, b)| b.page_faults.out_of_range())
+            .sum()
+    }
+
+    /// Bytes held beyond the struct itself.
+    pub fn heap_bytes(&self) -> usize {
+        let latencies: usize = self
+            .latency_by_order
+            .values()
+            .chain(self.latency_by_outcome.iter().map(|(_, l)| l))
+            .chain(self.lock_waits.values())
+            .map(Latency::heap_bytes)
+            .sum();
+        let pages: usize = self
+            .bars
+            .iter()
+            .map(|(_, b)| b.page_faults.heap_bytes())
+            .sum();
+        latencies
+            + pages
+            + self.processes.heap_bytes()
+            + self.zaps.heap_bytes()
+            + self.layout.capacity() * size_of::<(u32, u64, u64)>()
     }
 
     pub fn add_zap(&mut self, e: &ZapEvent, comm: String) {
@@ -125,33 +173,10 @@ impl DeviceStats {
     }
 }
 
-/// A run of consecutive pages with the same fault count: the compact form of
-/// per-page counts (a 4 KiB storm over 64 MiB is one run, not 16384 entries).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct PageRun {
-    pub first: u64,
-    pub pages: u64,
-    pub faults: u32,
-}
-
-pub fn page_runs(pages: &BTreeMap<u64, u32>) -> Vec<PageRun> {
-    let mut runs: Vec<PageRun> = Vec::new();
-    for (&page, &faults) in pages {
-        match runs.last_mut() {
-            Some(r) if r.faults == faults && r.first + r.pages == page => r.pages += 1,
-            _ => runs.push(PageRun {
-                first: page,
-                pages: 1,
-                faults,
-            }),
-        }
-    }
-    runs
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::fault::Outcome;
 
     fn fault(order: u32, ret: u32, pte: u32, pmd: u32, ns: u64) -> Fault {
         Fault {

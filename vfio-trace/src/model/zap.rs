@@ -2,11 +2,16 @@
 //!
 //! Pages are keyed `bar << 40 | page`. A fault's inserts mark pages populated;
 //! a zap takes the populated pages of its range; a later insert of a taken
-//! page is a refault of that zap.
+//! page is a refault of that zap. The pages every zap still waits for are one
+//! set of ranges tagged with the zap, so an insert costs one tree walk however
+//! many zaps wait, and nothing while none does.
 
 use vfio_trace_common::ZapEvent;
 
-use super::{latency::Latency, pages::PageSet};
+use super::{
+    latency::Latency,
+    pages::{PageSet, Ranges},
+};
 
 /// Page key of `page` in `bar` (`None`: BAR unknown).
 pub fn key(bar: Option<u32>, page: u64) -> u64 {
@@ -47,7 +52,8 @@ pub struct Zap {
     pub repopulated_ns: Option<u64>,
     /// How long the zap's writer held `memory_lock` from the zap's start.
     pub write_hold_ns: Option<u64>,
-    pending: PageSet,
+    /// Removed pages not back yet.
+    pending: u64,
 }
 
 impl Zap {
@@ -63,6 +69,8 @@ pub struct ZapStats {
     pub write_hold: Latency,
     pub refaulted_pages: u64,
     populated: PageSet,
+    /// Pages taken by zaps and not back yet, tagged with the zap's index.
+    pending: Ranges<usize>,
     /// The per-VMA zap probe runs, so a zap that walked no VMA mapped nothing.
     pub walks_known: bool,
 }
@@ -70,20 +78,34 @@ pub struct ZapStats {
 impl ZapStats {
     /// A fault inserted `[start, end)` (page keys), finishing at `at_ns`.
     pub fn on_insert(&mut self, start: u64, end: u64, at_ns: u64) {
-        for z in self.zaps.iter_mut().filter(|z| !z.pending.is_empty()) {
-            let back = z.pending.take(start, end).len();
-            if back == 0 {
-                continue;
-            }
-            z.refaulted += back;
-            self.refaulted_pages += back;
-            let since = at_ns.saturating_sub(z.end_ns());
-            z.first_refault_ns.get_or_insert(since);
-            if z.pending.is_empty() {
-                z.repopulated_ns = Some(since);
-            }
+        if !self.pending.is_empty() {
+            let (zaps, refaulted) = (&mut self.zaps, &mut self.refaulted_pages);
+            self.pending.take_with(start, end, |from, to, index| {
+                let z = &mut zaps[index];
+                let back = to - from;
+                z.refaulted += back;
+                z.pending -= back;
+                *refaulted += back;
+                let since = at_ns.saturating_sub(z.end_ns());
+                z.first_refault_ns.get_or_insert(since);
+                if z.pending == 0 {
+                    z.repopulated_ns = Some(since);
+                }
+            });
         }
         self.populated.insert(start, end);
+    }
+
+    /// Bytes held beyond the struct: histograms, zap records, page ranges
+    /// (an estimate for the ranges, which live in tree nodes).
+    pub fn heap_bytes(&self) -> usize {
+        let comms: usize = self.zaps.iter().map(|z| z.comm.capacity()).sum();
+        self.latency.heap_bytes()
+            + self.write_hold.heap_bytes()
+            + self.zaps.capacity() * size_of::<Zap>()
+            + comms
+            + self.populated.heap_bytes()
+            + self.pending.heap_bytes()
     }
 
     /// The writer of the zap that started at `zap_start_ns` released the lock.
@@ -101,11 +123,17 @@ impl ZapStats {
 
     pub fn on_zap(&mut self, e: &ZapEvent, comm: String) {
         let (start, end) = zap_keys(e.range_start, e.range_len);
-        let mut pending = self.populated.take(start, end);
-        if self.walks_known && e.vmas == 0 {
-            // Populated pages whose mappings were unmapped since: nothing to take.
-            pending = PageSet::default();
-        }
+        // Populated pages whose mappings were unmapped since the per-VMA
+        // probe last saw them: this zap removed nothing.
+        let removes = !(self.walks_known && e.vmas == 0);
+        let index = self.zaps.len();
+        let pending = &mut self.pending;
+        let taken = self.populated.take_with(start, end, |from, to, ()| {
+            if removes {
+                pending.put(from, to, index);
+            }
+        });
+        let removed = if removes { taken } else { 0 };
         self.latency.record(e.latency_ns);
         self.zaps.push(Zap {
             range_start: e.range_start,
@@ -117,12 +145,12 @@ impl ZapStats {
             stack_id: e.stack_id,
             pid: e.pid,
             comm,
-            removed: pending.len(),
+            removed,
             refaulted: 0,
             first_refault_ns: None,
             repopulated_ns: None,
             write_hold_ns: None,
-            pending,
+            pending: removed,
         });
     }
 }
@@ -158,6 +186,29 @@ mod tests {
         z.on_hold(999, 70); // no such zap
         assert_eq!(z.zaps[0].write_hold_ns, Some(50));
         assert_eq!(z.write_hold.count(), 1);
+    }
+
+    #[test]
+    fn pages_wait_for_the_zap_that_took_them() {
+        let mut z = ZapStats::default();
+        z.on_insert(key(Some(0), 0), key(Some(0), 8), 1);
+        z.on_insert(key(Some(2), 0), key(Some(2), 8), 1);
+        let mut bar0 = zap_at(10);
+        bar0.range_len = 8 << 12;
+        z.on_zap(&bar0, "t".into());
+        let mut bar2 = zap_at(20);
+        bar2.range_start = 2 << 40;
+        bar2.range_len = 8 << 12;
+        z.on_zap(&bar2, "t".into());
+        z.on_zap(&zap_at(30), "t".into()); // everything, but nothing is left
+        assert_eq!(z.pending.len(), 16);
+        z.on_insert(key(Some(2), 0), key(Some(2), 8), 100);
+        assert_eq!(z.pending.len(), 8);
+        assert_eq!(z.zaps[1].repopulated_ns, Some(70));
+        z.on_insert(key(Some(0), 0), key(Some(0), 8), 200);
+        assert!(z.pending.is_empty());
+        assert_eq!(z.refaulted_pages, 16);
+        assert_eq!(z.zaps[2].removed, 0);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::{
         Model,
         fault::Outcome,
         latency::{Latency, Summary},
-        stats::{self, DeviceStats, Inserts, ORDERS, PageRun},
+        stats::{self, DeviceStats, Inserts, PageRun},
     },
     probe::{load::KernelCounts, offsets::Field, plan::PlannedProbe, session::RingCount},
 };
@@ -159,17 +159,6 @@ pub struct RunInfo {
     pub pci: Vec<PciDevice>,
 }
 
-fn order_keys<T: Clone + Default>(present: impl Iterator<Item = (u32, T)>) -> BTreeMap<String, T> {
-    let mut out: BTreeMap<String, T> = ORDERS
-        .iter()
-        .map(|o| (o.to_string(), T::default()))
-        .collect();
-    for (order, v) in present {
-        out.insert(order.to_string(), v);
-    }
-    out
-}
-
 fn device_doc(
     bdf: Bdf,
     d: &DeviceStats,
@@ -178,13 +167,6 @@ fn device_doc(
 ) -> DeviceDoc {
     let pci = info.pci.iter().find(|p| p.bdf == bdf);
     let empty = Summary::EMPTY;
-    let mut by_order: BTreeMap<String, Summary> =
-        ORDERS.iter().map(|o| (o.to_string(), empty)).collect();
-    by_order.extend(
-        d.latency_by_order
-            .iter()
-            .map(|(o, l)| (o.to_string(), l.summary())),
-    );
     DeviceDoc {
         bdf,
         vendor: pci.map(|p| format!("{:04x}", p.vendor)),
@@ -203,26 +185,38 @@ fn device_doc(
             .sum(),
         faults: FaultsDoc {
             total: d.faults,
-            by_order: order_keys(d.by_order.iter().map(|(o, n)| (*o, *n))),
+            // The fixed orders always, others only when seen.
+            by_order: d
+                .by_order
+                .iter()
+                .map(|(o, n)| (o.to_string(), *n))
+                .collect(),
             by_result: Outcome::ALL
                 .iter()
-                .map(|o| (o.name(), d.by_outcome.get(o).copied().unwrap_or(0)))
+                .map(|o| (o.name(), d.by_outcome[o]))
                 .collect(),
         },
         inserts: InsertsDoc::from(&d.inserts),
         latency_ns: LatencyDoc {
-            by_order,
+            by_order: d
+                .latency_by_order
+                .iter()
+                .map(|(o, l)| (o.to_string(), l.summary()))
+                .collect(),
+            // Only results seen.
             by_result: d
                 .latency_by_outcome
                 .iter()
+                .filter(|(_, l)| l.count() > 0)
                 .map(|(o, l)| (o.name(), l.summary()))
                 .collect(),
         },
         bars: d
             .bars
             .iter()
+            .filter(|(_, b)| b.faults > 0)
             .map(|(index, b)| BarDoc {
-                index: *index,
+                index,
                 size: index.and_then(|i| {
                     pci?.bars
                         .iter()
@@ -240,7 +234,7 @@ fn device_doc(
                 .filter(|(_, n)| *n > 0)
                 .map(|(size, n)| (size.to_string(), n))
                 .collect(),
-                pages_faulted: b.page_faults.len() as u64,
+                pages_faulted: b.page_faults.len(),
                 page_faults: stats::page_runs(&b.page_faults),
             })
             .collect(),
@@ -248,9 +242,9 @@ fn device_doc(
             .processes
             .iter()
             .map(|(pid, faults)| ProcessDoc {
-                pid: *pid,
-                comm: comms.get(pid).cloned().unwrap_or_default(),
-                faults: *faults,
+                pid,
+                comm: comms.get(&pid).cloned().unwrap_or_default(),
+                faults,
             })
             .collect(),
         zaps: zaps_doc(d, info),

@@ -1,0 +1,285 @@
+//! Events per second the collector's model ingests on one core.
+//!
+//! Synthetic workloads over 16 devices, each fed in batches of 2^20 events
+//! both to a fresh model (`fresh/`: the first touch of every page and every
+//! allocation it costs are measured) and to one that has seen the same
+//! events before (`warm/`: a long recording's steady state):
+//! - `storm_4k`: order-0 NOPAGE faults on consecutive pages, as a guest
+//!   touching a BAR through a 4 KiB-aligned mapping produces;
+//! - `mix`: 4 KiB, 2 MiB and 1 GiB faults, fallbacks retried at the next
+//!   size down, and a zap every 4096 faults per device whose pages fault
+//!   back in;
+//! - `scatter_4k`: order-0 faults on random pages of each 32 GiB BAR, the
+//!   worst case for dense per-page counts (a cache miss and, early on, a new
+//!   chunk per fault). Not a target; it shows what the layout costs there.
+//!
+//! Time is the thread's CPU time (`support/cpu_time.rs`), so throughput is
+//! events per second on one core even when other work shares the machine.
+
+use std::hint::black_box;
+
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::ThreadCpuTime;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use vfio_trace::{
+    device::Bdf,
+    kernel::Generation,
+    model::{Event, Model},
+};
+use vfio_trace_common::{FaultEvent, TaskEvent, ZapEvent, vm_fault};
+
+const DEVICES: u32 = 16;
+const EVENTS: usize = 1 << 20;
+/// Events a ring drain hands over for one device before the next.
+const BURST: usize = 32;
+const BAR2_BYTES: u64 = 32 << 30;
+const BAR2_PAGES: u64 = BAR2_BYTES >> 12;
+/// `vm_pgoff` of a mapping of BAR 2 from its start (vfio region offset, 6.12+).
+const BAR2_PGOFF: u64 = 2 << 28;
+const ZAP_EVERY: u64 = 4096;
+
+fn bdf(i: u32) -> Bdf {
+    Bdf::from_key(vfio_trace_common::device_key(0, 1 + i as u8, 0))
+}
+
+fn model() -> Model {
+    let mut m = Model::new(Generation::HugeFault);
+    for i in 0..DEVICES {
+        let base = 0x80_0000_0000 + u64::from(i) * (64 << 30);
+        m.add_device(
+            bdf(i),
+            vec![
+                (0, 0xf000_0000 + u64::from(i) * (1 << 24), 1 << 24),
+                (2, base, BAR2_BYTES),
+            ],
+        );
+    }
+    m
+}
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn fault(dev: u32, page: u64, order: u32, result: u32, latency_ns: u64, at_ns: u64) -> FaultEvent {
+    let mut e = FaultEvent::zeroed();
+    e.device = bdf(dev).key();
+    e.vma_pgoff = BAR2_PGOFF;
+    e.page_in_vma = page;
+    e.order = order;
+    e.result = result;
+    e.latency_ns = latency_ns;
+    e.start_ns = at_ns;
+    e.pid = 1000 + dev;
+    e.tid = e.pid + (page as u32 & 3);
+    if result == vm_fault::NOPAGE {
+        match order {
+            0 => e.inserts_pte = 1,
+            9 => e.inserts_pmd = 1,
+            _ => e.inserts_pud = 1,
+        }
+    }
+    e
+}
+
+fn tasks() -> Vec<Event> {
+    (0..DEVICES)
+        .map(|d| {
+            let mut t = TaskEvent::zeroed();
+            t.pid = 1000 + d;
+            t.tid = t.pid;
+            t.comm[..4].copy_from_slice(b"qemu");
+            Event::Task(t)
+        })
+        .collect()
+}
+
+/// Sequential order-0 faults; each device walks its own BAR 2.
+fn storm() -> Vec<Event> {
+    let mut events = tasks();
+    let mut next = [0u64; DEVICES as usize];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut i = 0;
+    while events.len() < EVENTS {
+        let dev = (i / BURST) as u32 % DEVICES;
+        let page = next[dev as usize];
+        next[dev as usize] += 1;
+        let lat = 2000 + rng.next() % 4000;
+        events.push(Event::Fault(fault(
+            dev,
+            page,
+            0,
+            vm_fault::NOPAGE,
+            lat,
+            i as u64 * 100,
+        )));
+        i += 1;
+    }
+    events
+}
+
+/// Per device: what it faulted since its last zap, where its sequential walk is.
+#[derive(Clone, Copy, Default)]
+struct Walk {
+    cursor: u64,
+    faults: u64,
+    zap_from: u64,
+}
+
+/// Orders 0/9/18 (70/27/3 %), fallbacks, periodic zaps and their refaults.
+fn mix() -> Vec<Event> {
+    let mut events = tasks();
+    let mut walks = [Walk::default(); DEVICES as usize];
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut i = 0usize;
+    while events.len() < EVENTS {
+        let dev = (i / BURST) as u32 % DEVICES;
+        i += 1;
+        let at = i as u64 * 100;
+        let w = &mut walks[dev as usize];
+        let r = rng.next();
+        let nopage = vm_fault::NOPAGE;
+        let fallback = vm_fault::FALLBACK;
+        let mut push = |page, order, result, lat| {
+            events.push(Event::Fault(fault(dev, page, order, result, lat, at)));
+        };
+        match r % 100 {
+            0..70 => {
+                push(w.cursor, 0, nopage, 2000 + r % 4000);
+                w.cursor += 1;
+            }
+            70..97 => {
+                let page = w.cursor.next_multiple_of(512) % BAR2_PAGES;
+                if r.is_multiple_of(8) {
+                    // The 2 MiB size was refused: the kernel retries at 4 KiB.
+                    push(page, 9, fallback, 800);
+                    push(page, 0, nopage, 3000);
+                    w.cursor = page + 1;
+                } else {
+                    push(page, 9, nopage, 20_000 + r % 40_000);
+                    w.cursor = page + 512;
+                }
+            }
+            _ => {
+                let page = w.cursor.next_multiple_of(1 << 18) % BAR2_PAGES;
+                if r.is_multiple_of(4) {
+                    push(page, 18, fallback, 1500);
+                    push(page, 9, nopage, 30_000);
+                    w.cursor = page + 512;
+                } else {
+                    push(page, 18, nopage, 5_000_000 + r % 10_000_000);
+                    w.cursor = page + (1 << 18);
+                }
+            }
+        }
+        if w.cursor >= BAR2_PAGES {
+            w.cursor = 0;
+            w.zap_from = 0;
+        }
+        w.faults += 1;
+        if w.faults.is_multiple_of(ZAP_EVERY) {
+            // Zap what was walked since the last zap and walk it again, so
+            // the next faults are refaults; the walk then goes on past it.
+            let end = w.cursor.max(w.zap_from + 1);
+            let mut z = ZapEvent::zeroed();
+            z.device = bdf(dev).key();
+            z.range_start = (2 << 40) + (w.zap_from << 12);
+            z.range_len = (end - w.zap_from) << 12;
+            z.start_ns = at + 50;
+            z.latency_ns = 40_000;
+            z.pages = end - w.zap_from;
+            z.vmas = 1;
+            z.pid = 1000 + dev;
+            z.comm[..4].copy_from_slice(b"qemu");
+            events.push(Event::Zap(z));
+            w.cursor = w.zap_from;
+            w.zap_from = end;
+        }
+    }
+    events.truncate(EVENTS);
+    events
+}
+
+/// Order-0 faults on random pages of each device's BAR 2.
+fn scatter() -> Vec<Event> {
+    let mut events = tasks();
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+    let mut i = 0;
+    while events.len() < EVENTS {
+        let dev = (i / BURST) as u32 % DEVICES;
+        let r = rng.next();
+        let lat = 2000 + r % 4000;
+        let page = (r >> 16) % BAR2_PAGES;
+        events.push(Event::Fault(fault(
+            dev,
+            page,
+            0,
+            vm_fault::NOPAGE,
+            lat,
+            i as u64 * 100,
+        )));
+        i += 1;
+    }
+    events
+}
+
+fn ingest(c: &mut Criterion<ThreadCpuTime>) {
+    let workloads = [
+        ("storm_4k", storm()),
+        ("mix", mix()),
+        ("scatter_4k", scatter()),
+    ];
+    // A new model per batch: first touches and their allocations included.
+    let mut fresh = c.benchmark_group("fresh");
+    fresh.sample_size(10);
+    fresh.throughput(Throughput::Elements(EVENTS as u64));
+    for (name, events) in &workloads {
+        fresh.bench_function(*name, |b| {
+            b.iter_batched(
+                model,
+                |mut m| {
+                    for e in events {
+                        m.ingest(black_box(e));
+                    }
+                    m
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    fresh.finish();
+    // One model that has seen the workload before, as in a long recording:
+    // the same pages, zaps and refaults again.
+    let mut warm = c.benchmark_group("warm");
+    warm.sample_size(10);
+    warm.throughput(Throughput::Elements(EVENTS as u64));
+    for (name, events) in &workloads {
+        let mut m = model();
+        events.iter().for_each(|e| m.ingest(e));
+        warm.bench_function(*name, |b| {
+            b.iter(|| {
+                for e in events {
+                    m.ingest(black_box(e));
+                }
+            });
+        });
+    }
+    warm.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = ingest
+}
+criterion_main!(benches);
