@@ -290,7 +290,12 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
         lost_events: losses.events(),
         losses,
         collector: CollectorDoc::new(info.usage, &info.counts, &info.rings),
-        health: HealthDoc::new(&info.counts, &info.rings, info.stack_map_readable),
+        health: HealthDoc::new(
+            &info.counts,
+            &info.rings,
+            info.stack_map_readable,
+            model.pages_out_of_range(),
+        ),
         unattributed_faults: model.unattributed,
         unattributed_zaps: model.unattributed_zaps,
         rings: info

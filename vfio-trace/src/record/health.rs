@@ -105,10 +105,17 @@ pub struct HealthDoc {
     pub loss_maps_readable: bool,
     /// False when the zap stacks could not be read: every zap cause reads unknown.
     pub stack_map_readable: bool,
+    /// Faults on pages beyond their BAR's size: counted, not placed on a page.
+    pub pages_out_of_range: u64,
 }
 
 impl HealthDoc {
-    pub fn new(counts: &KernelCounts, rings: &[RingCount], stack_map_readable: bool) -> Self {
+    pub fn new(
+        counts: &KernelCounts,
+        rings: &[RingCount],
+        stack_map_readable: bool,
+        pages_out_of_range: u64,
+    ) -> Self {
         Self {
             reader_errors: rings
                 .iter()
@@ -119,6 +126,7 @@ impl HealthDoc {
                 .collect(),
             loss_maps_readable: counts.loss_maps_readable,
             stack_map_readable,
+            pages_out_of_range,
         }
     }
 
@@ -196,9 +204,9 @@ mod tests {
         let c = CollectorDoc::new(Usage::default(), &counts, &rings);
         assert_eq!(c.events, 4000);
         assert!((c.wakeups_per_1000_events - 0.5).abs() < 1e-9);
-        let h = HealthDoc::new(&counts, &rings, true);
+        let h = HealthDoc::new(&counts, &rings, true, 0);
         assert_eq!(h.reader_errors, vec!["shared: EBADF".to_owned()]);
         assert!(!h.is_clean());
-        assert!(HealthDoc::new(&counts, &rings[..1], true).is_clean());
+        assert!(HealthDoc::new(&counts, &rings[..1], true, 0).is_clean());
     }
 }
