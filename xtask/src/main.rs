@@ -15,7 +15,7 @@ mod vm;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, error::ErrorKind};
 
 #[derive(Parser)]
 #[command(
@@ -40,7 +40,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version are not errors; a bad argument is one line.
+        Err(err)
+            if !err.use_stderr()
+                || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            err.exit()
+        }
+        Err(err) => {
+            let text = err.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            eprintln!("xtask: {}", line.strip_prefix("error: ").unwrap_or(line));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
         Command::Setup(args) => setup::run(&args).map(|()| 0),
         Command::Vm(args) => vm::run(&args),
         Command::Test(args) => test::run(&args),
