@@ -1,6 +1,7 @@
-//! Development tasks for vfio-trace: `cargo xtask <setup|vm|test|demo>`.
+//! Development tasks for vfio-trace: `cargo xtask <setup|vm|test|demo|bench>`.
 
 mod apt;
+mod bench;
 mod cmd;
 mod demo;
 mod guest;
@@ -37,6 +38,8 @@ enum Command {
     Test(test::TestArgs),
     /// Show vfio-trace at work in a 6.12 guest.
     Demo,
+    /// What tracing costs a VFIO workload: untraced, under tracefs, under vfio-trace.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Vm(args) => vm::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Demo => demo::run(),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),

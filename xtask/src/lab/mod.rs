@@ -73,6 +73,8 @@ pub struct RunOutcome {
     pub out_dir: PathBuf,
     /// From QEMU start to exit.
     pub elapsed: Duration,
+    /// Whether the guest ran under KVM (else TCG): timings differ by far.
+    pub kvm: bool,
 }
 
 /// A kernel and initramfs ready to boot, with its share directory. Holds the
@@ -186,6 +188,7 @@ impl Lab {
                     status,
                     out_dir,
                     elapsed,
+                    kvm,
                 })
             }
             Err(_) if opts.script.is_none() && matches!(exit, Exit::Status(s) if s.success()) => {
@@ -193,6 +196,7 @@ impl Lab {
                     status: 0,
                     out_dir,
                     elapsed,
+                    kvm,
                 })
             }
             Err(_) => bail!(
