@@ -38,7 +38,7 @@ enum Command {
     Test(test::TestArgs),
     /// Show vfio-trace at work in a 6.12 guest.
     Demo,
-    /// What tracing costs a VFIO workload: untraced, under tracefs, under vfio-trace.
+    /// What tracing costs a VFIO workload: untraced, tracefs, vfio-trace, bpftrace.
     Bench(bench::BenchArgs),
 }
 

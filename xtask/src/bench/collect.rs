@@ -6,7 +6,7 @@ use std::{fs, path::Path};
 use super::{
     figures, parse,
     plan::Scenario,
-    report::{Mode, Round, RunReport, ScenarioData, ScenarioReport},
+    report::{BpftraceReport, Mode, Round, RunReport, ScenarioData, ScenarioReport},
 };
 use crate::suite::truth;
 
@@ -17,7 +17,21 @@ pub struct Boot<'a> {
     pub accel: &'static str,
     pub scenarios: &'a [&'static Scenario],
     pub rounds: u32,
+    pub bpftrace: Staging,
 }
+
+/// Whether the guest had bpftrace to run.
+#[derive(Clone)]
+pub enum Staging {
+    Staged,
+    /// `--no-bpftrace`.
+    Skipped,
+    /// Staging failed on the host; why.
+    Unavailable(String),
+}
+
+/// Written by the guest once bpftrace's kprobes are registered.
+const ATTACHED: &str = "bpftrace/attach.wall";
 
 fn read(dir: &Path, file: &str) -> Option<String> {
     fs::read_to_string(dir.join(file)).ok()
@@ -60,7 +74,10 @@ fn round(dir: &Path, mode: Mode, r: u32) -> Round {
 /// The report of one boot whose guest output is in `out` (/mnt/host/out).
 pub fn run_report(out: &Path, boot: &Boot) -> RunReport {
     let bench = out.join(super::script::OUT_SUBDIR);
-    let modes = [Mode::Untraced, Mode::Tracefs, Mode::Record];
+    let mut modes = vec![Mode::Untraced, Mode::Tracefs, Mode::Record];
+    if matches!(boot.bpftrace, Staging::Staged) && bench.join(ATTACHED).is_file() {
+        modes.push(Mode::Bpftrace);
+    }
     let scenarios: Vec<ScenarioReport> = boot
         .scenarios
         .iter()
@@ -91,6 +108,46 @@ pub fn run_report(out: &Path, boot: &Boot) -> RunReport {
             &kprobes("kprobes.before"),
             &kprobes("kprobes.after-rounds"),
         ),
+        bpftrace: bpftrace(&bench, boot, &scenarios),
         scenarios,
+    }
+}
+
+fn bpftrace(bench: &Path, boot: &Boot, scenarios: &[ScenarioReport]) -> BpftraceReport {
+    let not = |status: &str, reason: String| BpftraceReport {
+        status: status.to_owned(),
+        reason: Some(reason),
+        ..BpftraceReport::default()
+    };
+    match &boot.bpftrace {
+        Staging::Staged => {}
+        Staging::Skipped => return not("skipped", "--no-bpftrace".into()),
+        Staging::Unavailable(why) => return not("not available", why.clone()),
+    }
+    let dir = bench.join("bpftrace");
+    if let Some(why) = read_trim(&dir, "failed") {
+        return not("failed", why);
+    }
+    let Some(attach_ms) = read(bench, ATTACHED).and_then(|t| parse::wall_ms(&t)) else {
+        return not("failed", "it did not start: the guest stopped first".into());
+    };
+    // The handler calls tracefs saw per run, times bpftrace's runs.
+    let expected: Option<u64> = scenarios
+        .iter()
+        .zip(boot.scenarios)
+        .map(|(report, sc)| Some(report.tracefs_hits? * u64::from(sc.rounds(boot.rounds) + 1)))
+        .sum();
+    BpftraceReport {
+        status: "measured".into(),
+        reason: None,
+        attach_ms: Some(attach_ms),
+        stop: read_trim(&dir, "stop"),
+        stop_ms: read(&dir, "stop.wall").and_then(|t| parse::wall_ms(&t)),
+        kprobes_left: parse::new_kprobes(
+            &read(bench, "kprobes.after-rounds").unwrap_or_default(),
+            &read(&dir, "kprobes.after").unwrap_or_default(),
+        ),
+        faults_counted: read(&dir, "log").and_then(|l| parse::bpftrace_faults(&l)),
+        faults_expected: expected,
     }
 }

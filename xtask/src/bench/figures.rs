@@ -112,6 +112,7 @@ pub fn scenario(data: &ScenarioData) -> ScenarioReport {
         tracefs_hits,
         fault_basis,
         vfio_trace_vs_tracefs: stats::added_vs(median_of(Mode::Record), tracefs, untraced),
+        bpftrace_vs_tracefs: stats::added_vs(median_of(Mode::Bpftrace), tracefs, untraced),
         modes,
         record: record_report(&record_docs),
         notes,
@@ -198,6 +199,7 @@ mod tests {
         assert_eq!(vt.phase_ns.map(|s| s.median), Some(657.0));
         let headline = r.vfio_trace_vs_tracefs.expect("known");
         assert!((headline - (657.0 - 89.0) / (163.0 - 89.0)).abs() < 1e-9);
+        assert_eq!(r.bpftrace_vs_tracefs, None);
         // Its record document is sound even where the exercise failed.
         assert_eq!(r.record.lost_events, Some(5));
         assert_eq!(r.record.wakeups_per_1000_events, Some(10.009_765_625));

@@ -1,11 +1,11 @@
 //! bench.md: the document for people, the run's tables (tables.rs) with what
-//! happened to kprobes around them.
+//! happened to bpftrace and to kprobes around them.
 
 use std::fmt::Write as _;
 
 use super::{
     report::{Bench, RunReport},
-    tables::{NA, cost_table, record_table, run_title, timing_table},
+    tables::{NA, cost_table, opt, record_table, run_title, timing_table},
 };
 
 fn kprobe_line(what: &str, left: &[String]) -> String {
@@ -22,6 +22,29 @@ fn kprobe_line(what: &str, left: &[String]) -> String {
 
 fn footer(out: &mut String, run: &RunReport) {
     out.push('\n');
+    let b = &run.bpftrace;
+    match b.status.as_str() {
+        "measured" => {
+            let _ = writeln!(
+                out,
+                "bpftrace 0.17: measured last, one session over all scenarios; attached in {} ms; stopped by {} in {} ms; it counted {} handler calls, tracefs {} for the same runs.\n",
+                opt(b.attach_ms, |x| format!("{x:.0}")),
+                b.stop.as_deref().unwrap_or(NA),
+                opt(b.stop_ms, |x| format!("{x:.0}")),
+                opt(b.faults_counted, |x| x.to_string()),
+                opt(b.faults_expected, |x| x.to_string()),
+            );
+            out.push_str(&kprobe_line("Kprobes after bpftrace", &b.kprobes_left));
+            out.push('\n');
+        }
+        status => {
+            let _ = writeln!(
+                out,
+                "bpftrace: {status} ({}).\n",
+                b.reason.as_deref().unwrap_or("no reason given")
+            );
+        }
+    }
     out.push_str(&kprobe_line(
         "Kprobes after the untraced, tracefs and vfio-trace rounds",
         &run.kprobes_left_after_rounds,
@@ -50,7 +73,8 @@ pub fn render(bench: &Bench) -> String {
          time (exercise's `elapsed_ns`: no start-up, no attach). One boot per kernel and vCPU \
          count; per scenario a warm-up, then {} rounds (storm-1g: 3) of untraced, tracefs \
          (kprobe + kretprobe on the fault handler, hist triggers on order and retval) and \
-         `vfio-trace record`, alternating. µs/fault = (median mode - median untraced) / faults; \
+         `vfio-trace record`, alternating; last, once over all scenarios, the same runs under \
+         bpftrace, compared with the same untraced medians. µs/fault = (median mode - median untraced) / faults; \
          ratio = median mode / median untraced; vfio-trace / tracefs = vfio-trace's added time \
          over tracefs's, the headline. Faults are exercise's count; the handler also runs for \
          huge-fault attempts that fall back, which record and tracefs count. Compare within a \
@@ -75,7 +99,7 @@ pub fn render(bench: &Bench) -> String {
 mod tests {
     use super::*;
     use crate::bench::{
-        report::{Mode, ModeReport, RecordReport, ScenarioReport},
+        report::{BpftraceReport, Mode, ModeReport, RecordReport, ScenarioReport},
         stats::{Cost, Spread},
     };
 
@@ -112,6 +136,11 @@ mod tests {
                 bpf_stats_enabled: Some(true),
                 error: None,
                 kprobes_left_after_rounds: vec![],
+                bpftrace: BpftraceReport {
+                    status: "not available".into(),
+                    reason: Some("no network".into()),
+                    ..BpftraceReport::default()
+                },
                 scenarios: vec![ScenarioReport {
                     name: "storm-64m",
                     phases: vec!["touch:4k:64m:4k".into()],
@@ -126,6 +155,7 @@ mod tests {
                         mode_report(Mode::Record, 664e6, cost(35156.0, 7.545)),
                     ],
                     vfio_trace_vs_tracefs: Some(7.68),
+                    bpftrace_vs_tracefs: None,
                     record: RecordReport::default(),
                     notes: vec![],
                 }],
@@ -141,15 +171,39 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| storm-64m | 5 | 16384 | 88.0 (87.0-90.0) | 163.0 (162.0-165.0) | 664.0 (663.0-666.0) |\n"),
+            md.contains("| storm-64m | 5 | 16384 | 88.0 (87.0-90.0) | 163.0 (162.0-165.0) | 664.0 (663.0-666.0) | n/a |"),
             "{md}"
         );
         assert!(
-            md.contains("| storm-64m | 4.58 | 35.16 | 1.85x | 7.54x | **7.68x** |"),
+            md.contains(
+                "| storm-64m | 4.58 | 35.16 | n/a | 1.85x | 7.54x | n/a | **7.68x** | n/a |"
+            ),
             "{md}"
         );
         assert!(md.contains("| storm-64m | n/a | 40 / 40 | n/a | n/a | n/a | n/a | n/a | n/a | n/a | 16384 / 16384 |"), "{md}");
+        assert!(md.contains("bpftrace: not available (no network)."), "{md}");
         assert!(md.contains("rounds: none left registered."), "{md}");
+    }
+
+    #[test]
+    fn bpftrace_measured() {
+        let mut b = bench();
+        b.runs[0].bpftrace = BpftraceReport {
+            status: "measured".into(),
+            attach_ms: Some(7740.0),
+            stop: Some("SIGKILL: still running 20 s after SIGINT".into()),
+            stop_ms: Some(20_100.0),
+            kprobes_left: vec!["ffff r vfio_pci_mmap_huge_fault+0x0".into()],
+            faults_counted: Some(1_250_060),
+            faults_expected: Some(1_250_058),
+            ..BpftraceReport::default()
+        };
+        let md = render(&b);
+        assert!(md.contains("attached in 7740 ms; stopped by SIGKILL: still running 20 s after SIGINT in 20100 ms; it counted 1250060 handler calls, tracefs 1250058"), "{md}");
+        assert!(
+            md.contains("**Kprobes after bpftrace: 1 kprobe(s) LEFT REGISTERED:** ffff r"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! `cargo xtask bench`: what tracing costs the workload. One guest boot per
 //! kernel and vCPU count runs every scenario untraced, under tracefs kprobes
 //! (the cheapest tracer that counts the same things) and under `vfio-trace
-//! record`, in alternating rounds. The figure is each phase's own time as
-//! exercise measures it, so start-up and attach are out.
+//! record`, in alternating rounds, and last under bpftrace. The figure is each
+//! phase's own time as exercise measures it, so start-up and attach are out.
 //!
 //! plan.rs (arguments, scenarios) -> script.rs (the guest's run.sh, with
 //! guest/bench.sh) -> lab -> collect.rs (files back) -> parse.rs, stats.rs,
 //! figures.rs, report.rs (bench.json) -> markdown.rs, tables.rs (bench.md).
 
+mod bpftrace;
 mod collect;
 mod figures;
 mod markdown;
@@ -32,9 +33,9 @@ use crate::{
     lab::{Console, Lab, MAX_SMP, RunOpts},
     paths, setup,
 };
-use collect::Boot;
+use collect::{Boot, Staging};
 use plan::Plan;
-use report::{Bench, RunReport};
+use report::{Bench, BpftraceReport, RunReport};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -55,6 +56,9 @@ pub struct BenchArgs {
     /// Default: target/bench/<UTC time>/.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Leave bpftrace out.
+    #[arg(long)]
+    no_bpftrace: bool,
     /// Kill a guest after this many seconds.
     #[arg(long, default_value_t = 3600, value_name = "SECS")]
     timeout: u64,
@@ -78,7 +82,13 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     cmd::mkdir(&out)?;
     setup::run(&setup::SetupArgs::default_toolchain())?;
 
-    let script = script::guest_script(&plan.scenarios, plan.rounds);
+    // Downloaded once, unpacked into each kernel's share.
+    let debs = if args.no_bpftrace {
+        None
+    } else {
+        Some(bpftrace::debs().map_err(|e| format!("{e:#}")))
+    };
+    let script = script::guest_script(&plan.scenarios, plan.rounds, debs.is_some());
     let mut runs = Vec::new();
     for &kernel in &plan.kernels {
         let lab = match Lab::prepare(kernel) {
@@ -90,6 +100,19 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
                 continue;
             }
         };
+        let staging = match &debs {
+            None => Staging::Skipped,
+            Some(Err(why)) => Staging::Unavailable(why.clone()),
+            Some(Ok(debs)) => match bpftrace::stage(debs, &lab.share) {
+                Ok(()) => Staging::Staged,
+                Err(e) => Staging::Unavailable(format!("{e:#}")),
+            },
+        };
+        if let Staging::Unavailable(why) = &staging {
+            eprintln!("bench: bpftrace not available: {why}");
+            // The guest must not look for a tree that is stale or half there.
+            cmd::remove(&lab.share.join(bpftrace::SHARE_DIR))?;
+        }
         for &smp in &plan.smps {
             eprintln!("bench: kernel {kernel}, smp {smp}");
             let boot = Boot {
@@ -98,6 +121,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
                 accel: "TCG",
                 scenarios: &plan.scenarios,
                 rounds: plan.rounds,
+                bpftrace: staging.clone(),
             };
             runs.push(run_boot(&lab, &script, boot, args.timeout, &out));
         }
@@ -166,6 +190,7 @@ fn failed(kernel: &'static str, smp: u8, error: String) -> RunReport {
         bpf_stats_enabled: None,
         error: Some(error),
         kprobes_left_after_rounds: Vec::new(),
+        bpftrace: BpftraceReport::default(),
         scenarios: Vec::new(),
     }
 }

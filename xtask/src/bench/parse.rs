@@ -118,6 +118,17 @@ pub fn new_kprobes(before: &str, after: &str) -> Vec<String> {
         .collect()
 }
 
+/// bpftrace's `@order[N]: C` map as printed when it exits, summed.
+pub fn bpftrace_faults(log: &str) -> Option<u64> {
+    let counts: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("@order["))
+        .filter_map(|rest| rest.split_once("]:"))
+        .filter_map(|(_, n)| n.trim().parse().ok())
+        .collect();
+    (!counts.is_empty()).then(|| counts.iter().sum())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn walls_and_kprobes() {
+    fn walls_kprobes_and_bpftrace_counts() {
         assert_eq!(wall_ms("12.50 13.75\n"), Some(1250.0));
         assert_eq!(wall_ms("12.50"), None);
         let before = "";
@@ -199,5 +210,9 @@ mod tests {
                      ffffffffc0 r vfio_pci_mmap_huge_fault+0x0 [vfio_pci_core] [FTRACE]\n";
         assert_eq!(new_kprobes(before, after).len(), 2);
         assert!(new_kprobes(after, after).is_empty());
+        let log =
+            "Attaching 2 probes...\n\n@order[9]: 160\n@order[0]: 98304\n\n@retval[256]: 98464\n";
+        assert_eq!(bpftrace_faults(log), Some(98464));
+        assert_eq!(bpftrace_faults("Attaching 2 probes...\n"), None);
     }
 }

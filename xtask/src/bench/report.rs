@@ -17,6 +17,7 @@ pub enum Mode {
     Untraced,
     Tracefs,
     Record,
+    Bpftrace,
 }
 
 impl Mode {
@@ -26,6 +27,7 @@ impl Mode {
             Mode::Untraced => "untraced",
             Mode::Tracefs => "tracefs",
             Mode::Record => "record",
+            Mode::Bpftrace => "bpftrace",
         }
     }
 
@@ -106,8 +108,28 @@ pub struct ScenarioReport {
     pub modes: Vec<ModeReport>,
     /// vfio-trace's added time over tracefs's: the headline.
     pub vfio_trace_vs_tracefs: Option<f64>,
+    pub bpftrace_vs_tracefs: Option<f64>,
     pub record: RecordReport,
     pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BpftraceReport {
+    /// `measured`, `failed`, `not available` or `skipped`.
+    pub status: String,
+    pub reason: Option<String>,
+    /// From start until both kprobes were registered.
+    pub attach_ms: Option<f64>,
+    /// What ended it: `SIGINT`, or `SIGKILL: ...` when SIGINT did not.
+    pub stop: Option<String>,
+    /// From the first signal until it was gone.
+    pub stop_ms: Option<f64>,
+    /// Lines of /sys/kernel/debug/kprobes/list it left behind.
+    pub kprobes_left: Vec<String>,
+    /// Faults bpftrace counted (its @order map), warm-ups included.
+    pub faults_counted: Option<u64>,
+    /// Handler calls tracefs counted for the same runs, warm-ups included.
+    pub faults_expected: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -122,6 +144,7 @@ pub struct RunReport {
     pub error: Option<String>,
     /// Kprobes registered after the main rounds that were not there before.
     pub kprobes_left_after_rounds: Vec<String>,
+    pub bpftrace: BpftraceReport,
     pub scenarios: Vec<ScenarioReport>,
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::report::{Mode, ModeReport, RunReport, ScenarioReport};
 
 pub const NA: &str = "n/a";
-const MODES: [Mode; 3] = [Mode::Untraced, Mode::Tracefs, Mode::Record];
+const MODES: [Mode; 4] = [Mode::Untraced, Mode::Tracefs, Mode::Record, Mode::Bpftrace];
 
 /// Milliseconds from nanoseconds, with the precision that matters at that size.
 pub fn ms(ns: f64) -> String {
@@ -56,8 +56,8 @@ pub fn run_title(r: &RunReport) -> String {
 
 pub fn timing_table(out: &mut String, run: &RunReport) {
     out.push_str("\nPhase time in ms, median (min-max):\n\n");
-    out.push_str("| scenario | rounds | faults | untraced | tracefs | vfio-trace |\n");
-    out.push_str("|---|---|---|---|---|---|\n");
+    out.push_str("| scenario | rounds | faults | untraced | tracefs | vfio-trace | bpftrace |\n");
+    out.push_str("|---|---|---|---|---|---|---|\n");
     for s in &run.scenarios {
         let _ = write!(
             out,
@@ -77,19 +77,22 @@ pub fn cost_table(out: &mut String, run: &RunReport) {
     out.push_str(
         "\nWhat tracing adds: µs per fault, ratio to untraced, and added time over tracefs's:\n\n",
     );
-    out.push_str("| scenario | tracefs µs/fault | vfio-trace µs/fault | tracefs ratio | vfio-trace ratio | **vfio-trace / tracefs** |\n");
-    out.push_str("|---|---|---|---|---|---|\n");
+    out.push_str("| scenario | tracefs µs/fault | vfio-trace µs/fault | bpftrace µs/fault | tracefs ratio | vfio-trace ratio | bpftrace ratio | **vfio-trace / tracefs** | bpftrace / tracefs |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for s in &run.scenarios {
         let r = |m| ratio(mode(s, m).and_then(|r| r.cost.ratio));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | **{}** |",
+            "| {} | {} | {} | {} | {} | {} | {} | **{}** | {} |",
             s.name,
             us_per_fault(s, Mode::Tracefs),
             us_per_fault(s, Mode::Record),
+            us_per_fault(s, Mode::Bpftrace),
             r(Mode::Tracefs),
             r(Mode::Record),
+            r(Mode::Bpftrace),
             ratio(s.vfio_trace_vs_tracefs),
+            ratio(s.bpftrace_vs_tracefs),
         );
     }
 }
