@@ -110,6 +110,7 @@ mod tests {
                 median,
                 min: median - 1e6,
                 max: median + 2e6,
+                mad: 1e6,
                 n: 5,
             }),
             samples_ns: vec![],

@@ -9,6 +9,9 @@ pub struct Spread {
     pub median: f64,
     pub min: f64,
     pub max: f64,
+    /// Median absolute deviation from the median: the scatter of the rounds,
+    /// which one outlier (a timer tick, a 9p write) does not inflate.
+    pub mad: f64,
     pub n: usize,
 }
 
@@ -19,18 +22,33 @@ pub fn spread(values: &[f64]) -> Option<Spread> {
         return None;
     }
     v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        f64::midpoint(v[n / 2 - 1], v[n / 2])
-    };
+    let (n, median) = (v.len(), middle(&v));
+    let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
+    dev.sort_by(f64::total_cmp);
     Some(Spread {
         median,
         min: v[0],
         max: v[n - 1],
+        mad: middle(&dev),
         n,
     })
+}
+
+/// The middle of sorted, non-empty values.
+fn middle(v: &[f64]) -> f64 {
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        f64::midpoint(v[n / 2 - 1], v[n / 2])
+    }
+}
+
+/// Whether `other`'s median stands out of the scatter of both: more than three
+/// median absolute deviations above `base`'s median. Where it does not, a
+/// quotient over `other - base` is noise over noise.
+pub fn stands_out(base: &Spread, other: &Spread) -> bool {
+    other.median - base.median > 3.0 * base.mad.max(other.mad)
 }
 
 /// The median alone.
@@ -87,6 +105,19 @@ mod tests {
         assert_eq!(median(&[]), None);
         let s = spread(&[88.0, 91.3, 87.8, 90.0, 88.5]).expect("five values");
         assert_eq!((s.median, s.min, s.max, s.n), (88.5, 87.8, 91.3, 5));
+        // Deviations 0.5, 2.8, 0.7, 1.5, 0: one outlier moves the MAD little.
+        assert!((s.mad - 0.7).abs() < 1e-9, "{}", s.mad);
+    }
+
+    #[test]
+    fn standing_out_of_the_noise() {
+        let spread_of = |v: &[f64]| spread(v).expect("values");
+        let untraced = spread_of(&[83.8, 80.9, 150.7, 84.0, 83.0]);
+        let tracefs = spread_of(&[158.1, 157.1, 167.9, 158.0, 159.0]);
+        assert!(stands_out(&untraced, &tracefs));
+        let one_fault = spread_of(&[0.23, 0.19, 0.35, 0.22, 0.30]);
+        let one_fault_traced = spread_of(&[0.30, 0.27, 0.59, 0.28, 0.31]);
+        assert!(!stands_out(&one_fault, &one_fault_traced));
     }
 
     #[test]
