@@ -44,11 +44,12 @@ fn middle(v: &[f64]) -> f64 {
     }
 }
 
-/// Whether `other`'s median stands out of the scatter of both: more than three
-/// median absolute deviations above `base`'s median. Where it does not, a
-/// quotient over `other - base` is noise over noise.
+/// Whether `other` stands out of the scatter of both: every round of it slower
+/// than every round of `base`, or its median more than three median absolute
+/// deviations above `base`'s. Where it does not, a quotient over
+/// `other - base` is noise over noise.
 pub fn stands_out(base: &Spread, other: &Spread) -> bool {
-    other.median - base.median > 3.0 * base.mad.max(other.mad)
+    other.min > base.max || other.median - base.median > 3.0 * base.mad.max(other.mad)
 }
 
 /// The median alone.
@@ -118,6 +119,10 @@ mod tests {
         let one_fault = spread_of(&[0.23, 0.19, 0.35, 0.22, 0.30]);
         let one_fault_traced = spread_of(&[0.30, 0.27, 0.59, 0.28, 0.31]);
         assert!(!stands_out(&one_fault, &one_fault_traced));
+        // Three noisy rounds each, but no overlap (storm-1g in a busy boot).
+        let big = spread_of(&[1680.0, 2183.0, 2263.0]);
+        let big_traced = spread_of(&[2342.0, 2809.0, 3974.0]);
+        assert!(stands_out(&big, &big_traced));
     }
 
     #[test]
