@@ -14,14 +14,20 @@ truth_add() {
   eval "TRIGGER_$1='$3'"
 }
 
-truth_on() {
-  TRIGGERS=""
+# truth_handler: kprobe and kretprobe on the fault handler, hists by order and
+# by return value (not enabled yet). The bench's tracefs baseline is this alone.
+truth_handler() {
   if [ $HANDLER = vfio_pci_mmap_huge_fault ]; then
     truth_add vt_fault "p:vt_fault $HANDLER order=%si:u32" 'hist:keys=order'
   else
     truth_add vt_fault "p:vt_fault $HANDLER" 'hist:keys=common_pid'
   fi
   truth_add vt_ret "r:vt_ret $HANDLER ret=\$retval:u32" 'hist:keys=ret'
+}
+
+truth_on() {
+  TRIGGERS=""
+  truth_handler
   # Inserts and zaps happen for others too: keep the stacks to count only vfio's.
   for s in vmf_insert_pfn vmf_insert_pfn_pmd vmf_insert_pfn_pud remap_pfn_range unmap_mapping_range vfio_pci_zap_and_vma_lock; do
     has $s && truth_add vt_$s "p:vt_$s $s" 'hist:keys=stacktrace'

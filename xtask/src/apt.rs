@@ -27,15 +27,32 @@ pub struct Pinned {
 
 impl Pinned {
     /// The downloaded file for this package in `dir`, if there is one.
-    /// apt names it `NAME_VERSION_ARCH.deb` with ':' escaped as %3a.
     pub fn find_in(&self, dir: &Path) -> Option<PathBuf> {
-        let prefix = format!("{}_{}_", self.name, self.version.replace(':', "%3a"));
-        fs::read_dir(dir).ok()?.flatten().find_map(|e| {
-            let name = e.file_name();
-            let name = name.to_str()?;
-            (name.starts_with(&prefix) && name.ends_with(".deb")).then(|| e.path())
-        })
+        find_deb(dir, self.name, self.version)
     }
+}
+
+/// The downloaded file for `name` at `version` in `dir`, if there is one.
+/// apt names it `NAME_VERSION_ARCH.deb` with ':' escaped as %3a.
+pub fn find_deb(dir: &Path, name: &str, version: &str) -> Option<PathBuf> {
+    let prefix = format!("{name}_{}_", version.replace(':', "%3a"));
+    fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let file = e.file_name();
+        let file = file.to_str()?;
+        (file.starts_with(&prefix) && file.ends_with(".deb")).then(|| e.path())
+    })
+}
+
+/// `Inst NAME (VERSION ...)` lines of `apt-get -s install`: what would be installed.
+pub fn parse_simulated(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("Inst "))
+        .filter_map(|rest| {
+            let (name, rest) = rest.split_once(" (")?;
+            let version = rest.split_whitespace().next()?;
+            Some((name.to_owned(), version.to_owned()))
+        })
+        .collect()
 }
 
 /// The private apt; `update` runs at most once, and only when something is downloaded.
@@ -76,6 +93,59 @@ impl PrivateApt {
         c
     }
 
+    /// Refreshes the package lists, once per PrivateApt.
+    fn update(&mut self) -> Result<()> {
+        if !self.updated {
+            cmd::run(self.apt_get().arg("update")).context("private apt-get update")?;
+            self.updated = true;
+        }
+        Ok(())
+    }
+
+    /// `spec` (`NAME=VERSION`) and everything it needs, as (name, version), as
+    /// apt would install them on an empty system, preferring `release`: the
+    /// closure of a program to run outside any installed system. Nothing is
+    /// installed: apt only simulates, against an empty status file.
+    pub fn closure(&mut self, spec: &str, release: &str) -> Result<Vec<(String, String)>> {
+        let simulate = |apt: &Self| {
+            cmd::output(
+                apt.apt_get()
+                    .arg(format!("-o=APT::Default-Release={release}"))
+                    .args(["-s", "--no-install-recommends", "install", spec]),
+            )
+        };
+        let out = match simulate(self) {
+            Ok(out) => out,
+            // Lists may be missing or older than what the archive still has.
+            Err(_) if !self.updated => {
+                self.update()?;
+                simulate(self)?
+            }
+            Err(e) => return Err(e),
+        };
+        let pkgs = parse_simulated(&out);
+        if pkgs.is_empty() {
+            bail!("apt would install nothing for {spec}:\n{out}");
+        }
+        Ok(pkgs)
+    }
+
+    /// Downloads `NAME=VERSION` specs into `dest` (all of them, present or not).
+    pub fn download(&mut self, specs: &[String], dest: &Path) -> Result<()> {
+        cmd::mkdir(dest)?;
+        let get =
+            |apt: &Self| cmd::run(apt.apt_get().arg("download").args(specs).current_dir(dest));
+        let result = match get(self) {
+            // Lists older than the archive name versions it no longer has.
+            Err(_) if !self.updated => {
+                self.update()?;
+                get(self)
+            }
+            other => other,
+        };
+        result.with_context(|| format!("downloading {}", specs.join(" ")))
+    }
+
     /// Makes sure every package in `pkgs` is in `dest`, downloading what is missing.
     /// Returns the paths in the order given.
     pub fn fetch(&mut self, pkgs: &[Pinned], dest: &Path) -> Result<Vec<PathBuf>> {
@@ -86,10 +156,7 @@ impl PrivateApt {
             .collect();
         if !missing.is_empty() {
             cmd::mkdir(dest)?;
-            if !self.updated {
-                cmd::run(self.apt_get().arg("update")).context("private apt-get update")?;
-                self.updated = true;
-            }
+            self.update()?;
             cmd::run(
                 self.apt_get()
                     .arg("download")
@@ -109,5 +176,27 @@ impl PrivateApt {
                 ),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn simulated_install() {
+        let out = "NOTE: This is only a simulation!\n\
+                   Inst libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64])\n\
+                   Inst libgcc-s1 (12.2.0-14+deb12u1 Debian:12.15/oldstable [amd64]) []\n\
+                   Inst libllvm14 (1:14.0.6-12 Debian:12.15/oldstable [amd64])\n\
+                   Conf libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64])\n";
+        let got = super::parse_simulated(out);
+        let want = [
+            ("libc6", "2.36-9+deb12u14"),
+            ("libgcc-s1", "12.2.0-14+deb12u1"),
+            ("libllvm14", "1:14.0.6-12"),
+        ];
+        assert_eq!(got.len(), want.len());
+        for ((name, version), (n, v)) in got.iter().zip(want) {
+            assert_eq!((name.as_str(), version.as_str()), (n, v));
+        }
     }
 }

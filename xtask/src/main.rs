@@ -1,6 +1,7 @@
-//! Development tasks for vfio-trace: `cargo xtask <setup|vm|test|demo>`.
+//! Development tasks for vfio-trace: `cargo xtask <setup|vm|test|demo|bench>`.
 
 mod apt;
+mod bench;
 mod cmd;
 mod demo;
 mod guest;
@@ -15,7 +16,7 @@ mod vm;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, error::ErrorKind};
 
 #[derive(Parser)]
 #[command(
@@ -37,14 +38,33 @@ enum Command {
     Test(test::TestArgs),
     /// Show vfio-trace at work in a 6.12 guest.
     Demo,
+    /// What tracing costs a VFIO workload: untraced, tracefs, vfio-trace, bpftrace.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version are not errors; a bad argument is one line.
+        Err(err)
+            if !err.use_stderr()
+                || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            err.exit()
+        }
+        Err(err) => {
+            let text = err.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            eprintln!("xtask: {}", line.strip_prefix("error: ").unwrap_or(line));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
         Command::Setup(args) => setup::run(&args).map(|()| 0),
         Command::Vm(args) => vm::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Demo => demo::run(),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),

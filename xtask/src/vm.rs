@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::lab::{Console, Lab, MAX_DEVICES, RunOpts};
+use crate::lab::{Console, Lab, MAX_DEVICES, MAX_SMP, RunOpts};
 
 #[derive(clap::Args, Debug)]
 pub struct VmArgs {
@@ -14,6 +14,9 @@ pub struct VmArgs {
     /// ivshmem devices bound to vfio-pci.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_DEVICES)))]
     devices: u8,
+    /// vCPUs of the guest.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_SMP)))]
+    smp: u8,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 2048)]
     memory: u32,
@@ -34,6 +37,7 @@ pub fn run(args: &VmArgs) -> Result<i32> {
     let shell = args.shell || args.command.is_empty();
     let opts = RunOpts {
         devices: args.devices,
+        smp: args.smp,
         memory_mb: args.memory,
         timeout: (!shell).then(|| Duration::from_secs(args.timeout)),
         script: (!shell).then(|| format!("{}\n", shell_words(&args.command))),

@@ -23,6 +23,8 @@ use anyhow::{Context as _, Result, bail};
 use crate::{cmd, guest, initramfs, kernels, paths};
 
 pub const MAX_DEVICES: u8 = 4;
+/// vCPUs a lab guest may have (QEMU's q35 takes far more; this keeps typos out).
+pub const MAX_SMP: u8 = 64;
 
 /// What the console does while the guest runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +40,9 @@ pub enum Console {
 pub struct RunOpts {
     /// ivshmem devices, each bound to vfio-pci in the guest.
     pub devices: u8,
+    /// vCPUs. One by default: under TCG a second vCPU changes what a fault costs
+    /// (IPIs, a collector on another CPU), so it is asked for, never assumed.
+    pub smp: u8,
     pub memory_mb: u32,
     /// QEMU is killed after this long; None waits forever.
     pub timeout: Option<Duration>,
@@ -51,6 +56,7 @@ impl Default for RunOpts {
     fn default() -> Self {
         Self {
             devices: 1,
+            smp: 1,
             memory_mb: 2048,
             timeout: Some(Duration::from_secs(600)),
             script: None,
@@ -67,6 +73,8 @@ pub struct RunOutcome {
     pub out_dir: PathBuf,
     /// From QEMU start to exit.
     pub elapsed: Duration,
+    /// Whether the guest ran under KVM (else TCG): timings differ by far.
+    pub kvm: bool,
 }
 
 /// A kernel and initramfs ready to boot, with its share directory. Holds the
@@ -110,6 +118,9 @@ impl Lab {
         if !(1..=MAX_DEVICES).contains(&opts.devices) {
             bail!("devices must be 1 to {MAX_DEVICES}, not {}", opts.devices);
         }
+        if !(1..=MAX_SMP).contains(&opts.smp) {
+            bail!("smp must be 1 to {MAX_SMP}, not {}", opts.smp);
+        }
         let out_dir = self.share.join("out");
         cmd::remove(&out_dir)?;
         cmd::mkdir(&out_dir)?;
@@ -131,6 +142,7 @@ impl Lab {
             initrd: &self.initrd,
             share: &self.share,
             memory_mb: opts.memory_mb,
+            smp: opts.smp,
             kvm,
             cmdline_extra: if opts.script.is_none() {
                 " vfio_trace.shell"
@@ -176,6 +188,7 @@ impl Lab {
                     status,
                     out_dir,
                     elapsed,
+                    kvm,
                 })
             }
             Err(_) if opts.script.is_none() && matches!(exit, Exit::Status(s) if s.success()) => {
@@ -183,6 +196,7 @@ impl Lab {
                     status: 0,
                     out_dir,
                     elapsed,
+                    kvm,
                 })
             }
             Err(_) => bail!(

@@ -23,6 +23,7 @@ pub struct QemuConfig<'a> {
     pub initrd: &'a Path,
     pub share: &'a Path,
     pub memory_mb: u32,
+    pub smp: u8,
     pub kvm: bool,
     /// Extra words for the kernel command line.
     pub cmdline_extra: &'a str,
@@ -39,7 +40,9 @@ pub fn command(c: &QemuConfig) -> Command {
     }
     q.args(["-machine", "q35", "-m"])
         .arg(format!("{}M", c.memory_mb))
-        .args(["-smp", "1", "-nodefaults", "-display", "none", "-no-reboot"])
+        .arg("-smp")
+        .arg(c.smp.to_string())
+        .args(["-nodefaults", "-display", "none", "-no-reboot"])
         .args(["-serial", "stdio"])
         // Debian kernels lack VFIO_NOIOMMU, so vfio needs a (emulated) IOMMU.
         .args(["-device", "intel-iommu,intremap=off"])

@@ -10,7 +10,7 @@
 mod check;
 mod faults;
 mod signals;
-mod truth;
+pub mod truth;
 mod zaps;
 
 use std::path::{Path, PathBuf};
