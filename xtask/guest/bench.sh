@@ -21,9 +21,9 @@ bench_begin() {
   uname -r >$BENCH/release
   grep -c ^processor /proc/cpuinfo >$BENCH/cpus
   echo $HANDLER >$BENCH/handler
-  # record reads the run time of its programs when the kernel counts it.
-  echo 1 >/proc/sys/kernel/bpf_stats_enabled
-  cat /proc/sys/kernel/bpf_stats_enabled >$BENCH/bpf_stats
+  # BPF run-time stats cost the programs two clock reads a run: off for the
+  # timed rounds, on for one separate run per scenario (bench_stats).
+  echo 0 >/proc/sys/kernel/bpf_stats_enabled
   cat $KPROBES >$BENCH/kprobes.before
 }
 
@@ -69,6 +69,19 @@ bench_scenario() {
 }
 
 bench_rounds_done() { cat $KPROBES >$BENCH/kprobes.after-rounds; }
+
+# bench_stats NAME PHASES...: one more record run with BPF stats on, for the
+# programs' run time (record.stats.record.json); not a timed round.
+bench_stats() {
+  name=$1
+  shift
+  cd "$BENCH/$name" || return
+  echo 1 >/proc/sys/kernel/bpf_stats_enabled
+  cat /proc/sys/kernel/bpf_stats_enabled >$BENCH/bpf_stats
+  vfio-trace record -o record.stats.record.json -- \
+    vfio-trace exercise --device "$DEV" --json "$@" >record.stats.json 2>record.stats.stderr
+  echo 0 >/proc/sys/kernel/bpf_stats_enabled
+}
 
 # bpftrace_start: bpftrace from the staged Debian package, kprobe and kretprobe
 # on the handler; returns once both are registered.

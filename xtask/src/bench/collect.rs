@@ -92,6 +92,7 @@ pub fn run_report(out: &Path, boot: &Boot) -> RunReport {
                     .iter()
                     .map(|&m| (m, (1..=rounds).map(|r| round(&dir, m, r)).collect()))
                     .collect(),
+                stats: read(&dir, "record.stats.record.json").map(|t| parse::record(&t)),
             })
         })
         .collect();

@@ -123,12 +123,15 @@ pub fn scenario(data: &ScenarioData) -> ScenarioReport {
         vfio_trace_vs_tracefs: stats::added_vs(median_of(Mode::Record), tracefs, untraced),
         bpftrace_vs_tracefs: stats::added_vs(median_of(Mode::Bpftrace), tracefs, untraced),
         modes,
-        record: record_report(&record_docs),
+        record: record_report(
+            &record_docs,
+            data.stats.as_ref().and_then(|s| s.as_ref().ok()),
+        ),
         notes,
     }
 }
 
-fn record_report(docs: &[&Record]) -> RecordReport {
+fn record_report(docs: &[&Record], with_stats: Option<&Record>) -> RecordReport {
     let med = |f: &dyn Fn(&Record) -> Option<f64>| {
         stats::median(&docs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
     };
@@ -147,7 +150,10 @@ fn record_report(docs: &[&Record]) -> RecordReport {
         events: med(&|r| r.events.map(to_f64)),
         lost_events: (!lost.is_empty()).then(|| lost.iter().sum()),
         losses,
-        bpf_ns_per_run: med(&|r| stats::per(r.bpf_run_ns, r.bpf_run_cnt)),
+        bpf_ns_per_run: with_stats
+            .and_then(|r| stats::per(r.bpf_run_ns, r.bpf_run_cnt))
+            .or_else(|| med(&|r| stats::per(r.bpf_run_ns, r.bpf_run_cnt))),
+        p50_4k_ns: med(&|r| r.p50_4k_ns.map(to_f64)),
         cpu_ns_per_event: med(&|r| stats::per(r.cpu_ns, r.events)),
         wakeups_per_1000_events: med(&|r| stats::per(r.wakeups, r.events).map(|x| x * 1000.0)),
         max_rss_kib: med(&|r| r.max_rss_kib.map(to_f64)),
@@ -192,12 +198,20 @@ mod tests {
                 (Mode::Tracefs, rounds(&[163, 161, 167, 162, 164], 16384)),
                 (Mode::Record, record),
             ],
+            stats: Some(Ok(Record {
+                bpf_run_ns: Some(3_000_000),
+                bpf_run_cnt: Some(32_768),
+                ..Record::default()
+            })),
         }
     }
 
     #[test]
     fn medians_costs_and_headline() {
         let r = scenario(&data());
+        // BPF run time comes from the separate run with stats on.
+        let per_run = r.record.bpf_ns_per_run.expect("from the stats run");
+        assert!((per_run - 3_000_000.0 / 32_768.0).abs() < 1e-6, "{per_run}");
         assert_eq!(
             (r.faults, r.recorded_faults, r.fault_basis),
             (Some(16384), Some(16384), Some(16384))

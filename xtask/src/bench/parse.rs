@@ -66,6 +66,8 @@ pub struct Record {
     pub max_rss_kib: Option<u64>,
     pub bpf_run_ns: Option<u64>,
     pub bpf_run_cnt: Option<u64>,
+    /// The 4 KiB fault latency p50 record reports (first device with one).
+    pub p50_4k_ns: Option<u64>,
 }
 
 /// Parses `vfio-trace record` output (docs/record-schema.md).
@@ -94,6 +96,12 @@ pub fn record(text: &str) -> Result<Record, String> {
         max_rss_kib: c["max_rss_kib"].as_u64(),
         bpf_run_ns: c["bpf_run_ns"].as_u64(),
         bpf_run_cnt: c["bpf_run_cnt"].as_u64(),
+        p50_4k_ns: v["devices"].as_array().and_then(|ds| {
+            ds.iter().find_map(|d| {
+                let l = &d["latency_ns"]["by_order"]["0"];
+                (l["count"].as_u64()? > 0).then(|| l["p50"].as_u64())?
+            })
+        }),
     })
 }
 

@@ -59,6 +59,8 @@ pub struct ScenarioData {
     pub phases: Vec<String>,
     pub rounds: u32,
     pub modes: Vec<(Mode, Vec<Round>)>,
+    /// The record run with BPF stats on, when there was one.
+    pub stats: Option<Result<Record, String>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -84,8 +86,12 @@ pub struct RecordReport {
     pub lost_events: Option<u64>,
     /// Summed over the measured rounds, by cause.
     pub losses: Option<BTreeMap<String, u64>>,
-    /// bpf_run_ns / bpf_run_cnt: per program run.
+    /// bpf_run_ns / bpf_run_cnt: per program run, from the separate run with
+    /// BPF stats on (the timed rounds run without them).
     pub bpf_ns_per_run: Option<f64>,
+    /// Median 4 KiB fault p50 that record reports, to set beside the
+    /// untraced time per fault: the tracer's own time stays out of it.
+    pub p50_4k_ns: Option<f64>,
     pub cpu_ns_per_event: Option<f64>,
     pub wakeups_per_1000_events: Option<f64>,
     pub max_rss_kib: Option<f64>,

@@ -32,6 +32,12 @@ fn calls(scenarios: &[&Scenario], rounds: u32, bpftrace: bool) -> String {
     };
     s.push_str(&each("bench_scenario"));
     s.push_str("bench_rounds_done\n");
+    s.push_str(
+        &scenarios
+            .iter()
+            .map(|sc| format!("bench_stats {} {}\n", sc.name, sc.phases.join(" ")))
+            .collect::<String>(),
+    );
     if bpftrace {
         s.push_str("if bpftrace_start; then\n");
         s.push_str(&each("bench_bpftrace"));
@@ -55,7 +61,8 @@ mod tests {
         assert!(at("bench_begin\n") < at("bench_scenario storm-1g 3 touch:4k:1g:4k\n"));
         assert!(at("bench_scenario storm-1g") < at("bench_scenario storm-64m 5 touch:4k:64m:4k\n"));
         assert!(at("bench_scenario storm-64m") < at("bench_rounds_done"));
-        assert!(at("bench_rounds_done") < at("if bpftrace_start"));
+        assert!(at("bench_rounds_done") < at("bench_stats storm-64m touch:4k:64m:4k\n"));
+        assert!(at("bench_stats storm-64m") < at("if bpftrace_start"));
         assert!(at("if bpftrace_start") < at("bench_bpftrace storm-64m 5"));
         assert!(at("bench_bpftrace storm-64m") < at("bpftrace_stop"));
         assert!(s.ends_with("exit 0\n"));
