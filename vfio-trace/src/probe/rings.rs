@@ -39,8 +39,8 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
 }
 
 /// How often a reader drains its ring without being woken. The programs
-/// wake it only when a ring is a quarter full, so this bounds how stale the
-/// live view is and how full a ring gets between drains.
+/// wake it only once a ring holds `Config::wake_bytes`, so this bounds how
+/// stale the live view is and how full a ring gets between drains.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What a reader did.
