@@ -20,44 +20,21 @@ use std::hint::black_box;
 
 #[path = "support/cpu_time.rs"]
 mod cpu_time;
+#[path = "../tests/fixture/mod.rs"]
+mod fixture;
 
 use cpu_time::ThreadCpuTime;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use vfio_trace::{
-    device::Bdf,
-    kernel::Generation,
-    model::{Event, Model},
-};
+use fixture::{BAR2_BYTES, DEVICES, bdf, model};
+use vfio_trace::model::Event;
 use vfio_trace_common::{FaultEvent, TaskEvent, ZapEvent, vm_fault};
 
-const DEVICES: u32 = 16;
 const EVENTS: usize = 1 << 20;
 /// Events a ring drain hands over for one device before the next.
 const BURST: usize = 32;
-const BAR2_BYTES: u64 = 32 << 30;
 const BAR2_PAGES: u64 = BAR2_BYTES >> 12;
 /// `vm_pgoff` of a mapping of BAR 2 from its start (vfio region offset, 6.12+).
-const BAR2_PGOFF: u64 = 2 << 28;
 const ZAP_EVERY: u64 = 4096;
-
-fn bdf(i: u32) -> Bdf {
-    Bdf::from_key(vfio_trace_common::device_key(0, 1 + i as u8, 0))
-}
-
-fn model() -> Model {
-    let mut m = Model::new(Generation::HugeFault);
-    for i in 0..DEVICES {
-        let base = 0x80_0000_0000 + u64::from(i) * (64 << 30);
-        m.add_device(
-            bdf(i),
-            vec![
-                (0, 0xf000_0000 + u64::from(i) * (1 << 24), 1 << 24),
-                (2, base, BAR2_BYTES),
-            ],
-        );
-    }
-    m
-}
 
 /// A small deterministic generator (xorshift), so runs are comparable.
 struct Rng(u64);
@@ -72,23 +49,11 @@ impl Rng {
 }
 
 fn fault(dev: u32, page: u64, order: u32, result: u32, latency_ns: u64, at_ns: u64) -> FaultEvent {
-    let mut e = FaultEvent::zeroed();
-    e.device = bdf(dev).key();
-    e.vma_pgoff = BAR2_PGOFF;
-    e.page_in_vma = page;
-    e.order = order;
-    e.result = result;
+    let mut e = fixture::fault(dev, page, order, result);
     e.latency_ns = latency_ns;
     e.start_ns = at_ns;
     e.pid = 1000 + dev;
     e.tid = e.pid + (page as u32 & 3);
-    if result == vm_fault::NOPAGE {
-        match order {
-            0 => e.inserts_pte = 1,
-            9 => e.inserts_pmd = 1,
-            _ => e.inserts_pud = 1,
-        }
-    }
     e
 }
 

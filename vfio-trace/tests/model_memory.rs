@@ -10,12 +10,11 @@ use std::{
     cell::Cell,
 };
 
-use vfio_trace::{
-    device::Bdf,
-    kernel::Generation,
-    model::{Event, Model},
-};
-use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, ZapEvent, lock_flags, vm_fault};
+mod fixture;
+
+use fixture::{BAR2_BYTES, DEVICES, bdf, fault, model};
+use vfio_trace::model::{Event, Model};
+use vfio_trace_common::{HoldEvent, LockEvent, ZapEvent, lock_flags, vm_fault};
 
 thread_local! {
     /// Bytes allocated and not freed, and allocations made, by this thread.
@@ -68,52 +67,9 @@ fn allocs() -> usize {
     ALLOCS.with(Cell::get)
 }
 
-const DEVICES: u8 = 16;
-const BAR2_BYTES: u64 = 32 << 30;
-const BAR2_PGOFF: u64 = 2 << 28;
-
-fn bdf(i: u8) -> Bdf {
-    Bdf::from_key(vfio_trace_common::device_key(0, 1 + i, 0))
-}
-
-fn model() -> Model {
-    let mut m = Model::new(Generation::HugeFault);
-    for i in 0..DEVICES {
-        let base = 0x80_0000_0000 + u64::from(i) * (64 << 30);
-        m.add_device(
-            bdf(i),
-            vec![
-                (0, 0xf000_0000 + u64::from(i) * (1 << 24), 1 << 24),
-                (2, base, BAR2_BYTES),
-            ],
-        );
-    }
-    m
-}
-
-fn fault(dev: u8, page: u64, order: u32, result: u32) -> FaultEvent {
-    let mut e = FaultEvent::zeroed();
-    e.device = bdf(dev).key();
-    e.vma_pgoff = BAR2_PGOFF;
-    e.page_in_vma = page;
-    e.order = order;
-    e.result = result;
-    e.latency_ns = 3000;
-    e.pid = 100;
-    e.tid = 100;
-    if result == vm_fault::NOPAGE {
-        match order {
-            0 => e.inserts_pte = 1,
-            9 => e.inserts_pmd = 1,
-            _ => e.inserts_pud = 1,
-        }
-    }
-    e
-}
-
 /// Every histogram a device can have: each order and result, a zap, its
 /// hold of `memory_lock`, and a contended wait for it.
-fn every_histogram(m: &mut Model, dev: u8) {
+fn every_histogram(m: &mut Model, dev: u32) {
     let results = [
         vm_fault::NOPAGE,
         vm_fault::FALLBACK,
@@ -203,7 +159,7 @@ fn events_allocate_only_per_chunk_and_per_zap() {
         }
     }
     let storm = allocs() - start;
-    assert!(storm <= usize::from(DEVICES) * 8, "{storm} allocations");
+    assert!(storm <= DEVICES as usize * 8, "{storm} allocations");
     // Mixed orders on pages already counted, then a zap and the refaults
     // that bring every page back: no allocation but the zap's own.
     let start = allocs();

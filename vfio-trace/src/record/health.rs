@@ -56,8 +56,10 @@ pub struct CollectorDoc {
     pub wakeups: u64,
     pub drains: u64,
     pub wakeups_per_1000_events: f64,
-    /// CPU time of this process from attach to the end, user plus system.
+    /// CPU time of this process while tracing (attach to stop), user plus system.
     pub cpu_ns: u64,
+    /// CPU time of stopping: detaching every probe and draining the rings.
+    pub stop_cpu_ns: u64,
     /// Peak resident memory of this process.
     pub max_rss_kib: u64,
     /// Time the eBPF programs ran, and how often; 0 unless
@@ -71,6 +73,7 @@ pub struct CollectorDoc {
 pub struct Usage {
     pub attach_ms: f64,
     pub cpu_ns: u64,
+    pub stop_cpu_ns: u64,
     pub max_rss_kib: u64,
 }
 
@@ -89,6 +92,7 @@ impl CollectorDoc {
                 wakeups as f64 * 1000.0 / events as f64
             },
             cpu_ns: usage.cpu_ns,
+            stop_cpu_ns: usage.stop_cpu_ns,
             max_rss_kib: usage.max_rss_kib,
             bpf_run_ns: counts.bpf_run_ns,
             bpf_run_cnt: counts.bpf_run_cnt,

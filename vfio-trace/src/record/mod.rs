@@ -240,6 +240,9 @@ async fn record(
     {
         status = stop_child(c).await;
     }
+    // The collector's cost to the workload ends here; detaching (kernel text
+    // patching, counted as this process's system time) is reported apart.
+    let (cpu_at_stop, _) = health::own_usage();
     let stopped = session.stop().await;
     let mut events = stopped.events;
     while let Some(batch) = events.recv().await {
@@ -261,7 +264,8 @@ async fn record(
         stack_map_readable: stopped.stack_map_readable,
         usage: health::Usage {
             attach_ms,
-            cpu_ns: cpu_ns.saturating_sub(cpu_at_attach),
+            cpu_ns: cpu_at_stop.saturating_sub(cpu_at_attach),
+            stop_cpu_ns: cpu_ns.saturating_sub(cpu_at_stop),
             max_rss_kib,
         },
         pci,
