@@ -57,6 +57,18 @@ fn fault(dev: u32, page: u64, order: u32, result: u32, latency_ns: u64, at_ns: u
     e
 }
 
+/// The `i`th event: a mapped 4 KiB fault of `latency_ns`, 100 ns after the last.
+fn mapped_4k(dev: u32, page: u64, latency_ns: u64, i: usize) -> Event {
+    Event::Fault(fault(
+        dev,
+        page,
+        0,
+        vm_fault::NOPAGE,
+        latency_ns,
+        i as u64 * 100,
+    ))
+}
+
 fn tasks() -> Vec<Event> {
     (0..DEVICES)
         .map(|d| {
@@ -80,14 +92,7 @@ fn storm() -> Vec<Event> {
         let page = next[dev as usize];
         next[dev as usize] += 1;
         let lat = 2000 + rng.next() % 4000;
-        events.push(Event::Fault(fault(
-            dev,
-            page,
-            0,
-            vm_fault::NOPAGE,
-            lat,
-            i as u64 * 100,
-        )));
+        events.push(mapped_4k(dev, page, lat, i));
         i += 1;
     }
     events
@@ -185,14 +190,7 @@ fn scatter() -> Vec<Event> {
         let r = rng.next();
         let lat = 2000 + r % 4000;
         let page = (r >> 16) % BAR2_PAGES;
-        events.push(Event::Fault(fault(
-            dev,
-            page,
-            0,
-            vm_fault::NOPAGE,
-            lat,
-            i as u64 * 100,
-        )));
+        events.push(mapped_4k(dev, page, lat, i));
         i += 1;
     }
     events
