@@ -50,17 +50,28 @@ pub fn render(doc: &Value) -> anyhow::Result<String> {
         doc["stop_reason"].as_str().unwrap_or("?"),
         n(&doc["lost_events"]),
     );
-    let missing: Vec<&str> = doc["probes"]
-        .as_array()
-        .map(|ps| {
-            ps.iter()
-                .filter(|p| p["status"] != "attached")
-                .filter_map(|p| p["name"].as_str())
-                .collect()
-        })
-        .unwrap_or_default();
+    let probes = |keep: &dyn Fn(&Value) -> bool| -> Vec<&str> {
+        doc["probes"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| keep(&p["status"]))
+                    .filter_map(|p| p["name"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let missing = probes(&|st| st != "attached" && st != "inferred");
     if !missing.is_empty() {
         let _ = writeln!(s, "not attached: {}", missing.join(", "));
+    }
+    let inferred = probes(&|st| st == "inferred");
+    if !inferred.is_empty() {
+        let _ = writeln!(
+            s,
+            "inferred from the fault's order and result: {}",
+            inferred.join(", ")
+        );
     }
     for d in doc["devices"]
         .as_array()
@@ -153,7 +164,8 @@ mod tests {
             "schema_version": 1,
             "kernel": {"release": "6.12.117", "generation": "huge-fault"},
             "duration_seconds": 1.5, "stop_reason": "command-exited", "lost_events": 0,
-            "probes": [{"name": "fault_entry", "status": "attached"}, {"name": "zap_range", "status": "absent"}],
+            "probes": [{"name": "fault_entry", "status": "attached"}, {"name": "zap_range", "status": "absent"},
+                       {"name": "insert_pte", "status": "inferred"}],
             "devices": [{
                 "bdf": "0000:01:00.0", "vendor": "1af4", "device": "1110", "lost_events": 0,
                 "faults": {"total": 33, "by_order": {"0": 1, "9": 32, "18": 0}, "by_result": {"nopage": 33, "fallback": 0, "sigbus": 0}},
@@ -165,7 +177,11 @@ mod tests {
             }]
         });
         let text = render(&doc).expect("renders");
-        assert!(text.contains("not attached: zap_range"), "{text}");
+        assert!(text.contains("not attached: zap_range\n"), "{text}");
+        assert!(
+            text.contains("inferred from the fault's order and result: insert_pte\n"),
+            "{text}"
+        );
         assert!(text.contains("faults    33 | 4K 1, 2M 32, 1G 0"), "{text}");
         assert!(text.contains("2M fault  p50 3.4 us"), "{text}");
         assert!(text.contains("zaps      1 (reset 1), 1024 pages"), "{text}");
