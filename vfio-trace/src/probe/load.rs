@@ -201,14 +201,7 @@ impl Tracer {
             .filter_map(|p| p.program)
             .collect();
         for name in &names {
-            let info = match self.ebpf.program(name) {
-                Some(aya::programs::Program::KProbe(p)) => p.info().ok(),
-                Some(aya::programs::Program::TracePoint(p)) => p.info().ok(),
-                Some(aya::programs::Program::FEntry(p)) => p.info().ok(),
-                Some(aya::programs::Program::FExit(p)) => p.info().ok(),
-                _ => None,
-            };
-            if let Some(info) = info {
+            if let Some(info) = self.ebpf.program(name).and_then(|p| p.info().ok()) {
                 run_ns += u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
                 run_cnt += info.run_count();
                 if !returns.contains(name) {
