@@ -172,12 +172,14 @@ pub mod lock_flags {
 }
 
 /// A device key packs the PCI address: `domain << 16 | bus << 8 | devfn`.
-pub const fn device_key(domain: u32, bus: u8, devfn: u8) -> u32 {
-    (domain << 16) | ((bus as u32) << 8) | devfn as u32
+/// 64 bits: PCI domains go past 16 bits (VMD uses 0x10000 and up).
+pub const fn device_key(domain: u32, bus: u8, devfn: u8) -> u64 {
+    ((domain as u64) << 16) | ((bus as u64) << 8) | devfn as u64
 }
 
-/// Device key for faults whose device could not be read.
-pub const UNKNOWN_DEVICE: u32 = u32::MAX;
+/// Device key for faults whose device could not be read: no PCI address
+/// packs to it, since a domain has 32 bits.
+pub const UNKNOWN_DEVICE: u64 = u64::MAX;
 
 /// One invocation of the vfio fault handler, from entry to return.
 #[repr(C)]
@@ -185,8 +187,10 @@ pub const UNKNOWN_DEVICE: u32 = u32::MAX;
 pub struct FaultEvent {
     /// [`kind::FAULT`]
     pub kind: u32,
+    /// Requested order (0, 9, 18); 0 where the handler has no order.
+    pub order: u32,
     /// [`device_key`] of the faulting device.
-    pub device: u32,
+    pub device: u64,
     /// `vm_pgoff` of the VMA: a vfio region offset from 6.10, the BAR's pfn before.
     pub vma_pgoff: u64,
     /// Page index of the faulting address inside the VMA.
@@ -195,8 +199,6 @@ pub struct FaultEvent {
     pub start_ns: u64,
     /// Entry to return.
     pub latency_ns: u64,
-    /// Requested order (0, 9, 18); 0 where the handler has no order.
-    pub order: u32,
     /// `vm_fault_t` returned by the handler.
     pub result: u32,
     /// Thread group id.
@@ -211,22 +213,23 @@ pub struct FaultEvent {
     pub inserts_pud: u32,
     /// `remap_pfn_range` calls (whole-VMA remaps before 6.10).
     pub remaps: u32,
+    pub _pad: u32,
     /// Pages mapped by those remaps.
     pub remap_pages: u64,
 }
 
-const _: () = assert!(size_of::<FaultEvent>() == 80);
+const _: () = assert!(size_of::<FaultEvent>() == 88);
 
 impl FaultEvent {
     pub const fn zeroed() -> Self {
         Self {
             kind: kind::FAULT,
+            order: 0,
             device: UNKNOWN_DEVICE,
             vma_pgoff: 0,
             page_in_vma: 0,
             start_ns: 0,
             latency_ns: 0,
-            order: 0,
             result: 0,
             pid: 0,
             tid: 0,
@@ -234,6 +237,7 @@ impl FaultEvent {
             inserts_pmd: 0,
             inserts_pud: 0,
             remaps: 0,
+            _pad: 0,
             remap_pages: 0,
         }
     }
@@ -272,7 +276,9 @@ impl TaskEvent {
 pub struct ZapEvent {
     /// [`kind::ZAP`]
     pub kind: u32,
-    pub device: u32,
+    /// VMAs the zap walked.
+    pub vmas: u32,
+    pub device: u64,
     /// Byte range of the vfio file zapped; `len` 0 means to the end.
     pub range_start: u64,
     pub range_len: u64,
@@ -280,31 +286,31 @@ pub struct ZapEvent {
     pub latency_ns: u64,
     /// Pages of BAR mappings the zap covered, summed over VMAs.
     pub pages: u64,
-    /// VMAs the zap walked.
-    pub vmas: u32,
     /// Kernel stack id in `STACKS` (negative: none), to tell the cause.
     pub stack_id: i32,
     pub pid: u32,
     pub tid: u32,
+    pub _pad: u32,
     pub comm: [u8; TASK_COMM_LEN],
 }
 
-const _: () = assert!(size_of::<ZapEvent>() == 80);
+const _: () = assert!(size_of::<ZapEvent>() == 88);
 
 impl ZapEvent {
     pub const fn zeroed() -> Self {
         Self {
             kind: kind::ZAP,
+            vmas: 0,
             device: UNKNOWN_DEVICE,
             range_start: 0,
             range_len: 0,
             start_ns: 0,
             latency_ns: 0,
             pages: 0,
-            vmas: 0,
             stack_id: -1,
             pid: 0,
             tid: 0,
+            _pad: 0,
             comm: [0; TASK_COMM_LEN],
         }
     }
@@ -316,31 +322,37 @@ impl ZapEvent {
 pub struct LockEvent {
     /// [`kind::LOCK`]
     pub kind: u32,
-    pub device: u32,
-    pub start_ns: u64,
-    pub wait_ns: u64,
     /// `lock:contention_begin` flags ([`lock_flags`]).
     pub flags: u32,
+    pub device: u64,
+    /// Address of the `memory_lock`: the wait ends at the `contention_end`
+    /// of this lock, not of a lock taken inside the wait.
+    pub lock: u64,
+    pub start_ns: u64,
+    pub wait_ns: u64,
     /// `lock:contention_end` ret (0: acquired).
     pub ret: i32,
     pub pid: u32,
     pub tid: u32,
+    pub _pad: u32,
     pub comm: [u8; TASK_COMM_LEN],
 }
 
-const _: () = assert!(size_of::<LockEvent>() == 56);
+const _: () = assert!(size_of::<LockEvent>() == 72);
 
 impl LockEvent {
     pub const fn zeroed() -> Self {
         Self {
             kind: kind::LOCK,
+            flags: 0,
             device: UNKNOWN_DEVICE,
+            lock: 0,
             start_ns: 0,
             wait_ns: 0,
-            flags: 0,
             ret: 0,
             pid: 0,
             tid: 0,
+            _pad: 0,
             comm: [0; TASK_COMM_LEN],
         }
     }
@@ -354,18 +366,20 @@ impl LockEvent {
 pub struct HoldEvent {
     /// [`kind::HOLD`]
     pub kind: u32,
-    pub device: u32,
+    pub _pad: u32,
+    pub device: u64,
     /// `ZapEvent::start_ns` of the zap this hold belongs to.
     pub zap_start_ns: u64,
     pub hold_ns: u64,
 }
 
-const _: () = assert!(size_of::<HoldEvent>() == 24);
+const _: () = assert!(size_of::<HoldEvent>() == 32);
 
 impl HoldEvent {
     pub const fn zeroed() -> Self {
         Self {
             kind: kind::HOLD,
+            _pad: 0,
             device: UNKNOWN_DEVICE,
             zap_start_ns: 0,
             hold_ns: 0,
@@ -405,5 +419,8 @@ mod tests {
     fn device_key_packs_domain_bus_devfn() {
         assert_eq!(device_key(0, 0x01, 0x00), 0x0100);
         assert_eq!(device_key(0x10, 0xab, 0x1f), 0x0010_ab1f);
+        // VMD domains do not collide with domain 0.
+        assert_eq!(device_key(0x1_0000, 0xe1, 0), 0x1_0000_e100);
+        assert_ne!(device_key(u32::MAX, 0xff, 0xff), UNKNOWN_DEVICE);
     }
 }

@@ -15,7 +15,7 @@ use vfio_trace_common::{Config, FaultEvent, TaskEvent, counter, vm_fault};
 
 use crate::{
     kernel::{device_of_vma, now, read, vdev_of_vma},
-    maps::{TASKS, TaskState, count, emit, filtered_out},
+    maps::{TASKS, TaskState, count, emit, filtered_out, other_process},
 };
 
 pub enum Insert {
@@ -28,7 +28,7 @@ pub enum Insert {
 /// A fault began: `vmf` is its `struct vm_fault *`, `order` the order asked for.
 #[inline(always)]
 pub fn entry(cfg: &Config, vmf: u64, order: u32) {
-    if cfg.filter_pid != 0 && cfg.filter_pid != (bpf_get_current_pid_tgid() >> 32) as u32 {
+    if other_process(cfg.filter_pid, (bpf_get_current_pid_tgid() >> 32) as u32) {
         return;
     }
     let Some(st) = TASKS.current(true) else {

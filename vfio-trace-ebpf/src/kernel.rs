@@ -26,7 +26,7 @@ pub fn vdev_of_vma(cfg: &Config, vma: u64) -> Option<u64> {
 
 /// The PCI address of a `vfio_pci_core_device`, as a device key.
 #[inline(always)]
-pub fn device_of_vdev(cfg: &Config, vdev: u64) -> Option<u32> {
+pub fn device_of_vdev(cfg: &Config, vdev: u64) -> Option<u64> {
     let pdev = read::<u64>(vdev, cfg.vdev_pdev)?;
     let devfn = read::<u32>(pdev, cfg.pdev_devfn)?;
     let bus = read::<u64>(pdev, cfg.pdev_bus)?;
@@ -45,7 +45,7 @@ pub fn device_of_vdev(cfg: &Config, vdev: u64) -> Option<u32> {
 /// `memory_lock`, so zaps and lock contention can be attributed. A lookup
 /// first: the maps are written once per device, not once per fault.
 #[inline(always)]
-pub fn learn(cfg: &Config, vma: u64, vdev: u64, device: u32) {
+pub fn learn(cfg: &Config, vma: u64, vdev: u64, device: u64) {
     if let Some(mapping) =
         read::<u64>(vma, cfg.vma_file).and_then(|file| read::<u64>(file, cfg.file_mapping))
         && MAPPINGS.get_ptr(mapping).is_none()
@@ -63,9 +63,9 @@ pub fn learn(cfg: &Config, vma: u64, vdev: u64, device: u32) {
 /// The device of a VMA's vfio device, from the cache when it was seen before;
 /// the first sight also learns its address space and `memory_lock`.
 #[inline(always)]
-pub fn device_of_vma(cfg: &Config, vma: u64, vdev: u64) -> Option<u32> {
+pub fn device_of_vma(cfg: &Config, vma: u64, vdev: u64) -> Option<u64> {
     if let Some(device) = VDEVS.get_ptr(vdev) {
-        // SAFETY: a successful lookup of a plain u32.
+        // SAFETY: a successful lookup of a plain u64.
         return Some(unsafe { *device });
     }
     let device = device_of_vdev(cfg, vdev)?;

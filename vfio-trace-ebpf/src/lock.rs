@@ -3,6 +3,9 @@
 //! against the `&vdev->memory_lock` of known devices. Uncontended
 //! acquisitions run no program at all.
 //!
+//! A wait ends at the `contention_end` of the same lock address, not at the
+//! first end on the thread. `--pid` keeps only that process's waits.
+//!
 //! Produces one `LockEvent` per contended acquisition.
 
 use aya_ebpf::programs::TracePointContext;
@@ -10,7 +13,7 @@ use vfio_trace_common::{Config, LockEvent, MISSING, counter};
 
 use crate::{
     kernel::{now, task, tid},
-    maps::{LOCK_INFLIGHT, LOCKS, count, emit, filtered_out},
+    maps::{LOCK_INFLIGHT, LOCKS, count, emit, filtered_out, other_process},
 };
 
 #[inline(always)]
@@ -30,14 +33,18 @@ pub fn begin(ctx: &TracePointContext, cfg: &Config) {
     let Some(device) = LOCKS.get_ptr(lock) else {
         return;
     };
-    // SAFETY: a successful lookup of a plain u32.
+    // SAFETY: a successful lookup of a plain u64.
     let device = unsafe { *device };
     if filtered_out(cfg.filter_devices, device) {
         return;
     }
     let task = task();
+    if other_process(cfg.filter_pid, task.pid) {
+        return;
+    }
     let mut ev = LockEvent::zeroed();
     ev.device = device;
+    ev.lock = lock;
     ev.flags = field::<u32>(ctx, cfg.tp_flags).unwrap_or(0);
     ev.pid = task.pid;
     ev.tid = task.tid;
@@ -56,6 +63,11 @@ pub fn end(ctx: &TracePointContext, cfg: &Config) {
     };
     // SAFETY: this task's own in-flight entry.
     let ev = unsafe { &mut *ev };
+    // A lock contended inside the wait (the rwsem's wait_lock, a runqueue
+    // lock) ends first; only memory_lock's own end closes the wait.
+    if field::<u64>(ctx, cfg.tp_lock_addr) != Some(ev.lock) {
+        return;
+    }
     ev.wait_ns = now().wrapping_sub(ev.start_ns);
     ev.ret = field::<i32>(ctx, cfg.tp_ret).unwrap_or(0);
     emit(ev.device, ev, cfg.wake_bytes);

@@ -140,6 +140,14 @@ pub fn zap_return(_ctx: RetProbeContext) -> u32 {
     0
 }
 
+/// Entry of `vfio_basic_config_write` or `vfio_pci_core_ioctl`: forget any
+/// hold left by a zap made outside them.
+#[kprobe]
+pub fn hold_begin(_ctx: ProbeContext) -> u32 {
+    zap::hold_begin();
+    0
+}
+
 /// Return of `vfio_basic_config_write` or `vfio_pci_core_ioctl`: the writer
 /// of a zap has released `memory_lock`.
 #[kretprobe]

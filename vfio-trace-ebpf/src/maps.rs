@@ -26,7 +26,7 @@ pub const MAX_INFLIGHT: usize = 16384;
 
 /// One ring buffer per traced device, keyed by device key.
 #[btf_map]
-pub static DEVICE_RINGS: HashOfMaps<u32, RingBuf<FaultEvent, RING_BYTES>, MAX_DEVICES> =
+pub static DEVICE_RINGS: HashOfMaps<u64, RingBuf<FaultEvent, RING_BYTES>, MAX_DEVICES> =
     HashOfMaps::new();
 
 /// Events of devices without a ring of their own.
@@ -35,7 +35,7 @@ pub static SHARED_RING: RingBuf<FaultEvent, RING_BYTES> = RingBuf::new();
 
 /// Events dropped per device because its ring was full.
 #[btf_map]
-pub static LOST: HashMap<u32, u64, MAX_DEVICES> = HashMap::new();
+pub static LOST: HashMap<u64, u64, MAX_DEVICES> = HashMap::new();
 
 /// Losses by cause, and fault entries and returns (`vfio_trace_common::counter`), per CPU.
 #[btf_map]
@@ -43,7 +43,7 @@ pub static COUNTERS: PerCpuArray<u64, { counter::COUNT as usize }> = PerCpuArray
 
 /// Devices to trace when `Config::filter_devices` is set.
 #[btf_map]
-pub static DEVICE_FILTER: HashMap<u32, u8, MAX_DEVICES> = HashMap::new();
+pub static DEVICE_FILTER: HashMap<u64, u8, MAX_DEVICES> = HashMap::new();
 
 /// What a thread is doing, kept in the task itself.
 #[repr(C)]
@@ -72,7 +72,7 @@ pub static TASKS: TaskStorage<TaskState> = TaskStorage::new();
 /// `vfio_pci_core_device *` to device key: the device is read from the
 /// kernel once, not at every fault.
 #[btf_map]
-pub static VDEVS: LruHashMap<u64, u32, 1024> = LruHashMap::new();
+pub static VDEVS: LruHashMap<u64, u64, 1024> = LruHashMap::new();
 
 /// Zaps in flight, by thread id.
 #[btf_map]
@@ -83,24 +83,32 @@ pub static ZAP_INFLIGHT: HashMap<u32, ZapEvent, MAX_INFLIGHT> = HashMap::new();
 pub static LOCK_INFLIGHT: HashMap<u32, LockEvent, MAX_INFLIGHT> = HashMap::new();
 
 /// Finished zaps whose writer still holds `memory_lock`, by thread id.
+/// Cleared when the thread enters a function that takes the lock, so a
+/// stale hold is never closed by an unrelated later call.
 #[btf_map]
 pub static HOLDS: LruHashMap<u32, HoldEvent, 1024> = LruHashMap::new();
 
 /// vfio address spaces (`address_space *`) to device key, learned at mmap and fault.
 #[btf_map]
-pub static MAPPINGS: LruHashMap<u64, u32, 1024> = LruHashMap::new();
+pub static MAPPINGS: LruHashMap<u64, u64, 1024> = LruHashMap::new();
 
 /// `&vdev->memory_lock` to device key, learned at mmap and fault.
 #[btf_map]
-pub static LOCKS: LruHashMap<u64, u32, 1024> = LruHashMap::new();
+pub static LOCKS: LruHashMap<u64, u64, 1024> = LruHashMap::new();
 
 /// Kernel stacks of zaps; userspace names the cause from them.
 #[btf_map]
 pub static STACKS: StackTrace<1024> = StackTrace::new();
 
+/// True when tracing is restricted to another process (`Config::filter_pid`).
+#[inline(always)]
+pub fn other_process(filter_pid: u32, pid: u32) -> bool {
+    filter_pid != 0 && filter_pid != pid
+}
+
 /// True when tracing is restricted to other devices.
 #[inline(always)]
-pub fn filtered_out(filter_devices: u32, device: u32) -> bool {
+pub fn filtered_out(filter_devices: u32, device: u64) -> bool {
     filter_devices != 0 && DEVICE_FILTER.get_ptr(device).is_none()
 }
 
@@ -122,7 +130,7 @@ fn add_one(n: *mut u64) {
 
 /// Sends an event to its device's ring, or to the shared ring, counting drops.
 #[inline(always)]
-pub fn emit<T: Copy + 'static>(device: u32, event: &T, wake_bytes: u32) {
+pub fn emit<T: Copy + 'static>(device: u64, event: &T, wake_bytes: u32) {
     // SAFETY: inner maps are only replaced by userspace, never freed under us.
     let sent = match unsafe { DEVICE_RINGS.get(&device) } {
         Some(ring) => send(ring, event, wake_bytes),

@@ -12,7 +12,7 @@ use vfio_trace_common::{Config, HoldEvent, UNKNOWN_DEVICE, VFIO_MAGIC, ZapEvent,
 
 use crate::{
     kernel::{device_of_vdev, now, read, task, tid},
-    maps::{HOLDS, MAPPINGS, STACKS, ZAP_INFLIGHT, count, emit, filtered_out},
+    maps::{HOLDS, MAPPINGS, STACKS, ZAP_INFLIGHT, count, emit, filtered_out, other_process},
 };
 
 /// Entry of `unmap_mapping_range`: vfio address spaces only.
@@ -25,7 +25,7 @@ pub fn mapping_entry(ctx: &ProbeContext, cfg: &Config) {
     if magic != Some(VFIO_MAGIC) {
         return;
     }
-    // SAFETY: the pointer comes from a successful lookup; the value is a plain u32.
+    // SAFETY: the pointer comes from a successful lookup; the value is a plain u64.
     let device = MAPPINGS
         .get_ptr(mapping)
         .map_or(UNKNOWN_DEVICE, |d| unsafe { *d });
@@ -47,11 +47,14 @@ pub fn vdev_entry(ctx: &ProbeContext, cfg: &Config) {
 }
 
 #[inline(always)]
-fn start(ctx: &ProbeContext, cfg: &Config, device: u32, range_start: u64, range_len: u64) {
+fn start(ctx: &ProbeContext, cfg: &Config, device: u64, range_start: u64, range_len: u64) {
     if filtered_out(cfg.filter_devices, device) {
         return;
     }
     let task = task();
+    if other_process(cfg.filter_pid, task.pid) {
+        return;
+    }
     let mut ev = ZapEvent::zeroed();
     ev.device = device;
     ev.range_start = range_start;
@@ -104,6 +107,13 @@ pub fn ret(cfg: &Config) {
     hold.zap_start_ns = ev.start_ns;
     let _ = HOLDS.insert(tid, hold, 0);
     let _ = ZAP_INFLIGHT.remove(tid);
+}
+
+/// Entry of a vfio function that takes `memory_lock` and may zap: a hold
+/// left by a zap made elsewhere on this thread must not be closed by its return.
+#[inline(always)]
+pub fn hold_begin() {
+    let _ = HOLDS.remove(tid());
 }
 
 /// Return of the vfio function that took `memory_lock` for a zap and released it.

@@ -36,13 +36,13 @@ impl Bdf {
     }
 
     /// The key the eBPF programs use for this device.
-    pub fn key(self) -> u32 {
+    pub fn key(self) -> u64 {
         vfio_trace_common::device_key(self.domain, self.bus, self.devfn)
     }
 
-    pub fn from_key(key: u32) -> Self {
+    pub fn from_key(key: u64) -> Self {
         Self {
-            domain: key >> 16,
+            domain: (key >> 16) as u32,
             bus: (key >> 8) as u8,
             devfn: key as u8,
         }

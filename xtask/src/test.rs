@@ -18,6 +18,10 @@ pub struct TestArgs {
     /// Only the VM suite (still runs setup).
     #[arg(long)]
     vm_only: bool,
+    /// Limit the VM suite to this scenario (repeatable): check, faults,
+    /// signals, zaps, locks, pid.
+    #[arg(long = "scenario")]
+    scenarios: Vec<String>,
 }
 
 /// Returns 0 when everything passed.
@@ -26,6 +30,7 @@ pub fn run(args: &TestArgs) -> Result<i32> {
     for key in &args.kernels {
         kernels::spec(key)?;
     }
+    let scenarios = suite::select(&args.scenarios)?;
     setup::run(&setup::SetupArgs::default_toolchain())?;
     if !args.vm_only {
         host_checks()?;
@@ -38,7 +43,7 @@ pub fn run(args: &TestArgs) -> Result<i32> {
     } else {
         args.kernels.iter().map(String::as_str).collect()
     };
-    let summary = suite::run_all(&keys)?;
+    let summary = suite::run_all(&keys, &scenarios)?;
     println!("{} passed, {} failed", summary.passed, summary.failed);
     Ok(i32::from(summary.failed > 0))
 }

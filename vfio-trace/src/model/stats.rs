@@ -68,6 +68,9 @@ pub struct DeviceStats {
     pub zaps: ZapStats,
     /// Contended `memory_lock` waits by mode (`read`, `write`, `other`).
     pub lock_waits: BTreeMap<&'static str, Latency>,
+    /// Kernel address of the `memory_lock` waited for, to match other tools'
+    /// lock reports (`perf lock`, tracefs `lock:contention_*`).
+    pub memory_lock_address: Option<u64>,
     /// BARs as (index, physical start, size), to place faults on kernels
     /// that put physical pfns in `vm_pgoff`.
     pub(super) layout: Vec<(u32, u64, u64)>,
@@ -170,6 +173,7 @@ impl DeviceStats {
             "other"
         };
         self.lock_waits.entry(mode).or_default().record(e.wait_ns);
+        self.memory_lock_address = Some(e.lock);
     }
 }
 

@@ -62,12 +62,12 @@ impl Tracer {
     }
 
     /// Restricts tracing to these device keys (takes effect when `Config::filter_devices` is set).
-    pub fn filter_devices(&mut self, keys: &[u32]) -> Result<(), LoadError> {
+    pub fn filter_devices(&mut self, keys: &[u64]) -> Result<(), LoadError> {
         let map = self
             .ebpf
             .map_mut(maps::DEVICE_FILTER)
             .ok_or(LoadError::MissingMap(maps::DEVICE_FILTER))?;
-        let mut filter: HashMap<&mut MapData, u32, u8> =
+        let mut filter: HashMap<&mut MapData, u64, u8> =
             HashMap::try_from(map).map_err(map_err(maps::DEVICE_FILTER))?;
         for key in keys {
             filter
@@ -78,12 +78,12 @@ impl Tracer {
     }
 
     /// Gives a device its own ring buffer (`inner` must be a ring buffer map).
-    pub fn add_device_ring(&mut self, key: u32, inner: &MapData) -> Result<(), LoadError> {
+    pub fn add_device_ring(&mut self, key: u64, inner: &MapData) -> Result<(), LoadError> {
         let map = self
             .ebpf
             .map_mut(maps::DEVICE_RINGS)
             .ok_or(LoadError::MissingMap(maps::DEVICE_RINGS))?;
-        let mut rings: HashOfMaps<&mut MapData, u32, MapData> =
+        let mut rings: HashOfMaps<&mut MapData, u64, MapData> =
             HashOfMaps::try_from(map).map_err(map_err(maps::DEVICE_RINGS))?;
         rings
             .insert(key, inner, 0)
@@ -237,7 +237,7 @@ impl Tracer {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KernelCounts {
     /// Events dropped to full rings, by device key.
-    pub lost_by_device: BTreeMap<u32, u64>,
+    pub lost_by_device: BTreeMap<u64, u64>,
     /// Losses by cause and fault entries/returns, summed over CPUs
     /// (indexed by `vfio_trace_common::counter`).
     pub counters: [u64; counter::COUNT as usize],
@@ -305,11 +305,11 @@ fn attach_one(ebpf: &mut Ebpf, program: &str, symbol: &str) -> Result<(), String
     Ok(())
 }
 
-fn lost(ebpf: &Ebpf) -> (BTreeMap<u32, u64>, bool) {
+fn lost(ebpf: &Ebpf) -> (BTreeMap<u64, u64>, bool) {
     let Some(map) = ebpf.map(maps::LOST) else {
         return (BTreeMap::new(), false);
     };
-    let Ok(lost) = HashMap::<&MapData, u32, u64>::try_from(map) else {
+    let Ok(lost) = HashMap::<&MapData, u64, u64>::try_from(map) else {
         return (BTreeMap::new(), false);
     };
     let mut ok = true;

@@ -151,7 +151,7 @@ impl Session {
             .take_stacks()
             .and_then(|m| StackTraceMap::try_from(m).ok());
         if let Some(only) = &opts.only {
-            let keys: Vec<u32> = only.iter().map(|d| d.key()).collect();
+            let keys: Vec<u64> = only.iter().map(|d| d.key()).collect();
             tracer.filter_devices(&keys)?;
         }
         let (tx, events) = mpsc::unbounded_channel();

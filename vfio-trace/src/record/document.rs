@@ -139,6 +139,8 @@ pub struct DeviceDoc {
     pub refaults: RefaultsDoc,
     /// Contended waits for the device's `memory_lock`, by mode: `read` (faults), `write` (zaps).
     pub memory_lock: BTreeMap<&'static str, LockWaitDoc>,
+    /// Kernel address of that lock (hex), once a wait was seen.
+    pub memory_lock_address: Option<String>,
 }
 
 /// Everything about a run except the aggregates.
@@ -251,6 +253,7 @@ fn device_doc(
         refaults: RefaultsDoc {
             pages: d.zaps.refaulted_pages,
         },
+        memory_lock_address: d.memory_lock_address.map(|a| format!("{a:#x}")),
         memory_lock: ["read", "write"]
             .into_iter()
             .chain(d.lock_waits.keys().copied())

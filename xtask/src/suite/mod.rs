@@ -9,6 +9,8 @@
 
 mod check;
 mod faults;
+mod locks;
+mod pid;
 mod signals;
 pub mod truth;
 mod zaps;
@@ -49,6 +51,8 @@ const SCENARIOS: &[Scenario] = &[
     faults::SCENARIO,
     signals::SCENARIO,
     zaps::SCENARIO,
+    locks::SCENARIO,
+    pid::SCENARIO,
 ];
 /// Devices every suite boot has; scenarios may use fewer.
 const DEVICES: u8 = 2;
@@ -59,12 +63,27 @@ pub struct Summary {
     pub failed: usize,
 }
 
-/// Boots each kernel once with every scenario, printing one line per test.
-pub fn run_all(kernels: &[&str]) -> Result<Summary> {
+/// The scenarios named, in suite order; all of them when none is.
+pub fn select(names: &[String]) -> Result<Vec<&'static Scenario>> {
+    if let Some(bad) = names
+        .iter()
+        .find(|n| SCENARIOS.iter().all(|s| s.name != *n))
+    {
+        let known: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+        anyhow::bail!("no scenario {bad:?}; the suite has {}", known.join(", "));
+    }
+    Ok(SCENARIOS
+        .iter()
+        .filter(|s| names.is_empty() || names.iter().any(|n| n == s.name))
+        .collect())
+}
+
+/// Boots each kernel once with the scenarios, printing one line per test.
+pub fn run_all(kernels: &[&str], scenarios: &[&'static Scenario]) -> Result<Summary> {
     let mut summary = Summary::default();
-    let script = guest_script(SCENARIOS);
+    let script = guest_script(scenarios);
     for kernel in kernels {
-        let results = run_kernel(kernel, &script);
+        let results = run_kernel(kernel, &script, scenarios);
         for (name, result) in results {
             match result {
                 Ok(()) => {
@@ -82,7 +101,7 @@ pub fn run_all(kernels: &[&str]) -> Result<Summary> {
 }
 
 /// The results for one kernel; a boot that fails fails every scenario with why.
-fn run_kernel(kernel: &str, script: &str) -> Vec<TestResult> {
+fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Vec<TestResult> {
     let outcome = Lab::prepare(kernel).and_then(|lab| {
         lab.run(&RunOpts {
             devices: DEVICES,
@@ -94,13 +113,13 @@ fn run_kernel(kernel: &str, script: &str) -> Vec<TestResult> {
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {
-            return SCENARIOS
+            return scenarios
                 .iter()
                 .map(|s| (format!("{}/boot", s.name), Err(format!("{err:#}"))))
                 .collect();
         }
     };
-    SCENARIOS
+    scenarios
         .iter()
         .flat_map(|s| {
             let ctx = Ctx {
@@ -115,7 +134,7 @@ fn run_kernel(kernel: &str, script: &str) -> Vec<TestResult> {
         .collect()
 }
 
-fn guest_script(scenarios: &[Scenario]) -> String {
+fn guest_script(scenarios: &[&Scenario]) -> String {
     scenarios
         .iter()
         .map(|s| {
