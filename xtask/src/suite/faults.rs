@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::{Ctx, Scenario, TestResult, eq, json, num, read_out, status_ok, truth};
+use crate::kernels::Facts;
 
 pub const SCENARIO: Scenario = Scenario {
     name: "faults",
@@ -27,11 +28,6 @@ untraced lat1g touch:2m:1g:1g
 };
 
 const PHASES: &[&str] = &["storm", "pmd", "pud", "sigbus", "refault", "big"];
-
-/// Before 6.10 the first fault remaps the whole VMA.
-fn remaps(kernel: &str) -> bool {
-    kernel == "6.1"
-}
 
 struct Phase {
     record: Value,
@@ -90,12 +86,12 @@ fn device(p: &Phase) -> &Value {
 }
 
 /// Every count of the record equals tracefs.
-fn matches_truth(p: &Phase, kernel: &str) -> Result<(), String> {
+fn matches_truth(p: &Phase, facts: &Facts) -> Result<(), String> {
     let d = device(p);
     eq("lost_events", num(&p.record["lost_events"]), 0)?;
     let total = truth::total(&p.fault_hist).ok_or("no Hits in the fault hist")?;
     eq("faults.total", num(&d["faults"]["total"]), total)?;
-    if !remaps(kernel) {
+    if !facts.remaps_whole_vma {
         for (order, hits) in truth::by_key(&p.fault_hist) {
             eq(
                 &format!("faults.by_order.{order}"),
@@ -127,12 +123,12 @@ fn matches_truth(p: &Phase, kernel: &str) -> Result<(), String> {
 }
 
 /// The workload's own account agrees with what was recorded.
-fn matches_exercise(name: &str, p: &Phase, kernel: &str) -> Result<(), String> {
+fn matches_exercise(name: &str, p: &Phase, facts: &Facts) -> Result<(), String> {
     let d = device(p);
     let totals = &p.exercise["totals"];
     let touches = num(&totals["touches"]);
     let size = num(&p.exercise["phases"][0]["size"]);
-    if remaps(kernel) {
+    if facts.remaps_whole_vma {
         // One fault remaps the whole VMA: one fault and one remap per mapping touched.
         let mmaps = num(&totals["mmaps"]) - num(&totals["sigbus_touches"]);
         return match name {
@@ -248,15 +244,15 @@ fn check(ctx: &Ctx) -> Vec<TestResult> {
     for name in PHASES {
         let (truth, exercise) = match load(ctx, name) {
             Ok(p) => (
-                matches_truth(&p, ctx.kernel),
-                matches_exercise(name, &p, ctx.kernel),
+                matches_truth(&p, ctx.facts),
+                matches_exercise(name, &p, ctx.facts),
             ),
             Err(e) => (Err(e.clone()), Err(e)),
         };
         out.push((format!("{name}/equals-tracefs"), truth));
         out.push((format!("{name}/equals-exercise"), exercise));
     }
-    let latency = if remaps(ctx.kernel) {
+    let latency = if ctx.facts.remaps_whole_vma {
         // One fault per VMA: no per-order comparison to make; latencies must still be real.
         load(ctx, "storm").and_then(|p| {
             let n = num(&device(&p)["latency_ns"]["by_order"]["0"]["min"]);
@@ -272,3 +268,4 @@ fn check(ctx: &Ctx) -> Vec<TestResult> {
     out.push(("latency".into(), latency));
     out
 }
+
