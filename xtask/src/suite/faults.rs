@@ -3,6 +3,7 @@
 //! the exercise says it did.
 
 use serde_json::Value;
+use vfio_trace_common::vm_fault;
 
 use super::{Ctx, Scenario, TestResult, eq, json, num, read_out, status_ok, truth};
 use crate::kernels::Facts;
@@ -68,13 +69,14 @@ fn load_with(ctx: &Ctx, name: &str, with_truth: bool) -> Result<Phase, String> {
 
 /// `vm_fault_t` to result name, most severe bit first.
 fn result_of(ret: u64) -> &'static str {
-    if ret & 0x2 != 0 {
+    let has = |bit: u32| ret & u64::from(bit) != 0;
+    if has(vm_fault::SIGBUS) {
         "sigbus"
-    } else if ret & 0x1 != 0 {
+    } else if has(vm_fault::OOM) {
         "oom"
-    } else if ret & 0x800 != 0 {
+    } else if has(vm_fault::FALLBACK) {
         "fallback"
-    } else if ret & 0x100 != 0 {
+    } else if has(vm_fault::NOPAGE) {
         "nopage"
     } else {
         "other"
@@ -269,3 +271,16 @@ fn check(ctx: &Ctx) -> Vec<TestResult> {
     out
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_by_most_severe_bit() {
+        assert_eq!(result_of(0x100), "nopage");
+        assert_eq!(result_of(0x800), "fallback");
+        assert_eq!(result_of(0x802), "sigbus");
+        assert_eq!(result_of(0x801), "oom");
+        assert_eq!(result_of(0), "other");
+    }
+}
