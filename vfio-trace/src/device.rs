@@ -1,8 +1,22 @@
-//! PCI devices from sysfs. The root is a parameter so tests use a fake tree.
+//! PCI addresses, and PCI devices from sysfs (the `sysfs` module: its root is
+//! a parameter so tests use a fake tree). Every command parses `--device` here.
 
-use std::path::{Path, PathBuf};
+mod sysfs;
 
-use serde::Serialize;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use sysfs::{Sysfs, SysfsError};
+
+/// An address that is not `[DOMAIN:]BUS:DEV.FN`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "invalid PCI address {0:?}: expected [DOMAIN:]BUS:DEVICE.FUNCTION in hex, \
+     e.g. 0000:01:00.0, 01:00.0 or 1:00.0"
+)]
+pub struct BdfError(String);
 
 /// A PCI address `domain:bus:device.function`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -13,25 +27,35 @@ pub struct Bdf {
 }
 
 impl Bdf {
-    /// Parses `0000:01:00.0` (the domain may be omitted: `01:00.0`).
-    pub fn parse(s: &str) -> Option<Self> {
+    /// Parses `DOMAIN:BUS:DEV.FN` or `BUS:DEV.FN` (domain 0), in hex of any
+    /// case, with or without leading zeros: `0000:01:00.0`, `01:00.0`,
+    /// `1:00.0`, `10000:e1:00.0` (VMD domains are wider than 16 bits).
+    pub fn parse(s: &str) -> Result<Self, BdfError> {
+        let bad = || BdfError(s.to_owned());
         let (domain, rest) = match s.matches(':').count() {
-            2 => {
-                let (d, r) = s.split_once(':')?;
-                (u32::from_str_radix(d, 16).ok()?, r)
-            }
-            1 => (0, s),
-            _ => return None,
+            2 => s.split_once(':').ok_or_else(bad)?,
+            1 => ("0", s),
+            _ => return Err(bad()),
         };
-        let (bus, rest) = rest.split_once(':')?;
-        let (dev, func) = rest.split_once('.')?;
-        let bus = u8::from_str_radix(bus, 16).ok()?;
-        let dev = u8::from_str_radix(dev, 16).ok().filter(|d| *d < 32)?;
-        let func = u8::from_str_radix(func, 16).ok().filter(|f| *f < 8)?;
-        Some(Self {
+        let (bus, rest) = rest.split_once(':').ok_or_else(bad)?;
+        let (dev, func) = rest.split_once('.').ok_or_else(bad)?;
+        // Digits only: from_str_radix alone would take a sign ("+1"), and the
+        // address becomes a sysfs path component.
+        let hex = |t: &str, digits: usize, max: u32| {
+            (!t.is_empty() && t.len() <= digits && t.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u32::from_str_radix(t, 16).ok())
+                .flatten()
+                .filter(|v| *v <= max)
+                .ok_or_else(bad)
+        };
+        let domain = hex(domain, 8, u32::MAX)?;
+        let bus = hex(bus, 2, 0xff)?;
+        let dev = hex(dev, 2, 0x1f)?;
+        let func = hex(func, 1, 7)?;
+        Ok(Self {
             domain,
-            bus,
-            devfn: (dev << 3) | func,
+            bus: bus as u8,
+            devfn: ((dev << 3) | func) as u8,
         })
     }
 
@@ -62,9 +86,24 @@ impl std::fmt::Display for Bdf {
     }
 }
 
+impl FromStr for Bdf {
+    type Err = BdfError;
+
+    fn from_str(s: &str) -> Result<Self, BdfError> {
+        Self::parse(s)
+    }
+}
+
 impl Serialize for Bdf {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bdf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -97,140 +136,12 @@ impl PciDevice {
     }
 }
 
-const IORESOURCE_MEM: u64 = 0x200;
-const IORESOURCE_PREFETCH: u64 = 0x2000;
-
-/// Parses sysfs `resource`: one `start end flags` line per resource; the first
-/// six are the BARs.
-pub fn parse_resources(text: &str) -> Vec<Bar> {
-    text.lines()
-        .take(6)
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let mut it = line
-                .split_whitespace()
-                .map(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16));
-            let (Some(Ok(start)), Some(Ok(end)), Some(Ok(flags))) =
-                (it.next(), it.next(), it.next())
-            else {
-                return None;
-            };
-            (flags & IORESOURCE_MEM != 0 && end > start).then(|| Bar {
-                index: i as u32,
-                start,
-                size: end - start + 1,
-                prefetchable: flags & IORESOURCE_PREFETCH != 0,
-            })
-        })
-        .collect()
-}
-
-fn read_hex16(path: &Path) -> Option<u16> {
-    let s = std::fs::read_to_string(path).ok()?;
-    u16::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok()
-}
-
-fn link_name(path: &Path) -> Option<String> {
-    std::fs::read_link(path)
-        .ok()?
-        .file_name()?
-        .to_str()
-        .map(str::to_owned)
-}
-
-/// Sysfs with an injectable root (`/sys` in production).
-#[derive(Debug, Clone)]
-pub struct Sysfs {
-    root: PathBuf,
-}
-
-impl Default for Sysfs {
-    fn default() -> Self {
-        Self {
-            root: PathBuf::from("/sys"),
-        }
-    }
-}
-
-impl Sysfs {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-
-    fn device_dir(&self, bdf: Bdf) -> PathBuf {
-        self.root.join("bus/pci/devices").join(bdf.to_string())
-    }
-
-    /// One device, or `None` when sysfs has no such address.
-    pub fn device(&self, bdf: Bdf) -> Option<PciDevice> {
-        let dir = self.device_dir(bdf);
-        if !dir.exists() {
-            return None;
-        }
-        Some(PciDevice {
-            bdf,
-            vendor: read_hex16(&dir.join("vendor")).unwrap_or(0),
-            device: read_hex16(&dir.join("device")).unwrap_or(0),
-            driver: link_name(&dir.join("driver")),
-            iommu_group: link_name(&dir.join("iommu_group")).and_then(|g| g.parse().ok()),
-            bars: std::fs::read_to_string(dir.join("resource"))
-                .map(|t| parse_resources(&t))
-                .unwrap_or_default(),
-        })
-    }
-
-    /// Every device bound to vfio-pci, in address order.
-    pub fn vfio_devices(&self) -> Vec<PciDevice> {
-        let Ok(entries) = std::fs::read_dir(self.root.join("bus/pci/devices")) else {
-            return Vec::new();
-        };
-        let mut devices: Vec<PciDevice> = entries
-            .filter_map(|e| Bdf::parse(e.ok()?.file_name().to_str()?))
-            .filter_map(|bdf| self.device(bdf))
-            .filter(|d| d.driver.as_deref() == Some("vfio-pci"))
-            .collect();
-        devices.sort_by_key(|d| d.bdf);
-        devices
-    }
-
-    /// Loaded modules among `names` (from `/sys/module`).
-    pub fn module_loaded(&self, name: &str) -> bool {
-        self.root.join("module").join(name).exists()
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    /// Builds a fake `/sys` with one device bound to `driver`.
-    pub fn fake_sysfs(bdf: &str, driver: Option<&str>, resource: &str) -> tempfile::TempDir {
-        let root = tempfile::tempdir().expect("tempdir");
-        let dev = root.path().join("bus/pci/devices").join(bdf);
-        std::fs::create_dir_all(&dev).expect("mkdir");
-        std::fs::write(dev.join("vendor"), "0x1af4\n").expect("write");
-        std::fs::write(dev.join("device"), "0x1110\n").expect("write");
-        std::fs::write(dev.join("resource"), resource).expect("write");
-        if let Some(driver) = driver {
-            let drv = root.path().join("bus/pci/drivers").join(driver);
-            std::fs::create_dir_all(&drv).expect("mkdir");
-            std::os::unix::fs::symlink(&drv, dev.join("driver")).expect("symlink");
-        }
-        let group = root.path().join("kernel/iommu_groups/7");
-        std::fs::create_dir_all(&group).expect("mkdir");
-        std::os::unix::fs::symlink(&group, dev.join("iommu_group")).expect("symlink");
-        root
-    }
-
-    pub const IVSHMEM_RESOURCE: &str = "\
-0x00000000fea00000 0x00000000fea000ff 0x0000000000040200
-0x0000000000000000 0x0000000000000000 0x0000000000000000
-0x0000000800000000 0x000000083fffffff 0x000000000014220c
-0x0000000000000000 0x0000000000000000 0x0000000000000000
-0x0000000000000000 0x0000000000000000 0x0000000000000000
-0x0000000000000000 0x0000000000000000 0x0000000000000000
-0x0000000000000000 0x0000000000000000 0x0000000000000000
-";
+    // Where other modules' tests find the fake sysfs.
+    pub use super::sysfs::tests::{IVSHMEM_RESOURCE, fake_sysfs};
 
     #[test]
     fn bdf_round_trips_and_rejects_garbage() {
@@ -246,37 +157,81 @@ pub(crate) mod tests {
             "0000:01:00.8",
             "1:2:3:4.0",
         ] {
-            assert!(Bdf::parse(bad).is_none(), "{bad:?} should not parse");
+            assert!(Bdf::parse(bad).is_err(), "{bad:?} should not parse");
         }
     }
 
     #[test]
-    fn resources_give_memory_bars_only() {
-        let bars = parse_resources(IVSHMEM_RESOURCE);
-        assert_eq!(bars.len(), 2);
-        assert_eq!(
-            bars[1],
-            Bar {
-                index: 2,
-                start: 0x8_0000_0000,
-                size: 1 << 30,
-                prefetchable: true
-            }
-        );
-        assert_eq!(bars[0].size, 256);
+    fn every_form_names_the_same_device() {
+        let want = Bdf {
+            domain: 0,
+            bus: 1,
+            devfn: 0,
+        };
+        for form in [
+            "0000:01:00.0",
+            "01:00.0",
+            "1:00.0",
+            "0:1:0.0",
+            "0000:01:00.0",
+        ] {
+            assert_eq!(Bdf::parse(form), Ok(want), "{form}");
+            assert_eq!(form.parse::<Bdf>(), Ok(want), "{form}");
+        }
+        let upper = Bdf::parse("0000:AF:1F.7").expect("upper case");
+        assert_eq!(upper.to_string(), "0000:af:1f.7");
     }
 
     #[test]
-    fn finds_vfio_bound_devices_in_a_fake_tree() {
-        let root = fake_sysfs("0000:01:00.0", Some("vfio-pci"), IVSHMEM_RESOURCE);
-        let sys = Sysfs::new(root.path());
-        let devs = sys.vfio_devices();
-        assert_eq!(devs.len(), 1);
-        assert_eq!(devs[0].vendor, 0x1af4);
-        assert_eq!(devs[0].iommu_group, Some(7));
-        assert_eq!(devs[0].bar_at(0x8_0000_1000).map(|b| b.index), Some(2));
+    fn vmd_domains_wider_than_16_bits() {
+        let vmd = Bdf::parse("10000:e1:00.0").expect("VMD domain");
+        assert_eq!(vmd.domain, 0x1_0000);
+        assert_eq!(vmd.bus, 0xe1);
+        // The kernel's own spelling, so it is also the sysfs name.
+        assert_eq!(vmd.to_string(), "10000:e1:00.0");
+        assert_eq!(
+            Bdf::parse("ffffffff:00:00.0").map(|b| b.domain),
+            Ok(u32::MAX)
+        );
+    }
 
-        let other = fake_sysfs("0000:02:00.0", Some("nvme"), IVSHMEM_RESOURCE);
-        assert!(Sysfs::new(other.path()).vfio_devices().is_empty());
+    #[test]
+    fn bad_addresses_get_one_line_naming_the_forms() {
+        for bad in [
+            "",
+            "01:00",
+            "0000:01:00",
+            "0000:01:00.8",
+            "0000:01:20.0",
+            "0000:100:00.0",
+            "0000:01:000.0",
+            "100000000:00:00.0",
+            "+1:00.0",
+            "0000:-1:00.0",
+            "../../x:00.0",
+            "0:0:0:0.0",
+            "0000:01:00.0 ",
+            "nonsense",
+        ] {
+            let err = Bdf::parse(bad).expect_err(bad).to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "invalid PCI address {bad:?}: expected [DOMAIN:]BUS:DEVICE.FUNCTION \
+                     in hex, e.g. 0000:01:00.0, 01:00.0 or 1:00.0"
+                )
+            );
+            assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn serde_uses_the_kernel_spelling() {
+        let bdf = Bdf::parse("1:00.0").expect("valid");
+        let json = serde_json::to_string(&bdf).expect("serialize");
+        assert_eq!(json, "\"0000:01:00.0\"");
+        assert_eq!(serde_json::from_str::<Bdf>(&json).expect("read"), bdf);
+        let err = serde_json::from_str::<Bdf>("\"0000:01:00\"").expect_err("bad");
+        assert!(err.to_string().starts_with("invalid PCI address"), "{err}");
     }
 }

@@ -18,7 +18,34 @@ use crate::{
 pub struct KernelSpec {
     pub key: &'static str,
     pub packages: &'static [Pinned],
+    pub facts: Facts,
 }
+
+/// What a kernel's vfio-pci does that the suite's expectations depend on,
+/// named here once instead of tested by version in each check.
+#[derive(Debug)]
+pub struct Facts {
+    /// Before 6.10 the first fault remaps the whole VMA (`remap_pfn_range`):
+    /// a mapping faults once, whatever it touches, and inserts no pages
+    /// one by one, so faults have no per-order counts to compare.
+    pub remaps_whole_vma: bool,
+    /// The function each zap of a vfio device calls once: truth.sh's
+    /// `vt_<function>` hist of its stacks counts zaps by cause.
+    pub zap_function: &'static str,
+}
+
+/// vfio-pci before 6.10: zaps go through its own helper.
+const REMAP: Facts = Facts {
+    remaps_whole_vma: true,
+    zap_function: "vfio_pci_zap_and_vma_lock",
+};
+
+/// vfio-pci from 6.12: one insert per `huge_fault`, zaps through the device's
+/// own address space.
+const HUGE_FAULT: Facts = Facts {
+    remaps_whole_vma: false,
+    zap_function: "unmap_mapping_range",
+};
 
 const fn pin(name: &'static str, version: &'static str) -> Pinned {
     Pinned { name, version }
@@ -30,6 +57,7 @@ pub const KERNELS: &[KernelSpec] = &[
     KernelSpec {
         key: "6.1",
         packages: &[pin("linux-image-6.1.0-56-amd64", "6.1.192-2")],
+        facts: REMAP,
     },
     KernelSpec {
         key: "6.12",
@@ -37,10 +65,12 @@ pub const KERNELS: &[KernelSpec] = &[
             "linux-image-6.12.117+deb12-amd64",
             "6.12.117-1~deb12u1",
         )],
+        facts: HUGE_FAULT,
     },
     KernelSpec {
         key: "6.18",
         packages: &[pin("linux-image-6.18.15+deb13-amd64", "6.18.15-1~bpo13+1")],
+        facts: HUGE_FAULT,
     },
     KernelSpec {
         key: "7.3",
@@ -48,6 +78,7 @@ pub const KERNELS: &[KernelSpec] = &[
             pin("linux-binary-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1"),
             pin("linux-modules-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1"),
         ],
+        facts: HUGE_FAULT,
     },
 ];
 
@@ -192,4 +223,29 @@ fn found(key: &'static str, root: &Path, release: String, vmlinuz: PathBuf) -> R
         release,
         vmlinuz,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The facts agree with the version each kernel's key names.
+    #[test]
+    fn facts_follow_the_version() {
+        for k in KERNELS {
+            let (major, minor) = k.key.split_once('.').expect("MAJOR.MINOR");
+            let version = (
+                major.parse::<u32>().expect("major"),
+                minor.parse::<u32>().expect("minor"),
+            );
+            let before_6_10 = version < (6, 10);
+            assert_eq!(k.facts.remaps_whole_vma, before_6_10, "{}", k.key);
+            let zap = if before_6_10 {
+                "vfio_pci_zap_and_vma_lock"
+            } else {
+                "unmap_mapping_range"
+            };
+            assert_eq!(k.facts.zap_function, zap, "{}", k.key);
+        }
+    }
 }

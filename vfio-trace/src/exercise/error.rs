@@ -6,13 +6,15 @@ use thiserror::Error;
 
 use super::mapping::MapError;
 use super::spec::SpecError;
-use super::sysfs::SysfsError;
 use super::vfio::VfioError;
+use crate::device::{BdfError, SysfsError};
 
 #[derive(Debug, Error)]
 pub enum ExerciseError {
     #[error(transparent)]
     Spec(#[from] SpecError),
+    #[error(transparent)]
+    Address(#[from] BdfError),
     #[error(transparent)]
     Sysfs(#[from] SysfsError),
     #[error(transparent)]

@@ -9,13 +9,11 @@ mod mapping;
 mod phases;
 mod report;
 mod spec;
-mod sysfs;
 mod vfio;
-
-use std::path::Path;
 
 use vfio_bindings::bindings::vfio::{VFIO_PCI_BAR5_REGION_INDEX, VFIO_REGION_INFO_FLAG_MMAP};
 
+use crate::device::{Bdf, Sysfs};
 pub use error::ExerciseError;
 use phases::Runner;
 use report::{Report, Totals};
@@ -33,7 +31,7 @@ use vfio::{Device, Region};
     sleep:MS                     wait, e.g. for a tracer to attach\n\
     Sizes take k, m or g suffixes (powers of 1024).")]
 pub struct ExerciseArgs {
-    /// The vfio-pci device, e.g. 0000:01:00.0.
+    /// The vfio-pci device: 0000:01:00.0, 01:00.0 or 1:00.0.
     #[arg(long, value_name = "BDF")]
     device: String,
     /// BAR to map [default: the largest mmappable BAR].
@@ -48,28 +46,29 @@ pub struct ExerciseArgs {
 }
 
 pub fn run(args: &ExerciseArgs) -> anyhow::Result<()> {
-    run_with_sysfs(args, Path::new("/sys"))
+    run_with_sysfs(args, &Sysfs::default())
 }
 
 /// Everything that can be checked before touching the device: phase specs, the
 /// address, the driver and the IOMMU group.
 fn preflight(
     args: &ExerciseArgs,
-    sysfs_root: &Path,
-) -> Result<(Vec<PhaseSpec>, String, u32), ExerciseError> {
+    sysfs: &Sysfs,
+) -> Result<(Vec<PhaseSpec>, Bdf, u32), ExerciseError> {
     let phases = args
         .phases
         .iter()
         .map(|p| PhaseSpec::parse(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let bdf = sysfs::normalize_bdf(&args.device)?;
-    let group = sysfs::vfio_group(sysfs_root, &bdf)?;
+    let bdf = Bdf::parse(&args.device)?;
+    sysfs.vfio_device(bdf)?;
+    let group = sysfs.iommu_group(bdf)?;
     Ok((phases, bdf, group))
 }
 
-fn run_with_sysfs(args: &ExerciseArgs, sysfs_root: &Path) -> anyhow::Result<()> {
-    let (phases, bdf, group) = preflight(args, sysfs_root)?;
-    let device = Device::open(&bdf, group)?;
+fn run_with_sysfs(args: &ExerciseArgs, sysfs: &Sysfs) -> anyhow::Result<()> {
+    let (phases, bdf, group) = preflight(args, sysfs)?;
+    let device = Device::open(bdf, group)?;
     let bars = (0..=VFIO_PCI_BAR5_REGION_INDEX)
         .map(|i| device.region(i))
         .collect::<Result<Vec<_>, _>>()?;
@@ -167,8 +166,18 @@ fn check_sizes(phases: &[PhaseSpec], bar: &Region) -> Result<(), ExerciseError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::tests::{IVSHMEM_RESOURCE, fake_sysfs};
 
     const MMAP: u32 = VFIO_REGION_INFO_FLAG_MMAP;
+
+    fn args(device: &str, phases: &[&str]) -> ExerciseArgs {
+        ExerciseArgs {
+            device: device.into(),
+            bar: None,
+            json: false,
+            phases: phases.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
 
     fn region(index: u32, flags: u32, size: u64) -> Region {
         Region {
@@ -228,15 +237,32 @@ mod tests {
     #[test]
     fn preflight_checks_specs_then_device() {
         let root = tempfile::tempdir().expect("tempdir");
-        let args = |device: &str, phases: &[&str]| ExerciseArgs {
-            device: device.into(),
-            bar: None,
-            json: false,
-            phases: phases.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        let err = preflight(&args("0000:01:00.0", &["touch:4k"]), root.path()).expect_err("spec");
+        let sysfs = Sysfs::new(root.path());
+        let err = preflight(&args("0000:01:00.0", &["touch:4k"]), &sysfs).expect_err("spec");
         assert!(err.to_string().starts_with("bad phase 'touch:4k'"), "{err}");
-        let err = preflight(&args("01:00.0", &["reset"]), root.path()).expect_err("device");
+        let err = preflight(&args("01:00.0", &["reset"]), &sysfs).expect_err("device");
         assert_eq!(err.to_string(), "no PCI device 0000:01:00.0");
+        let err = preflight(&args("01:00", &["reset"]), &sysfs).expect_err("address");
+        assert!(
+            err.to_string()
+                .starts_with("invalid PCI address \"01:00\": expected")
+        );
+    }
+
+    #[test]
+    fn preflight_takes_every_address_form_record_takes() {
+        let root = fake_sysfs("0000:01:00.0", Some("vfio-pci"), IVSHMEM_RESOURCE);
+        let sysfs = Sysfs::new(root.path());
+        for form in ["0000:01:00.0", "01:00.0", "1:00.0"] {
+            let (_, bdf, group) = preflight(&args(form, &["reset"]), &sysfs).expect(form);
+            assert_eq!((bdf.to_string().as_str(), group), ("0000:01:00.0", 7));
+        }
+        let nvme = fake_sysfs("0000:01:00.0", Some("nvme"), IVSHMEM_RESOURCE);
+        let err =
+            preflight(&args("1:00.0", &["reset"]), &Sysfs::new(nvme.path())).expect_err("not vfio");
+        assert_eq!(
+            err.to_string(),
+            "0000:01:00.0 is bound to nvme, not vfio-pci"
+        );
     }
 }

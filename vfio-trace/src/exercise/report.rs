@@ -30,10 +30,11 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::layout::Expected;
+use crate::device::Bdf;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
-    pub device: String,
+    pub device: Bdf,
     pub bar: u32,
     pub bar_size: u64,
     pub pid: u32,
@@ -223,7 +224,7 @@ mod tests {
     #[test]
     fn json_shape() {
         let report = Report {
-            device: "0000:01:00.0".into(),
+            device: Bdf::parse("1:00.0").expect("valid address"),
             bar: 2,
             bar_size: 1 << 30,
             pid: 42,

@@ -18,6 +18,8 @@ use vmm_sys_util::ioctl::{
 };
 use vmm_sys_util::ioctl_io_nr;
 
+use crate::device::Bdf;
+
 // The VFIO ioctls are all _IO(';', 100 + n): the argument size is not encoded.
 ioctl_io_nr!(VFIO_GET_API_VERSION, VFIO_TYPE.into(), VFIO_BASE);
 ioctl_io_nr!(VFIO_CHECK_EXTENSION, VFIO_TYPE.into(), VFIO_BASE + 1);
@@ -44,7 +46,7 @@ pub enum VfioError {
     #[error("IOMMU group {0} is not viable: bind every device in it to vfio-pci")]
     NotViable(u32),
     #[error("{0} does not support VFIO_DEVICE_RESET")]
-    NoReset(String),
+    NoReset(Bdf),
 }
 
 fn os(what: impl Into<String>) -> impl FnOnce(io::Error) -> VfioError {
@@ -77,13 +79,13 @@ pub struct Device {
     device: File,
     _group: File,
     _container: File,
-    bdf: String,
+    bdf: Bdf,
     flags: u32,
     config: Region,
 }
 
 impl Device {
-    pub fn open(bdf: &str, group: u32) -> Result<Self, VfioError> {
+    pub fn open(bdf: Bdf, group: u32) -> Result<Self, VfioError> {
         let rw = |path: &str| {
             OpenOptions::new()
                 .read(true)
@@ -137,7 +139,10 @@ impl Device {
             "VFIO_SET_IOMMU",
         )?;
 
-        let name = CString::new(bdf).map_err(|e| os("device name")(io::Error::other(e)))?;
+        // The kernel matches this against the device's sysfs name, which is
+        // Bdf's spelling.
+        let name =
+            CString::new(bdf.to_string()).map_err(|e| os("device name")(io::Error::other(e)))?;
         // SAFETY: the kernel reads a NUL-terminated string that outlives the call.
         let fd = check(
             unsafe { ioctl_with_ptr(&group_file, VFIO_GROUP_GET_DEVICE_FD(), name.as_ptr()) },
@@ -159,7 +164,7 @@ impl Device {
             device,
             _group: group_file,
             _container: container,
-            bdf: bdf.to_owned(),
+            bdf,
             flags: info.flags,
             config: Region {
                 index: VFIO_PCI_CONFIG_REGION_INDEX,
@@ -214,7 +219,7 @@ impl Device {
 
     pub fn reset(&self) -> Result<(), VfioError> {
         if self.flags & VFIO_DEVICE_FLAGS_RESET == 0 {
-            return Err(VfioError::NoReset(self.bdf.clone()));
+            return Err(VfioError::NoReset(self.bdf));
         }
         // SAFETY: VFIO_DEVICE_RESET takes no argument.
         check(

@@ -338,7 +338,7 @@ mod tests {
             },
             rings: vec![
                 RingCount {
-                    device: Bdf::parse("01:00.0"),
+                    device: Bdf::parse("01:00.0").ok(),
                     stats: ReaderStats {
                         events: 5,
                         ..ReaderStats::default()

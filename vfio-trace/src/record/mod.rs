@@ -57,18 +57,7 @@ pub fn resolve_devices(sysfs: &Sysfs, requested: &[String]) -> anyhow::Result<Ve
     }
     requested
         .iter()
-        .map(|s| {
-            let bdf = Bdf::parse(s)
-                .with_context(|| format!("invalid PCI address {s:?} (expected DDDD:BB:DD.F)"))?;
-            let dev = sysfs
-                .device(bdf)
-                .with_context(|| format!("no PCI device {bdf}"))?;
-            match dev.driver.as_deref() {
-                Some("vfio-pci") => Ok(dev),
-                Some(other) => bail!("{bdf} is bound to {other}, not vfio-pci"),
-                None => bail!("{bdf} is not bound to any driver, not vfio-pci"),
-            }
-        })
+        .map(|s| Ok(sysfs.vfio_device(Bdf::parse(s)?)?))
         .collect()
 }
 
@@ -324,7 +313,9 @@ mod tests {
             "0000:01:00.0 is bound to nvme, not vfio-pci"
         );
         assert_eq!(err(&sysfs, &["0000:09:00.0"]), "no PCI device 0000:09:00.0");
-        assert!(err(&sysfs, &["nonsense"]).starts_with("invalid PCI address \"nonsense\""));
+        assert!(
+            err(&sysfs, &["nonsense"]).starts_with("invalid PCI address \"nonsense\": expected")
+        );
         let unbound = fake_sysfs("0000:01:00.0", None, IVSHMEM_RESOURCE);
         assert_eq!(
             err(&Sysfs::new(unbound.path()), &["01:00.0"]),

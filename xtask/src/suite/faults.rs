@@ -3,8 +3,10 @@
 //! the exercise says it did.
 
 use serde_json::Value;
+use vfio_trace_common::vm_fault;
 
 use super::{Ctx, Scenario, TestResult, eq, json, num, read_out, status_ok, truth};
+use crate::kernels::Facts;
 
 pub const SCENARIO: Scenario = Scenario {
     name: "faults",
@@ -27,11 +29,6 @@ untraced lat1g touch:2m:1g:1g
 };
 
 const PHASES: &[&str] = &["storm", "pmd", "pud", "sigbus", "refault", "big"];
-
-/// Before 6.10 the first fault remaps the whole VMA.
-fn remaps(kernel: &str) -> bool {
-    kernel == "6.1"
-}
 
 struct Phase {
     record: Value,
@@ -72,13 +69,14 @@ fn load_with(ctx: &Ctx, name: &str, with_truth: bool) -> Result<Phase, String> {
 
 /// `vm_fault_t` to result name, most severe bit first.
 fn result_of(ret: u64) -> &'static str {
-    if ret & 0x2 != 0 {
+    let has = |bit: u32| ret & u64::from(bit) != 0;
+    if has(vm_fault::SIGBUS) {
         "sigbus"
-    } else if ret & 0x1 != 0 {
+    } else if has(vm_fault::OOM) {
         "oom"
-    } else if ret & 0x800 != 0 {
+    } else if has(vm_fault::FALLBACK) {
         "fallback"
-    } else if ret & 0x100 != 0 {
+    } else if has(vm_fault::NOPAGE) {
         "nopage"
     } else {
         "other"
@@ -90,12 +88,12 @@ fn device(p: &Phase) -> &Value {
 }
 
 /// Every count of the record equals tracefs.
-fn matches_truth(p: &Phase, kernel: &str) -> Result<(), String> {
+fn matches_truth(p: &Phase, facts: &Facts) -> Result<(), String> {
     let d = device(p);
     eq("lost_events", num(&p.record["lost_events"]), 0)?;
     let total = truth::total(&p.fault_hist).ok_or("no Hits in the fault hist")?;
     eq("faults.total", num(&d["faults"]["total"]), total)?;
-    if !remaps(kernel) {
+    if !facts.remaps_whole_vma {
         for (order, hits) in truth::by_key(&p.fault_hist) {
             eq(
                 &format!("faults.by_order.{order}"),
@@ -127,12 +125,12 @@ fn matches_truth(p: &Phase, kernel: &str) -> Result<(), String> {
 }
 
 /// The workload's own account agrees with what was recorded.
-fn matches_exercise(name: &str, p: &Phase, kernel: &str) -> Result<(), String> {
+fn matches_exercise(name: &str, p: &Phase, facts: &Facts) -> Result<(), String> {
     let d = device(p);
     let totals = &p.exercise["totals"];
     let touches = num(&totals["touches"]);
     let size = num(&p.exercise["phases"][0]["size"]);
-    if remaps(kernel) {
+    if facts.remaps_whole_vma {
         // One fault remaps the whole VMA: one fault and one remap per mapping touched.
         let mmaps = num(&totals["mmaps"]) - num(&totals["sigbus_touches"]);
         return match name {
@@ -248,15 +246,15 @@ fn check(ctx: &Ctx) -> Vec<TestResult> {
     for name in PHASES {
         let (truth, exercise) = match load(ctx, name) {
             Ok(p) => (
-                matches_truth(&p, ctx.kernel),
-                matches_exercise(name, &p, ctx.kernel),
+                matches_truth(&p, ctx.facts),
+                matches_exercise(name, &p, ctx.facts),
             ),
             Err(e) => (Err(e.clone()), Err(e)),
         };
         out.push((format!("{name}/equals-tracefs"), truth));
         out.push((format!("{name}/equals-exercise"), exercise));
     }
-    let latency = if remaps(ctx.kernel) {
+    let latency = if ctx.facts.remaps_whole_vma {
         // One fault per VMA: no per-order comparison to make; latencies must still be real.
         load(ctx, "storm").and_then(|p| {
             let n = num(&device(&p)["latency_ns"]["by_order"]["0"]["min"]);
@@ -271,4 +269,18 @@ fn check(ctx: &Ctx) -> Vec<TestResult> {
     };
     out.push(("latency".into(), latency));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_by_most_severe_bit() {
+        assert_eq!(result_of(0x100), "nopage");
+        assert_eq!(result_of(0x800), "fallback");
+        assert_eq!(result_of(0x802), "sigbus");
+        assert_eq!(result_of(0x801), "oom");
+        assert_eq!(result_of(0), "other");
+    }
 }

@@ -19,7 +19,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::lab::{Console, Lab, RunOpts};
+use crate::{
+    kernels::{self, Facts},
+    lab::{Console, Lab, RunOpts},
+};
 
 pub struct Scenario {
     /// Also the output directory name and the test-name prefix.
@@ -35,11 +38,8 @@ pub type TestResult = (String, Result<(), String>);
 
 /// What a scenario's check gets to look at.
 pub struct Ctx<'a> {
-    #[allow(
-        dead_code,
-        reason = "for scenarios whose expectations differ per kernel"
-    )]
-    pub kernel: &'a str,
+    /// What the booted kernel does, for expectations that differ per kernel.
+    pub facts: &'a Facts,
     /// The scenario's own output directory (its `$OUT` in the guest).
     pub out_dir: PathBuf,
     /// The whole guest output directory: guest.log, console.log, other scenarios.
@@ -102,15 +102,17 @@ pub fn run_all(kernels: &[&str], scenarios: &[&'static Scenario]) -> Result<Summ
 
 /// The results for one kernel; a boot that fails fails every scenario with why.
 fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Vec<TestResult> {
-    let outcome = Lab::prepare(kernel).and_then(|lab| {
-        lab.run(&RunOpts {
+    let outcome = kernels::spec(kernel).and_then(|spec| {
+        let lab = Lab::prepare(kernel)?;
+        let outcome = lab.run(&RunOpts {
             devices: DEVICES,
             script: Some(script.to_owned()),
             console: Console::Quiet,
             ..RunOpts::default()
-        })
+        })?;
+        Ok((&spec.facts, outcome))
     });
-    let outcome = match outcome {
+    let (facts, outcome) = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {
             return scenarios
@@ -123,7 +125,7 @@ fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Ve
         .iter()
         .flat_map(|s| {
             let ctx = Ctx {
-                kernel,
+                facts,
                 out_dir: outcome.out_dir.join(s.name),
                 run_dir: &outcome.out_dir,
             };

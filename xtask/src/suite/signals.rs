@@ -46,10 +46,10 @@ fn count(ctx: &Ctx, file: &str) -> Result<u64, String> {
         .map_err(|e| format!("{file}: {e}"))
 }
 
-/// `pages` touched through one mapping: one fault each from 6.10, one fault
-/// for the whole mapping before (the first fault remaps the VMA).
+/// `pages` touched through one mapping: one fault each, or one for the whole
+/// mapping where the first fault remaps the VMA.
 fn stopped(ctx: &Ctx, prefix: &str, reason: &str, pages: u64) -> Result<(), String> {
-    let faults = if ctx.kernel == "6.1" { 1 } else { pages };
+    let faults = if ctx.facts.remaps_whole_vma { 1 } else { pages };
     let doc: Value = serde_json::from_str(&read_out(ctx, &format!("{prefix}.json"))?)
         .map_err(|e| format!("{prefix}.json is not valid JSON: {e}"))?;
     if doc["stop_reason"] != reason {

@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use super::{Ctx, Scenario, TestResult, eq, json, num, read_out, status_ok, truth};
+use crate::kernels::Facts;
 
 pub const SCENARIO: Scenario = Scenario {
     name: "zaps",
@@ -52,15 +53,10 @@ fn device<'a>(doc: &'a Value, bdf: &str) -> Result<&'a Value, String> {
 fn zaps(ctx: &Ctx) -> Vec<TestResult> {
     let run = || -> Result<(Value, Value, String, String), String> {
         status_ok(ctx, "zaps")?;
-        let hist = if ctx.kernel == "6.1" {
-            "vt_vfio_pci_zap_and_vma_lock"
-        } else {
-            "vt_unmap_mapping_range"
-        };
         Ok((
             json(ctx, "zaps.record.json")?,
             json(ctx, "zaps.exercise.json")?,
-            read_out(ctx, &format!("zaps.{hist}.hist"))?,
+            read_out(ctx, &format!("zaps.vt_{}.hist", ctx.facts.zap_function))?,
             read_out(ctx, "devices")?,
         ))
     };
@@ -216,9 +212,9 @@ fn contend(ctx: &Ctx) -> Vec<TestResult> {
 }
 
 /// What a device's exercise did, as the record must show it.
-fn expect_device(kernel: &str, d: &Value, exercise: &Value) -> Result<(), String> {
+fn expect_device(facts: &Facts, d: &Value, exercise: &Value) -> Result<(), String> {
     let totals = &exercise["totals"];
-    if kernel == "6.1" {
+    if facts.remaps_whole_vma {
         eq(
             "inserts.remap",
             num(&d["inserts"]["remap"]),
@@ -271,8 +267,8 @@ fn two_devices(ctx: &Ctx) -> Vec<TestResult> {
         ))
     };
     let both = load("two").and_then(|(rec, ea, eb, a, b)| {
-        expect_device(ctx.kernel, device(&rec, &a)?, &ea).map_err(|e| format!("{a}: {e}"))?;
-        expect_device(ctx.kernel, device(&rec, &b)?, &eb).map_err(|e| format!("{b}: {e}"))?;
+        expect_device(ctx.facts, device(&rec, &a)?, &ea).map_err(|e| format!("{a}: {e}"))?;
+        expect_device(ctx.facts, device(&rec, &b)?, &eb).map_err(|e| format!("{b}: {e}"))?;
         eq("shared ring events", ring(&rec, "shared"), 0)?;
         eq("unattributed_faults", num(&rec["unattributed_faults"]), 0)?;
         eq("unattributed_zaps", num(&rec["unattributed_zaps"]), 0)?;
@@ -286,7 +282,7 @@ fn two_devices(ctx: &Ctx) -> Vec<TestResult> {
         if listed != [a.as_str()] {
             return Err(format!("devices {listed:?}, expected only {a}"));
         }
-        expect_device(ctx.kernel, device(&rec, &a)?, &ea).map_err(|e| format!("{a}: {e}"))?;
+        expect_device(ctx.facts, device(&rec, &a)?, &ea).map_err(|e| format!("{a}: {e}"))?;
         eq(&format!("ring events of {b}"), ring(&rec, &b), 0)?;
         eq("shared ring events", ring(&rec, "shared"), 0)
     });
