@@ -121,7 +121,7 @@ pub fn problems(r: &Report) -> Vec<String> {
     for p in r.probes.iter().filter(|p| p.required && p.symbol.is_none()) {
         out.push(format!(
             "required probe {} cannot attach: {}",
-            p.name,
+            p.role,
             p.reason.as_deref().unwrap_or("absent")
         ));
     }
@@ -194,17 +194,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "offset    {:<36} {at}", f.name);
     }
     for p in &r.probes {
-        let status = serde_json::to_value(&p.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let kind = match p.kind {
-            plan::Kind::Kprobe => "kprobe",
-            plan::Kind::Kretprobe => "kretprobe",
-            plan::Kind::Tracepoint => "tracepoint",
-            plan::Kind::Fentry => "fentry",
-            plan::Kind::Fexit => "fexit",
-        };
+        let (status, kind) = (p.status, p.kind.to_string());
         let symbol = match (&p.symbol, &p.module) {
             (Some(sym), Some(m)) => format!("{sym} [{m}]"),
             (Some(sym), None) => sym.clone(),
@@ -213,7 +203,7 @@ pub fn render(r: &Report) -> String {
         let _ = write!(
             s,
             "probe     {:<13} {kind:<10} {symbol:<40} {status}",
-            p.name
+            p.role.name()
         );
         if let Some(reason) = &p.reason {
             let _ = write!(s, ": {reason}");

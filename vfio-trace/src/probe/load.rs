@@ -16,6 +16,7 @@ use vfio_trace_common::{Config, counter, maps};
 use super::{
     btf_object,
     plan::{Kind, PlannedProbe, Status},
+    role::{Role, Stage},
 };
 
 /// The eBPF object built by build.rs from vfio-trace-ebpf.
@@ -101,13 +102,8 @@ impl Tracer {
     /// Fails only when a required probe did not attach.
     pub fn attach(&mut self) -> Result<(), LoadError> {
         // Entries last, so every event that starts also finishes.
-        let order = |p: &PlannedProbe| match p.name {
-            "fault_entry" | "zap_entry" | "lock_begin" => 2,
-            "fault_return" | "zap_return" | "lock_end" => 1,
-            _ => 0,
-        };
         let mut idx: Vec<usize> = (0..self.plan.len()).collect();
-        idx.sort_by_key(|&i| order(&self.plan[i]));
+        idx.sort_by_key(|&i| self.plan[i].role.stage());
         for i in idx {
             let probe = &mut self.plan[i];
             let (Some(symbol), Some(program)) = (probe.symbol.clone(), probe.program) else {
@@ -157,7 +153,7 @@ impl Tracer {
             .map(|p| {
                 format!(
                     "{}: {}",
-                    p.name,
+                    p.role,
                     p.reason.as_deref().unwrap_or("not attached")
                 )
             })
@@ -183,7 +179,7 @@ impl Tracer {
             .iter()
             .filter(|p| p.status == Status::Attached)
             .filter_map(|p| {
-                let later = !p.name.ends_with("_entry") && !p.name.ends_with("_begin");
+                let later = p.role.stage() != Stage::Entry;
                 p.program.map(|prog| (later, prog))
             })
             .collect();
@@ -197,7 +193,7 @@ impl Tracer {
         let returns: Vec<&str> = self
             .plan
             .iter()
-            .filter(|p| p.name == "fault_return")
+            .filter(|p| p.role == Role::FaultReturn)
             .filter_map(|p| p.program)
             .collect();
         for name in &names {

@@ -12,5 +12,7 @@ pub mod offsets;
 pub mod plan;
 pub mod preempt;
 pub mod rings;
+pub mod role;
 pub mod session;
+pub mod table;
 pub mod tracefs;

@@ -98,8 +98,9 @@ impl Session {
         .map_err(|e| SessionError::Btf(e.to_string()))?;
         let found = offsets::from_btf(&vmlinux_btf, module_btf.as_ref());
         let missing: Vec<&str> = found
-            .missing()
-            .filter(|f| f.needed_for.contains("every fault"))
+            .fields
+            .iter()
+            .filter(|f| f.fatal())
             .map(|f| f.name)
             .collect();
         if !missing.is_empty() {

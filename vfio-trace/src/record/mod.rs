@@ -20,7 +20,11 @@ use crate::{
     device::{Bdf, PciDevice, Sysfs},
     kernel::{Generation, Kernel},
     model::Model,
-    probe::session::{Options, Session},
+    probe::{
+        plan::Status,
+        role::Role,
+        session::{Options, Session},
+    },
 };
 use document::{RunInfo, StopReason};
 
@@ -187,12 +191,12 @@ async fn record(
         session
             .plan()
             .iter()
-            .any(|p| p.name == "zap_range" && p.status == crate::probe::plan::Status::Attached),
+            .any(|p| p.role == Role::ZapRange && p.status == Status::Attached),
     );
     let attached = session
         .plan()
         .iter()
-        .filter(|p| p.status == crate::probe::plan::Status::Attached)
+        .filter(|p| p.status == Status::Attached)
         .count();
     eprintln!(
         "vfio-trace: {attached}/{} probes attached, {} device ring(s)",
