@@ -5,6 +5,7 @@
 /// on kernels that can kprobe.
 pub const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 
+pub mod attach;
 pub mod btf_object;
 pub mod kallsyms;
 pub mod load;

@@ -10,9 +10,10 @@ use tokio::sync::{mpsc, watch};
 use crate::model::Event;
 
 use super::{
+    attach::error_chain,
     btf_object,
     kallsyms::Symbols,
-    load::{KernelCounts, LoadError, Tracer, error_chain},
+    load::{KernelCounts, LoadError, Tracer},
     offsets::{self, Field},
     plan::{self, PlannedProbe},
     preempt,
