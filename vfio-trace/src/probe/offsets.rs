@@ -234,12 +234,6 @@ impl Field {
     }
 }
 
-/// Reads offsets from vmlinux BTF and, when present, `vfio_pci_core`'s split BTF.
-pub fn read(vmlinux: &Path, module: &Path) -> Result<Offsets, btf_rs::Error> {
-    let (base, split) = parse(vmlinux, module)?;
-    Ok(from_btf(&base, split.as_ref()))
-}
-
 /// Parses vmlinux BTF and, when present, `module`'s split BTF (which also
 /// holds vmlinux's types). Parsing is the slow part: do it once per run.
 pub fn parse(vmlinux: &Path, module: &Path) -> Result<(Btf, Option<Btf>), btf_rs::Error> {

@@ -232,6 +232,21 @@ mod tests {
         assert!(ret.reason.as_deref().is_some_and(|r| r.contains("lazy")));
     }
 
+    #[test]
+    fn kprobes_only_overrides_the_preemption_reason() {
+        let mut p = plan(
+            &syms(&["vfio_pci_mmap_huge_fault"]),
+            Some("this kernel preempts (lazy)"),
+        );
+        use_kprobes(&mut p, "--kprobes-only");
+        let ret = p.iter().find(|p| p.role == Role::FaultReturn).expect("row");
+        assert_eq!((ret.kind, ret.btf_program), (Kind::Kretprobe, None));
+        assert_eq!(
+            ret.reason.as_deref(),
+            Some("kprobe, not fentry/fexit: --kprobes-only")
+        );
+    }
+
     fn symbol_of(plan: &[PlannedProbe], name: Role) -> Option<&str> {
         plan.iter()
             .find(|p| p.role == name)

@@ -18,9 +18,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     device::{Bdf, PciDevice, Sysfs},
-    kernel::{Generation, Kernel},
+    kernel::Generation,
     model::Model,
     probe::{
+        self, Host,
         plan::Status,
         role::Role,
         session::{Options, Session},
@@ -154,7 +155,11 @@ async fn record(
     args: &RecordArgs,
     pci: Vec<PciDevice>,
 ) -> anyhow::Result<(document::Document, Option<i32>)> {
-    let kernel = Kernel::current();
+    // The same look at the machine as `check`; `Session::start` refuses it
+    // when `check` would say not ready.
+    let preflight = probe::preflight(&Host::current());
+    preflight.ensure_ready()?;
+    let kernel = preflight.kernel.clone();
     let generation = kernel.generation.unwrap_or(Generation::HugeFault);
     let mut model = Model::new(generation);
     for d in &pci {
@@ -184,7 +189,7 @@ async fn record(
         trampolines: !args.kprobes_only,
     };
     let attach_started = Instant::now();
-    let mut session = Session::start(&opts)?;
+    let mut session = Session::start(preflight, &opts)?;
     let attach_ms = attach_started.elapsed().as_secs_f64() * 1000.0;
     let (cpu_at_attach, _) = health::own_usage();
     model.set_zap_walks_known(
