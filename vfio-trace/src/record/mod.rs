@@ -155,6 +155,9 @@ async fn record(
     args: &RecordArgs,
     pci: Vec<PciDevice>,
 ) -> anyhow::Result<(document::Document, Option<i32>)> {
+    // Attach time includes the preflight (parsing BTF is most of it), as
+    // it did when the session read the machine itself.
+    let attach_started = Instant::now();
     // The same look at the machine as `check`; `Session::start` refuses it
     // when `check` would say not ready.
     let preflight = probe::preflight(&Host::current());
@@ -188,7 +191,6 @@ async fn record(
         ring_bytes: ring_mib << 20,
         trampolines: !args.kprobes_only,
     };
-    let attach_started = Instant::now();
     let mut session = Session::start(preflight, &opts)?;
     let attach_ms = attach_started.elapsed().as_secs_f64() * 1000.0;
     let (cpu_at_attach, _) = health::own_usage();
