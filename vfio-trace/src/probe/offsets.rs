@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use btf_rs::{Btf, Type};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vfio_trace_common::{Config, MISSING};
 
 use super::role::Need;
@@ -28,6 +28,39 @@ pub struct Field {
     pub need: Need,
     /// Some fields exist only on some architectures; their absence is expected.
     pub optional: bool,
+}
+
+/// A field as a recording holds it; read back against this build's table,
+/// since names and needs are the table's own.
+#[derive(Deserialize)]
+struct FieldRecord {
+    name: String,
+    offset: Option<u32>,
+    optional: bool,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::try_from(FieldRecord::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<FieldRecord> for Field {
+    type Error = String;
+
+    fn try_from(r: FieldRecord) -> Result<Self, String> {
+        let want = WANTS
+            .iter()
+            .find(|w| w.name == r.name)
+            .ok_or_else(|| format!("unknown BTF field {}", r.name))?;
+        Ok(Self {
+            name: want.name,
+            offset: r.offset,
+            needed_for: want.needed_for,
+            need: want.need,
+            optional: r.optional,
+        })
+    }
 }
 
 struct Want {
@@ -321,6 +354,20 @@ fn strip_modifiers(btf: &Btf, mut t: Type) -> Option<btf_rs::Struct> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_read_back_against_the_table() {
+        let fields = from_lookup(|s, _| (s != "pci_bus").then_some(16)).fields;
+        let json = serde_json::to_string(&fields).expect("serializes");
+        let back: Vec<Field> = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back, fields);
+        let bad = json.replace("vm_fault.vma", "vm_fault.nope");
+        let err = serde_json::from_str::<Vec<Field>>(&bad).expect_err("unknown");
+        assert!(
+            err.to_string().contains("unknown BTF field vm_fault.nope"),
+            "{err}"
+        );
+    }
 
     /// The host's own BTF, where there is one: the lookup must find the fields
     /// every x86 kernel has, inside anonymous members too.

@@ -112,6 +112,51 @@ pub struct PlannedProbe {
     pub reason: Option<String>,
 }
 
+/// A probe as a recording holds it; its program is read back as this
+/// build's table names it.
+#[derive(Deserialize)]
+struct ProbeRecord {
+    name: Role,
+    program: Option<String>,
+    kind: Kind,
+    symbol: Option<String>,
+    module: Option<String>,
+    required: bool,
+    status: Status,
+    reason: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for PlannedProbe {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::try_from(ProbeRecord::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<ProbeRecord> for PlannedProbe {
+    type Error = String;
+
+    fn try_from(r: ProbeRecord) -> Result<Self, String> {
+        let program = match r.program {
+            None => None,
+            Some(name) => {
+                Some(table::program(&name).ok_or_else(|| format!("unknown eBPF program {name}"))?)
+            }
+        };
+        Ok(Self {
+            role: r.name,
+            program,
+            btf_program: None,
+            btf_id: None,
+            kind: r.kind,
+            symbol: r.symbol,
+            module: r.module,
+            required: r.required,
+            status: r.status,
+            reason: r.reason,
+        })
+    }
+}
+
 /// Chooses the first present candidate for every role. Probes that would only
 /// repeat what the fault event already says are left unattached, so a 4 KiB
 /// fault runs two programs, not three. `no_trampolines` gives the reason to
@@ -230,6 +275,24 @@ mod tests {
         let ret = p.iter().find(|p| p.role == Role::FaultReturn).expect("row");
         assert_eq!(ret.kind, Kind::Kretprobe);
         assert!(ret.reason.as_deref().is_some_and(|r| r.contains("lazy")));
+    }
+
+    #[test]
+    fn a_plan_reads_back_as_written() {
+        let p = plan_all(&syms(&["vfio_pci_mmap_huge_fault", "vmf_insert_pfn"]));
+        let json = serde_json::to_string(&p).expect("serializes");
+        let back: Vec<PlannedProbe> = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(serde_json::to_string(&back).expect("serializes"), json);
+        let bad = json.replace(
+            "\"program\":\"fault_entry\"",
+            "\"program\":\"no_such_program\"",
+        );
+        let err = serde_json::from_str::<Vec<PlannedProbe>>(&bad).expect_err("unknown");
+        assert!(
+            err.to_string()
+                .contains("unknown eBPF program no_such_program"),
+            "{err}"
+        );
     }
 
     #[test]

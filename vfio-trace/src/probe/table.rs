@@ -178,6 +178,15 @@ pub fn row(role: Role) -> Option<&'static Row> {
     ROWS.iter().find(|r| r.role == role)
 }
 
+/// A program of the table by name, as the table spells it.
+pub fn program(name: &str) -> Option<&'static str> {
+    ROWS.iter()
+        .flat_map(|r| r.candidates)
+        .flat_map(|c| [Some(c.program), c.btf_program])
+        .flatten()
+        .find(|p| *p == name)
+}
+
 /// The fault handler that makes each generation, checked newest first: the
 /// symbols tell what vfio-pci does on this kernel, whatever its version says
 /// (distributions backport). `None` while vfio-pci is not loaded.
