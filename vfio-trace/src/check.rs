@@ -1,17 +1,18 @@
 //! `vfio-trace check`: what this machine can trace, and why not.
 
-use std::{path::Path, process::ExitCode};
+use std::process::ExitCode;
 
 use serde::Serialize;
 
 use crate::{
-    device::{PciDevice, Sysfs},
+    device::PciDevice,
     kernel::Kernel,
     probe::{
-        KPROBE_PMU,
-        kallsyms::Symbols,
-        offsets::{self, Field},
-        plan::{self, PlannedProbe},
+        Host, Preflight,
+        host::BtfPresence,
+        offsets::Field,
+        plan::PlannedProbe,
+        preflight::{Module, Problem},
     },
 };
 
@@ -22,122 +23,40 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-const MODULES: &[&str] = &["vfio", "vfio_pci", "vfio_pci_core", "vfio_iommu_type1"];
-
-#[derive(Debug, Serialize)]
-pub struct Btf {
-    pub vmlinux: bool,
-    pub vfio_pci_core: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Module {
-    pub name: &'static str,
-    pub loaded: bool,
-}
-
-/// Everything `check` found, as plain data.
+/// Everything `check` found, as plain data: the preflight `record` runs too.
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub kernel: Kernel,
-    pub btf: Btf,
+    pub btf: BtfPresence,
     pub kprobes: bool,
     pub modules: Vec<Module>,
     pub devices: Vec<PciDevice>,
     pub offsets: Vec<Field>,
     pub probes: Vec<PlannedProbe>,
     /// Why tracing cannot work here; empty when it can.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
     pub ready: bool,
+}
+
+impl From<Preflight> for Report {
+    fn from(p: Preflight) -> Self {
+        Self {
+            ready: p.ready(),
+            kernel: p.kernel,
+            btf: p.btf,
+            kprobes: p.kprobes,
+            modules: p.modules,
+            devices: p.devices,
+            offsets: p.offsets,
+            probes: p.probes,
+            problems: p.problems,
+        }
+    }
 }
 
 /// Reads the running system.
 pub fn gather() -> Report {
-    let sysfs = Sysfs::default();
-    let btf = Btf {
-        vmlinux: Path::new(offsets::VMLINUX_BTF).exists(),
-        vfio_pci_core: Path::new(offsets::VFIO_PCI_CORE_BTF).exists(),
-    };
-    let fields = if btf.vmlinux {
-        offsets::read(
-            Path::new(offsets::VMLINUX_BTF),
-            Path::new(offsets::VFIO_PCI_CORE_BTF),
-        )
-        .map(|o| o.fields)
-        .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let symbols = Symbols::load().unwrap_or_default();
-    let modules = MODULES
-        .iter()
-        .map(|name| Module {
-            name,
-            loaded: sysfs.module_loaded(name),
-        })
-        .collect();
-    let mut report = Report {
-        kernel: Kernel::current(),
-        btf,
-        kprobes: Path::new(KPROBE_PMU).exists(),
-        modules,
-        devices: sysfs.vfio_devices(),
-        offsets: fields,
-        probes: plan::plan(
-            &symbols,
-            crate::probe::preempt::avoid_trampolines().as_deref(),
-        ),
-        problems: Vec::new(),
-        ready: false,
-    };
-    if !report.kprobes {
-        plan::without_kprobes(&mut report.probes);
-    }
-    report.problems = problems(&report);
-    report.ready = report.problems.is_empty();
-    report
-}
-
-/// What stops tracing, each as one sentence.
-pub fn problems(r: &Report) -> Vec<String> {
-    let mut out = Vec::new();
-    if !r.kprobes {
-        out.push(format!(
-            "no kprobe support in this kernel ({KPROBE_PMU} missing: CONFIG_KPROBES is off), so vfio functions cannot be probed"
-        ));
-    }
-    if !r.btf.vmlinux {
-        out.push("no kernel BTF (/sys/kernel/btf/vmlinux): struct offsets cannot be read".into());
-    }
-    if !r
-        .modules
-        .iter()
-        .any(|m| m.name == "vfio_pci_core" && m.loaded)
-    {
-        out.push("vfio-pci is not loaded (no /sys/module/vfio_pci_core)".into());
-    } else if !r.btf.vfio_pci_core {
-        out.push("no BTF for vfio_pci_core: device offsets cannot be read".into());
-    }
-    for p in r.probes.iter().filter(|p| p.required && p.symbol.is_none()) {
-        out.push(format!(
-            "required probe {} cannot attach: {}",
-            p.name,
-            p.reason.as_deref().unwrap_or("absent")
-        ));
-    }
-    if r.btf.vmlinux && r.btf.vfio_pci_core {
-        for f in r
-            .offsets
-            .iter()
-            .filter(|f| f.offset.is_none() && !f.optional)
-        {
-            out.push(format!(
-                "BTF lacks {} (needed for {})",
-                f.name, f.needed_for
-            ));
-        }
-    }
-    out
+    crate::probe::preflight(&Host::current()).into()
 }
 
 fn yes(b: bool) -> &'static str {
@@ -148,7 +67,10 @@ fn yes(b: bool) -> &'static str {
 pub fn render(r: &Report) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let generation = r.kernel.generation.map_or("unknown", |g| g.describe());
+    let generation = r.kernel.generation.map_or(
+        "generation unknown: no vfio fault handler in kallsyms",
+        |g| g.describe(),
+    );
     let _ = writeln!(s, "kernel    {} ({generation})", r.kernel.release);
     let _ = writeln!(
         s,
@@ -190,21 +112,14 @@ pub fn render(r: &Report) -> String {
         );
     }
     for f in &r.offsets {
-        let at = f.offset.map_or("missing".to_owned(), |o| o.to_string());
+        let at = f.offset.map_or_else(
+            || format!("missing (needed for {})", f.needed_for),
+            |o| o.to_string(),
+        );
         let _ = writeln!(s, "offset    {:<36} {at}", f.name);
     }
     for p in &r.probes {
-        let status = serde_json::to_value(&p.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let kind = match p.kind {
-            plan::Kind::Kprobe => "kprobe",
-            plan::Kind::Kretprobe => "kretprobe",
-            plan::Kind::Tracepoint => "tracepoint",
-            plan::Kind::Fentry => "fentry",
-            plan::Kind::Fexit => "fexit",
-        };
+        let (status, kind) = (p.status, p.kind.to_string());
         let symbol = match (&p.symbol, &p.module) {
             (Some(sym), Some(m)) => format!("{sym} [{m}]"),
             (Some(sym), None) => sym.clone(),
@@ -213,7 +128,7 @@ pub fn render(r: &Report) -> String {
         let _ = write!(
             s,
             "probe     {:<13} {kind:<10} {symbol:<40} {status}",
-            p.name
+            p.role.name()
         );
         if let Some(reason) = &p.reason {
             let _ = write!(s, ": {reason}");
@@ -256,36 +171,24 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::Kernel;
+    use crate::probe::{
+        host::fake::{FakeHost, SYMBOLS_6_12},
+        preflight,
+    };
 
-    fn report(kprobes: bool, vfio: bool, symbols: &str) -> Report {
-        let mut r = Report {
-            kernel: Kernel::from_release("6.12.117+deb12-amd64".into()),
-            btf: Btf {
-                vmlinux: true,
-                vfio_pci_core: vfio,
-            },
-            kprobes,
-            modules: MODULES
-                .iter()
-                .map(|name| Module { name, loaded: vfio })
-                .collect(),
-            devices: Vec::new(),
-            offsets: Vec::new(),
-            probes: plan::plan(&Symbols::parse(symbols), None),
-            problems: Vec::new(),
-            ready: false,
-        };
-        r.problems = problems(&r);
-        r.ready = r.problems.is_empty();
-        r
+    fn report(spec: FakeHost) -> Report {
+        let (_root, host) = Host::fake(spec);
+        preflight(&host).into()
     }
-
-    const GUEST_SYMBOLS: &str = "ffffffffc0001000 t vfio_pci_mmap_huge_fault\t[vfio_pci_core]\n";
 
     #[test]
     fn a_host_without_kprobes_or_vfio_is_not_ready_and_says_why() {
-        let r = report(false, false, "ffffffff81000000 T vmf_insert_pfn\n");
+        let r = report(FakeHost {
+            kprobes: false,
+            vfio_loaded: false,
+            kallsyms: Some("ffffffff81000000 T vmf_insert_pfn\n".into()),
+            ..FakeHost::good()
+        });
         assert!(!r.ready);
         let text = render(&r);
         assert!(text.contains("no kprobe support"), "{text}");
@@ -299,15 +202,70 @@ mod tests {
 
     #[test]
     fn a_guest_with_everything_is_ready() {
-        let r = report(true, true, GUEST_SYMBOLS);
+        let r = report(FakeHost::good());
         assert!(r.ready, "{:?}", r.problems);
+        let text = render(&r);
         assert!(
-            render(&r)
-                .contains("fault_entry   fentry     vfio_pci_mmap_huge_fault [vfio_pci_core]")
+            text.contains("fault_entry   fentry     vfio_pci_mmap_huge_fault [vfio_pci_core]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("insert_pte    kprobe     vmf_insert_pfn"),
+            "{text}"
         );
         let json: serde_json::Value = serde_json::to_value(&r).expect("serializes");
+        assert_eq!(json["probes"][0]["name"], "fault_entry");
         assert_eq!(json["probes"][0]["status"], "available");
+        assert_eq!(json["probes"][0]["kind"], "fentry");
         assert_eq!(json["kernel"]["generation"], "huge-fault");
+        assert_eq!(json["btf"]["vfio_pci_core"], true);
+        assert_eq!(json["problems"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn a_missing_lock_field_is_shown_but_check_stays_ready() {
+        let mut spec = FakeHost::good();
+        spec.btf.missing = vec!["vfio_pci_core_device.memory_lock"];
+        let r = report(spec);
+        assert!(r.ready, "{:?}", r.problems);
+        assert!(render(&r).contains("missing (needed for memory_lock contention)"));
+    }
+
+    #[test]
+    fn check_and_record_agree_on_readiness() {
+        let mut no_btf = FakeHost::good();
+        no_btf.btf.unreadable = true;
+        let mut no_lock = FakeHost::good();
+        no_lock.btf.missing = vec!["vfio_pci_core_device.memory_lock"];
+        let mut no_vma = FakeHost::good();
+        no_vma.btf.missing = vec!["vm_fault.vma"];
+        let hosts = [
+            FakeHost::good(),
+            FakeHost {
+                kprobes: false,
+                ..FakeHost::good()
+            },
+            FakeHost {
+                kallsyms: Some(SYMBOLS_6_12.replace("huge_fault", "x")),
+                ..FakeHost::good()
+            },
+            no_btf,
+            no_lock,
+            no_vma,
+        ];
+        let verdicts: Vec<bool> = hosts
+            .into_iter()
+            .map(|spec| {
+                let (_root, host) = Host::fake(spec);
+                let p = preflight(&host);
+                // `record` passes `ensure_ready`; `check` prints `ready`.
+                let record_runs = p.ensure_ready().is_ok();
+                let check_ready = Report::from(p).ready;
+                assert_eq!(record_runs, check_ready);
+                check_ready
+            })
+            .collect();
+        assert_eq!(verdicts, [true, false, false, false, true, false]);
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub fn parse_version(release: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-/// The running kernel.
+/// The running kernel, as `probe::preflight` reads it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Kernel {
     pub release: String,
@@ -58,13 +58,9 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    pub fn current() -> Self {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default();
-        Self::from_release(release)
-    }
-
+    /// The generation a release number suggests. At run time the
+    /// generation comes from the kernel's symbols (`probe::table::generation`),
+    /// which hold where a distribution backported the mmap rewrites.
     pub fn from_release(release: String) -> Self {
         let generation = parse_version(&release).map(|(a, b)| Generation::from_version(a, b));
         Self {

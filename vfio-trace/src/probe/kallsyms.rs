@@ -102,11 +102,6 @@ impl Symbols {
         i.checked_sub(1).map(|i| self.name(self.by_addr[i].1))
     }
 
-    /// Reads `/proc/kallsyms`.
-    pub fn load() -> std::io::Result<Self> {
-        Ok(Self::parse(&std::fs::read_to_string("/proc/kallsyms")?))
-    }
-
     /// A function, or a tracepoint written `category:name`.
     pub fn contains(&self, name: &str) -> bool {
         match name.split_once(':') {

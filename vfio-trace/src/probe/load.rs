@@ -1,21 +1,23 @@
 //! Loading the embedded eBPF object, attaching the plan, and detaching.
 //!
-//! Module functions are probed with kprobes: aya cannot fentry into split
-//! module BTF. Attach order matters: inserts first, fault return, then fault
-//! entry, so no fault is half-seen at start; entry goes first at detach.
+//! The attach order and what a failure leaves behind are `attach`'s; this
+//! file is aya's side of its `Programs` seam.
 
 use std::collections::BTreeMap;
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, HashOfMaps, MapData, PerCpuArray},
+    programs::Program,
 };
 use thiserror::Error;
 use vfio_trace_common::{Config, counter, maps};
 
 use super::{
+    attach::{self, AttachError, Programs, RequiredFailed},
     btf_object,
-    plan::{Kind, PlannedProbe, Status},
+    plan::PlannedProbe,
+    role::Role,
 };
 
 /// The eBPF object built by build.rs from vfio-trace-ebpf.
@@ -33,8 +35,8 @@ pub enum LoadError {
         #[source]
         source: aya::maps::MapError,
     },
-    #[error("no required probe attached: {0}")]
-    Required(String),
+    #[error(transparent)]
+    Required(#[from] RequiredFailed),
 }
 
 /// Loaded programs with the plan's attach status.
@@ -98,75 +100,9 @@ impl Tracer {
     }
 
     /// Attaches every probe whose symbol exists; failures are kept in the plan.
-    /// Fails only when a required probe did not attach.
+    /// Fails only when a required probe did not attach, having detached the rest.
     pub fn attach(&mut self) -> Result<(), LoadError> {
-        // Entries last, so every event that starts also finishes.
-        let order = |p: &PlannedProbe| match p.name {
-            "fault_entry" | "zap_entry" | "lock_begin" => 2,
-            "fault_return" | "zap_return" | "lock_end" => 1,
-            _ => 0,
-        };
-        let mut idx: Vec<usize> = (0..self.plan.len()).collect();
-        idx.sort_by_key(|&i| order(&self.plan[i]));
-        for i in idx {
-            let probe = &mut self.plan[i];
-            let (Some(symbol), Some(program)) = (probe.symbol.clone(), probe.program) else {
-                continue;
-            };
-            let mut fell_back = None;
-            if let Some(btf_program) = probe.btf_program {
-                let attached = match probe.btf_id {
-                    Some(id) => {
-                        attach_btf(&mut self.ebpf, btf_program, id, probe.module.as_deref())
-                    }
-                    None => Err(format!("no BTF function {symbol}")),
-                };
-                match attached {
-                    Ok(()) => {
-                        probe.program = Some(btf_program);
-                        probe.status = Status::Attached;
-                        probe.reason = None;
-                        continue;
-                    }
-                    Err(reason) => fell_back = Some(reason),
-                }
-            }
-            if probe.btf_program.is_some() {
-                probe.kind = match probe.kind {
-                    Kind::Fentry => Kind::Kprobe,
-                    Kind::Fexit => Kind::Kretprobe,
-                    other => other,
-                };
-            }
-            match attach_one(&mut self.ebpf, program, &symbol) {
-                Ok(()) => {
-                    probe.status = Status::Attached;
-                    probe.reason =
-                        fell_back.map(|r| format!("trampoline refused ({r}); kprobe used"));
-                }
-                Err(reason) => {
-                    probe.status = Status::Failed;
-                    probe.reason = Some(reason);
-                }
-            }
-        }
-        let failed: Vec<String> = self
-            .plan
-            .iter()
-            .filter(|p| p.required && p.status != Status::Attached)
-            .map(|p| {
-                format!(
-                    "{}: {}",
-                    p.name,
-                    p.reason.as_deref().unwrap_or("not attached")
-                )
-            })
-            .collect();
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(LoadError::Required(failed.join("; ")))
-        }
+        Ok(attach::attach_plan(&mut self.plan, &mut self.ebpf)?)
     }
 
     /// Takes the map of zap stacks out of the object, to read after detach.
@@ -178,18 +114,7 @@ impl Tracer {
     /// Returns what the kernel side counted: losses, and the programs' run time.
     pub fn detach(mut self) -> KernelCounts {
         // Entries first, so nothing starts that cannot finish.
-        let mut names: Vec<(bool, &'static str)> = self
-            .plan
-            .iter()
-            .filter(|p| p.status == Status::Attached)
-            .filter_map(|p| {
-                let later = !p.name.ends_with("_entry") && !p.name.ends_with("_begin");
-                p.program.map(|prog| (later, prog))
-            })
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        let names: Vec<&'static str> = names.into_iter().map(|(_, n)| n).collect();
+        let names = attach::detach_order(&self.plan);
         // Run time is read before anything unloads; the kernel keeps it only
         // while `kernel.bpf_stats_enabled` is on.
         let (mut run_ns, mut run_cnt, mut recursion_misses) = (0, 0, 0);
@@ -197,7 +122,7 @@ impl Tracer {
         let returns: Vec<&str> = self
             .plan
             .iter()
-            .filter(|p| p.name == "fault_return")
+            .filter(|p| p.role == Role::FaultReturn)
             .filter_map(|p| p.program)
             .collect();
         for name in &names {
@@ -210,15 +135,7 @@ impl Tracer {
             }
         }
         for name in names {
-            if let Some(program) = self.ebpf.program_mut(name) {
-                let _ = match program {
-                    aya::programs::Program::KProbe(p) => p.unload(),
-                    aya::programs::Program::TracePoint(p) => p.unload(),
-                    aya::programs::Program::FEntry(p) => p.unload(),
-                    aya::programs::Program::FExit(p) => p.unload(),
-                    _ => Ok(()),
-                };
-            }
+            self.ebpf.unload(name);
         }
         let (by_device, device_map_ok) = lost(&self.ebpf);
         let (counters, cause_map_ok) = counters(&self.ebpf);
@@ -251,58 +168,71 @@ pub struct KernelCounts {
     pub recursion_misses: u64,
 }
 
-/// Loads and attaches an fentry/fexit program on the function with BTF type
-/// `id` in the BTF of `module` (vmlinux when `None`).
-fn attach_btf(ebpf: &mut Ebpf, program: &str, id: u32, module: Option<&str>) -> Result<(), String> {
-    let fd = btf_object::fd_by_name(module.unwrap_or("vmlinux"))
-        .map_err(|e| format!("BTF object {}: {e}", module.unwrap_or("vmlinux")))?;
-    let prog = ebpf
-        .program_mut(program)
-        .ok_or_else(|| format!("program {program} missing from the object"))?;
-    let load = |e: aya::programs::ProgramError| format!("load: {}", error_chain(&e));
-    let attach = |e: aya::programs::ProgramError| format!("attach: {}", error_chain(&e));
-    match prog {
-        aya::programs::Program::FEntry(p) => {
-            p.load_in_btf_object(id, fd).map_err(load)?;
-            p.attach().map_err(attach)?;
-        }
-        aya::programs::Program::FExit(p) => {
-            p.load_in_btf_object(id, fd).map_err(load)?;
-            p.attach().map_err(attach)?;
-        }
-        _ => return Err(format!("program {program} is not fentry/fexit")),
-    }
-    Ok(())
-}
-
-fn attach_one(ebpf: &mut Ebpf, program: &str, symbol: &str) -> Result<(), String> {
-    let prog = ebpf
-        .program_mut(program)
-        .ok_or_else(|| format!("program {program} missing from the object"))?;
-    match prog {
-        aya::programs::Program::KProbe(kprobe) => {
-            // One program may serve several roles (hold_end): load it once.
-            if kprobe.fd().is_err() {
-                kprobe
-                    .load()
-                    .map_err(|e| format!("load: {}", error_chain(&e)))?;
+impl Programs for Ebpf {
+    fn attach_trampoline(
+        &mut self,
+        program: &'static str,
+        btf_id: u32,
+        module: Option<&str>,
+    ) -> Result<(), AttachError> {
+        let name = module.unwrap_or("vmlinux");
+        let fd = btf_object::fd_by_name(name).map_err(|source| AttachError::BtfObject {
+            name: name.to_owned(),
+            source,
+        })?;
+        match self
+            .program_mut(program)
+            .ok_or(AttachError::NoProgram(program))?
+        {
+            Program::FEntry(p) => {
+                p.load_in_btf_object(btf_id, fd)
+                    .map_err(AttachError::Load)?;
+                p.attach().map_err(AttachError::Attach)?;
             }
-            kprobe
-                .attach(symbol, 0)
-                .map_err(|e| format!("attach: {}", error_chain(&e)))?;
+            Program::FExit(p) => {
+                p.load_in_btf_object(btf_id, fd)
+                    .map_err(AttachError::Load)?;
+                p.attach().map_err(AttachError::Attach)?;
+            }
+            _ => return Err(AttachError::WrongType(program)),
         }
-        aya::programs::Program::TracePoint(tp) => {
-            let (category, name) = symbol
-                .split_once(':')
-                .ok_or_else(|| format!("{symbol} is not category:name"))?;
-            tp.load()
-                .map_err(|e| format!("load: {}", error_chain(&e)))?;
-            tp.attach(category, name)
-                .map_err(|e| format!("attach: {}", error_chain(&e)))?;
-        }
-        _ => return Err(format!("program {program} has an unexpected type")),
+        Ok(())
     }
-    Ok(())
+
+    fn attach_probe(&mut self, program: &'static str, symbol: &str) -> Result<(), AttachError> {
+        match self
+            .program_mut(program)
+            .ok_or(AttachError::NoProgram(program))?
+        {
+            Program::KProbe(kprobe) => {
+                // One program may serve several roles (hold_end): load it once.
+                if kprobe.fd().is_err() {
+                    kprobe.load().map_err(AttachError::Load)?;
+                }
+                kprobe.attach(symbol, 0).map_err(AttachError::Attach)?;
+            }
+            Program::TracePoint(tp) => {
+                let (category, name) = symbol
+                    .split_once(':')
+                    .ok_or_else(|| AttachError::NotTracepoint(symbol.to_owned()))?;
+                tp.load().map_err(AttachError::Load)?;
+                tp.attach(category, name).map_err(AttachError::Attach)?;
+            }
+            _ => return Err(AttachError::WrongType(program)),
+        }
+        Ok(())
+    }
+
+    fn unload(&mut self, program: &'static str) {
+        // Unloading detaches every link; a failure leaves nothing to retry.
+        let _ = match self.program_mut(program) {
+            Some(Program::KProbe(p)) => p.unload(),
+            Some(Program::TracePoint(p)) => p.unload(),
+            Some(Program::FEntry(p)) => p.unload(),
+            Some(Program::FExit(p)) => p.unload(),
+            _ => Ok(()),
+        };
+    }
 }
 
 fn lost(ebpf: &Ebpf) -> (BTreeMap<u64, u64>, bool) {
@@ -336,16 +266,4 @@ fn counters(ebpf: &Ebpf) -> ([u64; counter::COUNT as usize], bool) {
         }
     }
     (out, ok)
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

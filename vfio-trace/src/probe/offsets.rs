@@ -6,8 +6,10 @@
 use std::path::Path;
 
 use btf_rs::{Btf, Type};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vfio_trace_common::{Config, MISSING};
+
+use super::role::Need;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 pub const VFIO_PCI_CORE_BTF: &str = "/sys/kernel/btf/vfio_pci_core";
@@ -21,8 +23,44 @@ pub struct Field {
     pub offset: Option<u32>,
     /// What stops working without it.
     pub needed_for: &'static str,
+    /// The same, typed: whether tracing can run without it.
+    #[serde(skip)]
+    pub need: Need,
     /// Some fields exist only on some architectures; their absence is expected.
     pub optional: bool,
+}
+
+/// A field as a recording holds it; read back against this build's table,
+/// since names and needs are the table's own.
+#[derive(Deserialize)]
+struct FieldRecord {
+    name: String,
+    offset: Option<u32>,
+    optional: bool,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::try_from(FieldRecord::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<FieldRecord> for Field {
+    type Error = String;
+
+    fn try_from(r: FieldRecord) -> Result<Self, String> {
+        let want = WANTS
+            .iter()
+            .find(|w| w.name == r.name)
+            .ok_or_else(|| format!("unknown BTF field {}", r.name))?;
+        Ok(Self {
+            name: want.name,
+            offset: r.offset,
+            needed_for: want.needed_for,
+            need: want.need,
+            optional: r.optional,
+        })
+    }
 }
 
 struct Want {
@@ -30,6 +68,7 @@ struct Want {
     member: &'static str,
     name: &'static str,
     needed_for: &'static str,
+    need: Need,
     optional: bool,
     set: fn(&mut Config, u32),
 }
@@ -40,6 +79,7 @@ const WANTS: &[Want] = &[
         member: "vma",
         name: "vm_fault.vma",
         needed_for: "device, BAR and page of every fault",
+        need: Need::EveryFault,
         optional: false,
         set: |c, v| c.vmf_vma = v,
     },
@@ -48,6 +88,7 @@ const WANTS: &[Want] = &[
         member: "address",
         name: "vm_fault.address",
         needed_for: "page of every fault",
+        need: Need::EveryFault,
         optional: false,
         set: |c, v| c.vmf_address = v,
     },
@@ -56,6 +97,7 @@ const WANTS: &[Want] = &[
         member: "vm_start",
         name: "vm_area_struct.vm_start",
         needed_for: "page of every fault",
+        need: Need::EveryFault,
         optional: false,
         set: |c, v| c.vma_start = v,
     },
@@ -64,6 +106,7 @@ const WANTS: &[Want] = &[
         member: "vm_pgoff",
         name: "vm_area_struct.vm_pgoff",
         needed_for: "BAR and page of every fault",
+        need: Need::EveryFault,
         optional: false,
         set: |c, v| c.vma_pgoff = v,
     },
@@ -72,6 +115,7 @@ const WANTS: &[Want] = &[
         member: "vm_private_data",
         name: "vm_area_struct.vm_private_data",
         needed_for: "device of every fault",
+        need: Need::EveryFault,
         optional: false,
         set: |c, v| c.vma_private_data = v,
     },
@@ -80,6 +124,7 @@ const WANTS: &[Want] = &[
         member: "pdev",
         name: "vfio_pci_core_device.pdev",
         needed_for: "device of every fault",
+        need: Need::EveryFault,
         optional: false,
         set: |c, v| c.vdev_pdev = v,
     },
@@ -88,6 +133,7 @@ const WANTS: &[Want] = &[
         member: "memory_lock",
         name: "vfio_pci_core_device.memory_lock",
         needed_for: "memory_lock contention",
+        need: Need::LockWaits,
         optional: false,
         set: |c, v| c.vdev_memory_lock = v,
     },
@@ -96,6 +142,7 @@ const WANTS: &[Want] = &[
         member: "bus",
         name: "pci_dev.bus",
         needed_for: "device of every fault",
+        need: Need::EveryFault,
         optional: false,
         set: |c, v| c.pdev_bus = v,
     },
@@ -104,6 +151,7 @@ const WANTS: &[Want] = &[
         member: "devfn",
         name: "pci_dev.devfn",
         needed_for: "device of every fault",
+        need: Need::EveryFault,
         optional: false,
         set: |c, v| c.pdev_devfn = v,
     },
@@ -112,6 +160,7 @@ const WANTS: &[Want] = &[
         member: "number",
         name: "pci_bus.number",
         needed_for: "device of every fault",
+        need: Need::EveryFault,
         optional: false,
         set: |c, v| c.bus_number = v,
     },
@@ -120,6 +169,7 @@ const WANTS: &[Want] = &[
         member: "domain_nr",
         name: "pci_bus.domain_nr",
         needed_for: "PCI domain (generic PCI domains)",
+        need: Need::EveryFault,
         optional: true,
         set: |c, v| c.bus_domain_nr = v,
     },
@@ -128,6 +178,7 @@ const WANTS: &[Want] = &[
         member: "sysdata",
         name: "pci_bus.sysdata",
         needed_for: "PCI domain (x86)",
+        need: Need::EveryFault,
         optional: true,
         set: |c, v| c.bus_sysdata = v,
     },
@@ -136,6 +187,7 @@ const WANTS: &[Want] = &[
         member: "domain",
         name: "pci_sysdata.domain",
         needed_for: "PCI domain (x86)",
+        need: Need::EveryFault,
         optional: true,
         set: |c, v| c.sysdata_domain = v,
     },
@@ -144,6 +196,7 @@ const WANTS: &[Want] = &[
         member: "vm_file",
         name: "vm_area_struct.vm_file",
         needed_for: "device of zaps (6.10+)",
+        need: Need::Zaps,
         optional: false,
         set: |c, v| c.vma_file = v,
     },
@@ -152,6 +205,7 @@ const WANTS: &[Want] = &[
         member: "f_mapping",
         name: "file.f_mapping",
         needed_for: "device of zaps (6.10+)",
+        need: Need::Zaps,
         optional: false,
         set: |c, v| c.file_mapping = v,
     },
@@ -160,6 +214,7 @@ const WANTS: &[Want] = &[
         member: "host",
         name: "address_space.host",
         needed_for: "telling vfio zaps from others (6.10+)",
+        need: Need::Zaps,
         optional: false,
         set: |c, v| c.mapping_host = v,
     },
@@ -168,6 +223,7 @@ const WANTS: &[Want] = &[
         member: "i_sb",
         name: "inode.i_sb",
         needed_for: "telling vfio zaps from others (6.10+)",
+        need: Need::Zaps,
         optional: false,
         set: |c, v| c.inode_sb = v,
     },
@@ -176,6 +232,7 @@ const WANTS: &[Want] = &[
         member: "s_magic",
         name: "super_block.s_magic",
         needed_for: "telling vfio zaps from others (6.10+)",
+        need: Need::Zaps,
         optional: false,
         set: |c, v| c.sb_magic = v,
     },
@@ -184,6 +241,7 @@ const WANTS: &[Want] = &[
         member: "vdev",
         name: "vfio_pci_core_device.vdev",
         needed_for: "device of new mappings",
+        need: Need::Mappings,
         optional: false,
         set: |c, v| c.vdev_core = v,
     },
@@ -196,19 +254,17 @@ pub struct Offsets {
     pub fields: Vec<Field>,
 }
 
-impl Offsets {
-    /// Required fields this kernel's BTF lacks.
-    pub fn missing(&self) -> impl Iterator<Item = &Field> {
-        self.fields
-            .iter()
-            .filter(|f| f.offset.is_none() && !f.optional)
+impl Field {
+    /// Missing, and tracing cannot run without it. A field only some
+    /// architectures have (`optional`) is never fatal.
+    pub fn fatal(&self) -> bool {
+        self.offset.is_none() && self.need.is_required() && !self.optional
     }
-}
 
-/// Reads offsets from vmlinux BTF and, when present, `vfio_pci_core`'s split BTF.
-pub fn read(vmlinux: &Path, module: &Path) -> Result<Offsets, btf_rs::Error> {
-    let (base, split) = parse(vmlinux, module)?;
-    Ok(from_btf(&base, split.as_ref()))
+    /// Missing, and something short of every fault stops working.
+    pub fn degraded(&self) -> bool {
+        self.offset.is_none() && !self.optional && !self.need.is_required()
+    }
 }
 
 /// Parses vmlinux BTF and, when present, `module`'s split BTF (which also
@@ -225,12 +281,19 @@ pub fn parse(vmlinux: &Path, module: &Path) -> Result<(Btf, Option<Btf>), btf_rs
 
 /// Looks every wanted field up; module structs are searched in the split BTF.
 pub fn from_btf(base: &Btf, split: Option<&Btf>) -> Offsets {
+    from_lookup(|strukt, member| {
+        split
+            .and_then(|b| member_offset(b, strukt, member))
+            .or_else(|| member_offset(base, strukt, member))
+    })
+}
+
+/// Every wanted field, placed by `offset_of(struct, member)`.
+pub fn from_lookup(offset_of: impl Fn(&str, &str) -> Option<u32>) -> Offsets {
     let mut config = Config::empty();
     let mut fields = Vec::with_capacity(WANTS.len());
     for want in WANTS {
-        let offset = split
-            .and_then(|b| member_offset(b, want.strukt, want.member))
-            .or_else(|| member_offset(base, want.strukt, want.member));
+        let offset = offset_of(want.strukt, want.member);
         if let Some(offset) = offset {
             (want.set)(&mut config, offset);
         }
@@ -238,6 +301,7 @@ pub fn from_btf(base: &Btf, split: Option<&Btf>) -> Offsets {
             name: want.name,
             offset,
             needed_for: want.needed_for,
+            need: want.need,
             optional: want.optional,
         });
     }
@@ -290,6 +354,20 @@ fn strip_modifiers(btf: &Btf, mut t: Type) -> Option<btf_rs::Struct> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_read_back_against_the_table() {
+        let fields = from_lookup(|s, _| (s != "pci_bus").then_some(16)).fields;
+        let json = serde_json::to_string(&fields).expect("serializes");
+        let back: Vec<Field> = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back, fields);
+        let bad = json.replace("vm_fault.vma", "vm_fault.nope");
+        let err = serde_json::from_str::<Vec<Field>>(&bad).expect_err("unknown");
+        assert!(
+            err.to_string().contains("unknown BTF field vm_fault.nope"),
+            "{err}"
+        );
+    }
 
     /// The host's own BTF, where there is one: the lookup must find the fields
     /// every x86 kernel has, inside anonymous members too.

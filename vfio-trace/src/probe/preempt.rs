@@ -35,19 +35,6 @@ impl Preemption {
         matches!(self, Self::Full | Self::Lazy | Self::Rt)
     }
 
-    /// The running kernel's model: the dynamic setting where debugfs shows
-    /// it, else what the kernel was built with (`uname -v`).
-    pub fn current() -> Option<Self> {
-        std::fs::read_to_string("/sys/kernel/debug/sched/preempt")
-            .ok()
-            .and_then(|s| Self::from_dynamic(&s))
-            .or_else(|| {
-                std::fs::read_to_string("/proc/sys/kernel/version")
-                    .ok()
-                    .map(|v| Self::from_version(&v))
-            })
-    }
-
     /// `/sys/kernel/debug/sched/preempt`: the modes, the current one in
     /// parentheses, e.g. `none voluntary full (lazy)`.
     pub fn from_dynamic(text: &str) -> Option<Self> {
@@ -80,9 +67,10 @@ impl Preemption {
     }
 }
 
-/// Why fentry/fexit must not trace the fault handler on this kernel, if so.
-pub fn avoid_trampolines() -> Option<String> {
-    let p = Preemption::current()?;
+/// Why fentry/fexit must not trace the fault handler under model `p`, if so
+/// (the model comes from `Host::preemption`).
+pub fn avoid_trampolines(p: Option<Preemption>) -> Option<String> {
+    let p = p?;
     p.preempts_programs().then(|| {
         format!("this kernel preempts ({p}), and a preempted fentry program makes its next runs on that CPU miss")
     })

@@ -1,7 +1,7 @@
 //! A tracing session: plan, offsets, load, per-device rings, attach, readers;
 //! and the orderly stop that loses nothing already recorded.
 
-use std::{collections::BTreeMap, path::Path};
+use std::collections::BTreeMap;
 
 use aya::maps::{MapData, StackTraceMap};
 use thiserror::Error;
@@ -10,28 +10,20 @@ use tokio::sync::{mpsc, watch};
 use crate::model::Event;
 
 use super::{
-    btf_object,
+    attach::error_chain,
     kallsyms::Symbols,
-    load::{KernelCounts, LoadError, Tracer, error_chain},
-    offsets::{self, Field},
+    load::{KernelCounts, LoadError, Tracer},
+    offsets::Field,
     plan::{self, PlannedProbe},
-    preempt,
+    preflight::{NotReady, Preflight},
     rings::{self, Reader, ReaderStats},
 };
 use crate::device::Bdf;
 
-use super::KPROBE_PMU;
-
 #[derive(Debug, Error)]
 pub enum SessionError {
-    #[error("this kernel cannot attach kprobes ({KPROBE_PMU} missing); run `vfio-trace check`")]
-    NoKprobes,
-    #[error("reading kernel BTF: {0}")]
-    Btf(String),
-    #[error("BTF lacks {0}; run `vfio-trace check`")]
-    MissingFields(String),
-    #[error("reading /proc/kallsyms: {0}")]
-    Kallsyms(std::io::Error),
+    #[error(transparent)]
+    NotReady(#[from] NotReady),
     #[error("creating the ring buffer of {device}: {message}")]
     Ring { device: String, message: String },
     #[error(transparent)]
@@ -86,67 +78,29 @@ pub struct Stopped {
 }
 
 impl Session {
+    /// Traces what `preflight` found, if it found the machine ready.
     /// Must run inside a tokio runtime (the readers are tasks).
-    pub fn start(opts: &Options) -> Result<Self, SessionError> {
-        if !Path::new(KPROBE_PMU).exists() {
-            return Err(SessionError::NoKprobes);
+    pub fn start(preflight: Preflight, opts: &Options) -> Result<Self, SessionError> {
+        preflight.ensure_ready()?;
+        let Preflight {
+            mut probes,
+            mut config,
+            offsets,
+            symbols,
+            ..
+        } = preflight;
+        if !opts.trampolines {
+            plan::use_kprobes(&mut probes, "--kprobes-only");
         }
-        let (vmlinux_btf, module_btf) = offsets::parse(
-            Path::new(offsets::VMLINUX_BTF),
-            Path::new(offsets::VFIO_PCI_CORE_BTF),
-        )
-        .map_err(|e| SessionError::Btf(e.to_string()))?;
-        let found = offsets::from_btf(&vmlinux_btf, module_btf.as_ref());
-        let missing: Vec<&str> = found
-            .missing()
-            .filter(|f| f.needed_for.contains("every fault"))
-            .map(|f| f.name)
-            .collect();
-        if !missing.is_empty() {
-            return Err(SessionError::MissingFields(missing.join(", ")));
-        }
-        let symbols = Symbols::load().map_err(SessionError::Kallsyms)?;
-        let no_trampolines = if opts.trampolines {
-            preempt::avoid_trampolines()
-        } else {
-            Some("--kprobes-only".to_owned())
-        };
-        let mut plan = plan::plan(&symbols, no_trampolines.as_deref());
-        for p in plan.iter_mut().filter(|p| p.btf_program.is_some()) {
-            let btf = match p.module.as_deref() {
-                None => Some(&vmlinux_btf),
-                Some("vfio_pci_core") => module_btf.as_ref(),
-                Some(_) => None,
-            };
-            p.btf_id = btf
-                .zip(p.symbol.as_deref())
-                .and_then(|(btf, sym)| btf_object::func_id(btf, sym));
-        }
-        // The parsed BTF is the largest thing this process ever holds; give
-        // its memory back before the rings are mapped.
-        drop(module_btf);
-        drop(vmlinux_btf);
-        // SAFETY: malloc_trim only returns free heap pages to the kernel.
-        unsafe { libc::malloc_trim(0) };
-        let mut config = found.config;
-        config.handler_has_order = u32::from(plan::handler_has_order(&plan));
+        config.handler_has_order = u32::from(plan::handler_has_order(&probes));
         config.inserts_from_result = u32::from(config.handler_has_order != 0);
         // A quarter of the smallest ring: the reader wakes well before any
         // ring fills, and otherwise drains on its timer.
         config.wake_bytes = opts.ring_bytes.min(vfio_trace_common::SHARED_RING_BYTES) / 4;
         config.filter_pid = opts.pid.unwrap_or(0);
         config.filter_devices = u32::from(opts.only.is_some());
-        if let Some(format) = super::tracefs::read_format("lock", "contention_begin") {
-            config.tp_lock_addr =
-                super::tracefs::field_offset(&format, "lock_addr").unwrap_or(config.tp_lock_addr);
-            config.tp_flags =
-                super::tracefs::field_offset(&format, "flags").unwrap_or(config.tp_flags);
-        }
-        if let Some(format) = super::tracefs::read_format("lock", "contention_end") {
-            config.tp_ret = super::tracefs::field_offset(&format, "ret").unwrap_or(config.tp_ret);
-        }
 
-        let mut tracer = Tracer::load(config, plan)?;
+        let mut tracer = Tracer::load(config, probes)?;
         let stacks = tracer
             .take_stacks()
             .and_then(|m| StackTraceMap::try_from(m).ok());
@@ -180,7 +134,7 @@ impl Session {
             readers,
             stop,
             events,
-            offsets: found.fields,
+            offsets,
             stacks,
             symbols,
         })

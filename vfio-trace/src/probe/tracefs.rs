@@ -15,15 +15,6 @@ pub fn field_offset(format: &str, field: &str) -> Option<u32> {
     })
 }
 
-/// Reads `events/CATEGORY/NAME/format` from tracefs (or debugfs's copy).
-pub fn read_format(category: &str, name: &str) -> Option<String> {
-    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .iter()
-        .find_map(|root| {
-            std::fs::read_to_string(format!("{root}/events/{category}/{name}/format")).ok()
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,9 +18,14 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     device::{Bdf, PciDevice, Sysfs},
-    kernel::{Generation, Kernel},
+    kernel::Generation,
     model::Model,
-    probe::session::{Options, Session},
+    probe::{
+        self, Host,
+        plan::Status,
+        role::Role,
+        session::{Options, Session},
+    },
 };
 use document::{RunInfo, StopReason};
 
@@ -139,7 +144,14 @@ async fn record(
     args: &RecordArgs,
     pci: Vec<PciDevice>,
 ) -> anyhow::Result<(document::Document, Option<i32>)> {
-    let kernel = Kernel::current();
+    // Attach time includes the preflight (parsing BTF is most of it), as
+    // it did when the session read the machine itself.
+    let attach_started = Instant::now();
+    // The same look at the machine as `check`; `Session::start` refuses it
+    // when `check` would say not ready.
+    let preflight = probe::preflight(&Host::current());
+    preflight.ensure_ready()?;
+    let kernel = preflight.kernel.clone();
     let generation = kernel.generation.unwrap_or(Generation::HugeFault);
     let mut model = Model::new(generation);
     for d in &pci {
@@ -168,20 +180,19 @@ async fn record(
         ring_bytes: ring_mib << 20,
         trampolines: !args.kprobes_only,
     };
-    let attach_started = Instant::now();
-    let mut session = Session::start(&opts)?;
+    let mut session = Session::start(preflight, &opts)?;
     let attach_ms = attach_started.elapsed().as_secs_f64() * 1000.0;
     let (cpu_at_attach, _) = health::own_usage();
     model.set_zap_walks_known(
         session
             .plan()
             .iter()
-            .any(|p| p.name == "zap_range" && p.status == crate::probe::plan::Status::Attached),
+            .any(|p| p.role == Role::ZapRange && p.status == Status::Attached),
     );
     let attached = session
         .plan()
         .iter()
-        .filter(|p| p.status == crate::probe::plan::Status::Attached)
+        .filter(|p| p.status == Status::Attached)
         .count();
     eprintln!(
         "vfio-trace: {attached}/{} probes attached, {} device ring(s)",

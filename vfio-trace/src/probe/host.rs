@@ -1,0 +1,170 @@
+//! The machine a preflight reads: sysfs, kernel BTF, kallsyms, tracefs, the
+//! kprobe PMU and the preemption model, all found under one root so a test
+//! points it at a fixture tree. BTF sits behind `BtfSource`: real BTF is a
+//! large binary no test writes by hand, so the fake answers lookups directly.
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
+
+use serde::Serialize;
+
+use super::{
+    KPROBE_PMU, btf_object,
+    kallsyms::Symbols,
+    offsets::{self, Offsets},
+    preempt::Preemption,
+};
+use crate::device::Sysfs;
+
+/// Which BTF the kernel exposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BtfPresence {
+    pub vmlinux: bool,
+    pub vfio_pci_core: bool,
+}
+
+/// What one read of the BTF yields: the offsets, and the BTF type id of each
+/// function asked for (in the order asked).
+#[derive(Debug, Clone)]
+pub struct BtfRead {
+    pub offsets: Offsets,
+    pub func_ids: Vec<Option<u32>>,
+}
+
+/// A function looked up in BTF: its symbol and module (`None`: vmlinux).
+pub type BtfFunction<'a> = (&'a str, Option<&'a str>);
+
+/// Where BTF comes from.
+pub trait BtfSource {
+    fn presence(&self) -> BtfPresence;
+    /// Parses what is present once and answers every lookup from it.
+    fn read(&self, functions: &[BtfFunction<'_>]) -> Result<BtfRead, String>;
+}
+
+/// The kernel's BTF files.
+pub struct BtfFiles {
+    pub vmlinux: PathBuf,
+    pub module: PathBuf,
+}
+
+impl BtfSource for BtfFiles {
+    fn presence(&self) -> BtfPresence {
+        BtfPresence {
+            vmlinux: self.vmlinux.exists(),
+            vfio_pci_core: self.module.exists(),
+        }
+    }
+
+    fn read(&self, functions: &[BtfFunction<'_>]) -> Result<BtfRead, String> {
+        let (base, split) = offsets::parse(&self.vmlinux, &self.module)
+            .map_err(|e| format!("{}: {e}", self.vmlinux.display()))?;
+        let offsets = offsets::from_btf(&base, split.as_ref());
+        let func_ids = functions
+            .iter()
+            .map(|&(symbol, module)| {
+                let btf = match module {
+                    None => Some(&base),
+                    Some("vfio_pci_core") => split.as_ref(),
+                    Some(_) => None,
+                };
+                btf.and_then(|btf| btf_object::func_id(btf, symbol))
+            })
+            .collect();
+        // The parsed BTF is the largest thing this process ever holds; give
+        // its memory back before anything else is allocated.
+        drop(split);
+        drop(base);
+        // SAFETY: malloc_trim only returns free heap pages to the kernel.
+        unsafe { libc::malloc_trim(0) };
+        Ok(BtfRead { offsets, func_ids })
+    }
+}
+
+/// The machine to trace, rooted at `/` unless a test says otherwise.
+pub struct Host {
+    root: PathBuf,
+    btf: Box<dyn BtfSource>,
+}
+
+impl Host {
+    /// This machine.
+    pub fn current() -> Self {
+        Self::new("/")
+    }
+
+    /// A machine whose `/sys` and `/proc` are under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let btf = Box::new(BtfFiles {
+            vmlinux: at(&root, offsets::VMLINUX_BTF),
+            module: at(&root, offsets::VFIO_PCI_CORE_BTF),
+        });
+        Self { root, btf }
+    }
+
+    /// The same machine with BTF from elsewhere.
+    pub fn with_btf(mut self, btf: Box<dyn BtfSource>) -> Self {
+        self.btf = btf;
+        self
+    }
+
+    fn path(&self, absolute: &str) -> PathBuf {
+        at(&self.root, absolute)
+    }
+
+    pub fn sysfs(&self) -> Sysfs {
+        Sysfs::new(self.path("/sys"))
+    }
+
+    pub fn btf(&self) -> &dyn BtfSource {
+        self.btf.as_ref()
+    }
+
+    /// The perf kprobe PMU exists only on kernels that can kprobe.
+    pub fn kprobes(&self) -> bool {
+        self.path(KPROBE_PMU).exists()
+    }
+
+    pub fn kallsyms(&self) -> io::Result<Symbols> {
+        std::fs::read_to_string(self.path("/proc/kallsyms")).map(|t| Symbols::parse(&t))
+    }
+
+    /// The kernel release (`uname -r`); empty when unreadable.
+    pub fn release(&self) -> String {
+        std::fs::read_to_string(self.path("/proc/sys/kernel/osrelease"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// `events/CATEGORY/NAME/format` from tracefs (or debugfs's copy).
+    pub fn tracepoint_format(&self, category: &str, name: &str) -> Option<String> {
+        ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+            .iter()
+            .find_map(|tracefs| {
+                let file = format!("{tracefs}/events/{category}/{name}/format");
+                std::fs::read_to_string(self.path(&file)).ok()
+            })
+    }
+
+    /// The dynamic setting where debugfs shows it, else the build's.
+    pub fn preemption(&self) -> Option<Preemption> {
+        std::fs::read_to_string(self.path("/sys/kernel/debug/sched/preempt"))
+            .ok()
+            .and_then(|s| Preemption::from_dynamic(&s))
+            .or_else(|| {
+                std::fs::read_to_string(self.path("/proc/sys/kernel/version"))
+                    .ok()
+                    .map(|v| Preemption::from_version(&v))
+            })
+    }
+}
+
+fn at(root: &Path, absolute: &str) -> PathBuf {
+    root.join(absolute.trim_start_matches('/'))
+}
+
+#[cfg(test)]
+#[path = "host_fake.rs"]
+pub mod fake;

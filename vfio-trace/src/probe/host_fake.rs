@@ -1,0 +1,129 @@
+//! A fake machine for tests: a fixture tree of `/sys` and `/proc` in a
+//! temporary directory, and BTF that answers lookups without a BTF file.
+
+use super::{BtfFunction, BtfPresence, BtfRead, BtfSource, Host};
+use crate::probe::offsets;
+
+/// BTF as a test wants it: which objects exist, whether they parse, and
+/// which `struct.member` fields they lack.
+#[derive(Debug, Clone)]
+pub struct FakeBtf {
+    pub presence: BtfPresence,
+    pub unreadable: bool,
+    pub missing: Vec<&'static str>,
+}
+
+impl BtfSource for FakeBtf {
+    fn presence(&self) -> BtfPresence {
+        self.presence
+    }
+
+    fn read(&self, functions: &[BtfFunction<'_>]) -> Result<BtfRead, String> {
+        if self.unreadable {
+            return Err("/sys/kernel/btf/vmlinux: bad magic".into());
+        }
+        let module = self.presence.vfio_pci_core;
+        let offsets = offsets::from_lookup(|strukt, member| {
+            let name = format!("{strukt}.{member}");
+            let in_module = strukt.starts_with("vfio_pci_core");
+            (!self.missing.contains(&name.as_str()) && (module || !in_module)).then_some(8)
+        });
+        let func_ids = (1000..).zip(functions).map(|(id, _)| Some(id)).collect();
+        Ok(BtfRead { offsets, func_ids })
+    }
+}
+
+/// What the fixture tree holds.
+#[derive(Debug, Clone)]
+pub struct FakeHost {
+    pub kprobes: bool,
+    pub vfio_loaded: bool,
+    /// `/proc/kallsyms`; `None`: unreadable.
+    pub kallsyms: Option<String>,
+    pub release: &'static str,
+    /// `/proc/sys/kernel/version`, which gives the preemption model.
+    pub version: &'static str,
+    /// `lock:contention_begin`'s format in tracefs, if mounted.
+    pub lock_begin_format: Option<&'static str>,
+    pub btf: FakeBtf,
+}
+
+/// A 6.12 guest's vfio-related symbols.
+pub const SYMBOLS_6_12: &str = "\
+ffffffff81000000 T vmf_insert_pfn
+ffffffff81000100 T vmf_insert_pfn_pmd
+ffffffff81000200 T vmf_insert_pfn_pud
+ffffffff81000300 T remap_pfn_range
+ffffffff81000400 T unmap_mapping_range
+ffffffff81000500 T zap_page_range_single
+ffffffff82000000 D __tracepoint_contention_begin
+ffffffff82000100 D __tracepoint_contention_end
+ffffffffc0001000 t vfio_pci_mmap_huge_fault\t[vfio_pci_core]
+ffffffffc0001100 t vfio_pci_mmap_page_fault\t[vfio_pci_core]
+ffffffffc0001200 t vfio_pci_core_mmap\t[vfio_pci_core]
+ffffffffc0001300 t vfio_basic_config_write\t[vfio_pci_core]
+ffffffffc0001400 t vfio_pci_core_ioctl\t[vfio_pci_core]
+";
+
+/// `lock_addr` at 24, where no default would put it.
+pub const LOCK_BEGIN_FORMAT: &str = "name: contention_begin\nformat:\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\tfield:void * lock_addr;\toffset:24;\tsize:8;\tsigned:0;\n\tfield:unsigned int flags;\toffset:32;\tsize:4;\tsigned:0;\n";
+
+impl FakeHost {
+    /// A 6.12 guest where everything is in place.
+    pub fn good() -> Self {
+        Self {
+            kprobes: true,
+            vfio_loaded: true,
+            kallsyms: Some(SYMBOLS_6_12.into()),
+            release: "6.12.117+deb12-amd64",
+            version: "#1 SMP Debian 6.12.117-1",
+            lock_begin_format: Some(LOCK_BEGIN_FORMAT),
+            btf: FakeBtf {
+                presence: BtfPresence {
+                    vmlinux: true,
+                    vfio_pci_core: true,
+                },
+                unreadable: false,
+                missing: Vec::new(),
+            },
+        }
+    }
+
+    /// Writes the tree; the host reads it while the directory lives.
+    pub fn build(self) -> (tempfile::TempDir, Host) {
+        let root = tempfile::tempdir().expect("tempdir");
+        let write = |path: &str, text: &str| {
+            let file = root.path().join(path);
+            std::fs::create_dir_all(file.parent().expect("has a parent")).expect("mkdir");
+            std::fs::write(file, text).expect("write");
+        };
+        if self.kprobes {
+            write("sys/bus/event_source/devices/kprobe/type", "6\n");
+        }
+        if self.vfio_loaded {
+            for module in ["vfio", "vfio_pci", "vfio_pci_core", "vfio_iommu_type1"] {
+                write(&format!("sys/module/{module}/refcnt"), "0\n");
+            }
+        }
+        if let Some(text) = &self.kallsyms {
+            write("proc/kallsyms", text);
+        }
+        write("proc/sys/kernel/osrelease", &format!("{}\n", self.release));
+        write("proc/sys/kernel/version", &format!("{}\n", self.version));
+        if let Some(format) = self.lock_begin_format {
+            write(
+                "sys/kernel/tracing/events/lock/contention_begin/format",
+                format,
+            );
+        }
+        let host = Host::new(root.path()).with_btf(Box::new(self.btf));
+        (root, host)
+    }
+}
+
+impl Host {
+    /// A fixture host (see `FakeHost`).
+    pub fn fake(spec: FakeHost) -> (tempfile::TempDir, Self) {
+        spec.build()
+    }
+}
