@@ -22,6 +22,8 @@ pub enum Role {
     ZapRange,
     HoldConfig,
     HoldIoctl,
+    HoldConfigEntry,
+    HoldIoctlEntry,
     LockBegin,
     LockEnd,
 }
@@ -67,7 +69,7 @@ impl Need {
 }
 
 impl Role {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::FaultEntry,
         Self::FaultReturn,
         Self::InsertPte,
@@ -80,6 +82,8 @@ impl Role {
         Self::ZapRange,
         Self::HoldConfig,
         Self::HoldIoctl,
+        Self::HoldConfigEntry,
+        Self::HoldIoctlEntry,
         Self::LockBegin,
         Self::LockEnd,
     ];
@@ -99,6 +103,8 @@ impl Role {
             Self::ZapRange => "zap_range",
             Self::HoldConfig => "hold_config",
             Self::HoldIoctl => "hold_ioctl",
+            Self::HoldConfigEntry => "hold_config_entry",
+            Self::HoldIoctlEntry => "hold_ioctl_entry",
             Self::LockBegin => "lock_begin",
             Self::LockEnd => "lock_end",
         }
@@ -106,7 +112,11 @@ impl Role {
 
     pub fn stage(self) -> Stage {
         match self {
-            Self::FaultEntry | Self::ZapEntry | Self::LockBegin => Stage::Entry,
+            Self::FaultEntry
+            | Self::ZapEntry
+            | Self::LockBegin
+            | Self::HoldConfigEntry
+            | Self::HoldIoctlEntry => Stage::Entry,
             Self::FaultReturn | Self::ZapReturn | Self::LockEnd => Stage::Return,
             Self::InsertPte
             | Self::InsertPmd
@@ -128,7 +138,9 @@ impl Role {
             | Self::ZapReturn
             | Self::ZapRange
             | Self::HoldConfig
-            | Self::HoldIoctl => Need::Zaps,
+            | Self::HoldIoctl
+            | Self::HoldConfigEntry
+            | Self::HoldIoctlEntry => Need::Zaps,
             Self::LockBegin | Self::LockEnd => Need::LockWaits,
         }
     }

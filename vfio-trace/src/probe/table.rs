@@ -159,6 +159,20 @@ pub const ROWS: &[Row] = &[
         candidates: &[c("vfio_pci_core_ioctl", "hold_end")],
         absent_because: "vfio-pci is not loaded: no write hold time for reset zaps",
     },
+    // The entries scope a hold: one left by a zap made elsewhere on the
+    // thread is dropped, not closed by the next config write or ioctl.
+    Row {
+        role: Role::HoldConfigEntry,
+        kind: Kind::Kprobe,
+        candidates: &[c("vfio_basic_config_write", "hold_begin")],
+        absent_because: "vfio-pci is not loaded: no write hold time for decode-off zaps",
+    },
+    Row {
+        role: Role::HoldIoctlEntry,
+        kind: Kind::Kprobe,
+        candidates: &[c("vfio_pci_core_ioctl", "hold_begin")],
+        absent_because: "vfio-pci is not loaded: no write hold time for reset zaps",
+    },
     Row {
         role: Role::LockBegin,
         kind: Kind::Tracepoint,
