@@ -1,18 +1,79 @@
-//! `vfio-trace check --json` in the guest: it runs, exits 0 and prints JSON.
+//! `vfio-trace check --json` in the guest: it runs, exits 0, prints JSON, and
+//! agrees with `record` on readiness: ready here, and not ready once vfio-pci
+//! is unloaded (the last scenario of a boot).
 
 use super::{Ctx, Scenario, TestResult, read_out};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "check",
-    guest: r#"vfio-trace check --json >"$OUT/check.json"; echo $? >"$OUT/check.status""#,
+    guest: r#"
+vfio-trace check --json > check.json; echo $? > check.status
+vfio-trace record --duration 1 -o record.json 2> record.stderr; echo $? > record.status
+"#,
     check,
+};
+
+/// Runs last: it unloads vfio-pci.
+pub const UNREADY: Scenario = Scenario {
+    name: "unready",
+    guest: r#"
+rmmod vfio_pci vfio_pci_core 2> rmmod.stderr
+grep -c '^vfio_pci_core ' /proc/modules > loaded
+vfio-trace check --json > check.json; echo $? > check.status
+vfio-trace record --duration 1 -o record.json 2> record.stderr; echo $? > record.status
+"#,
+    check: unready,
 };
 
 fn check(ctx: &Ctx) -> Vec<TestResult> {
     vec![
         ("exit-status".to_owned(), exit_status(ctx)),
-        ("json".to_owned(), json(ctx)),
+        ("json".to_owned(), json(ctx).map(drop)),
+        ("record-agrees".to_owned(), agree(ctx, true)),
     ]
+}
+
+fn unready(ctx: &Ctx) -> Vec<TestResult> {
+    let result = (|| {
+        if read_out(ctx, "loaded")?.trim() != "0" {
+            return Err(format!(
+                "vfio_pci_core still loaded: {}",
+                read_out(ctx, "rmmod.stderr")?.trim()
+            ));
+        }
+        agree(ctx, false)?;
+        let stderr = read_out(ctx, "record.stderr")?;
+        if stderr.trim().lines().count() != 1 || !stderr.contains("vfio-trace check") {
+            return Err(format!(
+                "record's refusal is not one line naming check: {stderr:?}"
+            ));
+        }
+        Ok(())
+    })();
+    vec![("check-and-record-agree".to_owned(), result)]
+}
+
+/// `check` and `record` both succeed, or both refuse; `ready` is what check said.
+fn agree(ctx: &Ctx, ready: bool) -> Result<(), String> {
+    let doc = json(ctx)?;
+    if doc["ready"].as_bool() != Some(ready) {
+        return Err(format!(
+            "check says ready={}, expected {ready}",
+            doc["ready"]
+        ));
+    }
+    let check_ok = read_out(ctx, "check.status")?.trim() == "0";
+    let record_ok = read_out(ctx, "record.status")?.trim() == "0";
+    if check_ok != ready || record_ok != ready {
+        return Err(format!(
+            "check exited {}, record exited {} ({}), expected both to {}",
+            read_out(ctx, "check.status")?.trim(),
+            read_out(ctx, "record.status")?.trim(),
+            read_out(ctx, "record.stderr")?.trim(),
+            if ready { "succeed" } else { "fail" }
+        ));
+    }
+    Ok(())
 }
 
 fn exit_status(ctx: &Ctx) -> Result<(), String> {
@@ -25,9 +86,8 @@ fn exit_status(ctx: &Ctx) -> Result<(), String> {
     }
 }
 
-fn json(ctx: &Ctx) -> Result<(), String> {
+fn json(ctx: &Ctx) -> Result<serde_json::Value, String> {
     let text = read_out(ctx, "check.json")?;
     serde_json::from_str::<serde_json::Value>(&text)
-        .map(drop)
         .map_err(|e| format!("check.json is not JSON: {e}"))
 }

@@ -53,6 +53,8 @@ const SCENARIOS: &[Scenario] = &[
     zaps::SCENARIO,
     locks::SCENARIO,
     pid::SCENARIO,
+    // Unloads vfio-pci: always last.
+    check::UNREADY,
 ];
 /// Devices every suite boot has; scenarios may use fewer.
 const DEVICES: u8 = 2;
