@@ -39,6 +39,10 @@ impl<T> TaskStorage<T> {
     /// The current task's value, created zeroed when `create` and absent.
     /// `None` when absent, or when the kernel could not allocate or lock it.
     #[inline(always)]
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "the value lives in the task, not in the map: one task, one program run at a time"
+    )]
     pub fn current(&self, create: bool) -> Option<&mut T> {
         let flags = if create {
             u64::from(BPF_LOCAL_STORAGE_GET_F_CREATE)
