@@ -14,6 +14,7 @@ use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
 use vfio_trace_common::{Config, FaultEvent, TaskEvent, counter, vm_fault};
 
 use crate::{
+    diag,
     kernel::{device_of_vma, now, read, vdev_of_vma},
     maps::{TASKS, TaskState, count, emit, filtered_out, other_process},
 };
@@ -33,6 +34,7 @@ pub fn entry(cfg: &Config, vmf: u64, order: u32) {
     }
     let Some(st) = TASKS.current(true) else {
         count(counter::INFLIGHT_FULL);
+        diag::task_storage();
         return;
     };
     st.vmf = vmf;
@@ -70,9 +72,16 @@ fn finish(cfg: &Config, st: &mut TaskState, end_ns: u64, result: u32) {
         let address = read::<u64>(st.vmf, cfg.vmf_address).unwrap_or(start);
         ev.vma_pgoff = read::<u64>(vma, cfg.vma_pgoff).unwrap_or(0);
         ev.page_in_vma = address.wrapping_sub(start) >> 12;
-        if let Some(device) = vdev_of_vma(cfg, vma).and_then(|vdev| device_of_vma(cfg, vma, vdev)) {
-            ev.device = device;
+        match vdev_of_vma(cfg, vma) {
+            Some(vdev) => {
+                if let Some(device) = device_of_vma(cfg, vma, vdev) {
+                    ev.device = device;
+                }
+            }
+            None => diag::fault_vdev(cfg.vma_private_data),
         }
+    } else {
+        diag::fault_vma(cfg.vmf_vma);
     }
     if filtered_out(cfg.filter_devices, ev.device) {
         return;
@@ -89,6 +98,9 @@ fn finish(cfg: &Config, st: &mut TaskState, end_ns: u64, result: u32) {
         st.named = 1;
     }
     ev.order = st.order;
+    if !matches!(st.order, 0 | 9 | 18) {
+        diag::order(st.order);
+    }
     ev.result = result;
     ev.start_ns = st.start_ns;
     ev.latency_ns = end_ns.wrapping_sub(st.start_ns);

@@ -6,7 +6,10 @@ use aya_ebpf::helpers::{
 };
 use vfio_trace_common::{Config, MISSING, TASK_COMM_LEN, device_key};
 
-use crate::maps::{LOCKS, MAPPINGS, VDEVS};
+use crate::{
+    diag::{self, Unreadable},
+    maps::{LOCKS, MAPPINGS, VDEVS},
+};
 
 /// Reads a `T` at `base + offset`.
 #[inline(always)]
@@ -24,13 +27,20 @@ pub fn vdev_of_vma(cfg: &Config, vma: u64) -> Option<u64> {
     read::<u64>(vma, cfg.vma_private_data)
 }
 
-/// The PCI address of a `vfio_pci_core_device`, as a device key.
+/// A read of `device_of_vdev`; on failure, which one.
 #[inline(always)]
-pub fn device_of_vdev(cfg: &Config, vdev: u64) -> Option<u64> {
-    let pdev = read::<u64>(vdev, cfg.vdev_pdev)?;
-    let devfn = read::<u32>(pdev, cfg.pdev_devfn)?;
-    let bus = read::<u64>(pdev, cfg.pdev_bus)?;
-    let number = read::<u8>(bus, cfg.bus_number)?;
+fn step<T>(base: u64, offset: u32, step: u32) -> Result<T, Unreadable> {
+    read::<T>(base, offset).ok_or(Unreadable { step, offset })
+}
+
+/// The PCI address of a `vfio_pci_core_device`, as a device key; or which
+/// read failed, for a diagnostic.
+#[inline(always)]
+pub fn device_of_vdev(cfg: &Config, vdev: u64) -> Result<u64, Unreadable> {
+    let pdev = step::<u64>(vdev, cfg.vdev_pdev, 1)?;
+    let devfn = step::<u32>(pdev, cfg.pdev_devfn, 2)?;
+    let bus = step::<u64>(pdev, cfg.pdev_bus, 3)?;
+    let number = step::<u8>(bus, cfg.bus_number, 4)?;
     // Domain: generic pci_bus.domain_nr where it exists, x86 keeps it in sysdata.
     let domain = match read::<i32>(bus, cfg.bus_domain_nr) {
         Some(d) => d as u32,
@@ -38,7 +48,7 @@ pub fn device_of_vdev(cfg: &Config, vdev: u64) -> Option<u64> {
             .and_then(|sysdata| read::<i32>(sysdata, cfg.sysdata_domain))
             .map_or(0, |d| d as u32),
     };
-    Some(device_key(domain, number, devfn as u8))
+    Ok(device_key(domain, number, devfn as u8))
 }
 
 /// Remembers the device behind a vfio VMA's address space and its
@@ -68,7 +78,10 @@ pub fn device_of_vma(cfg: &Config, vma: u64, vdev: u64) -> Option<u64> {
         // SAFETY: a successful lookup of a plain u64.
         return Some(unsafe { *device });
     }
-    let device = device_of_vdev(cfg, vdev)?;
+    // Not cached on failure, so this repeats at every fault: diag logs it once.
+    let device = device_of_vdev(cfg, vdev)
+        .map_err(|e| diag::device(&e))
+        .ok()?;
     learn(cfg, vma, vdev, device);
     let _ = VDEVS.insert(vdev, device, 0);
     Some(device)

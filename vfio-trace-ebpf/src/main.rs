@@ -7,6 +7,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features, reason = "atomic_xadd is the one intrinsic used")]
 
+mod diag;
 mod fault;
 mod kernel;
 mod lock;

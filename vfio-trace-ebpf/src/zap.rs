@@ -11,8 +11,12 @@ use aya_ebpf::programs::{ProbeContext, tracing::StackIdContext as _};
 use vfio_trace_common::{Config, HoldEvent, UNKNOWN_DEVICE, VFIO_MAGIC, ZapEvent, counter};
 
 use crate::{
+    diag,
     kernel::{device_of_vdev, now, read, task, tid},
-    maps::{HOLDS, MAPPINGS, STACKS, ZAP_INFLIGHT, count, emit, filtered_out, other_process},
+    maps::{
+        HOLDS, MAPPINGS, MAX_INFLIGHT, STACKS, ZAP_INFLIGHT, count, emit, filtered_out,
+        other_process,
+    },
 };
 
 /// Entry of `unmap_mapping_range`: vfio address spaces only.
@@ -26,9 +30,13 @@ pub fn mapping_entry(ctx: &ProbeContext, cfg: &Config) {
         return;
     }
     // SAFETY: the pointer comes from a successful lookup; the value is a plain u64.
-    let device = MAPPINGS
-        .get_ptr(mapping)
-        .map_or(UNKNOWN_DEVICE, |d| unsafe { *d });
+    let device = MAPPINGS.get_ptr(mapping).map_or_else(
+        || {
+            diag::zap_unknown();
+            UNKNOWN_DEVICE
+        },
+        |d| unsafe { *d },
+    );
     start(
         ctx,
         cfg,
@@ -42,7 +50,10 @@ pub fn mapping_entry(ctx: &ProbeContext, cfg: &Config) {
 #[inline(always)]
 pub fn vdev_entry(ctx: &ProbeContext, cfg: &Config) {
     let vdev: u64 = ctx.arg(0).unwrap_or(0);
-    let device = device_of_vdev(cfg, vdev).unwrap_or(UNKNOWN_DEVICE);
+    let device = device_of_vdev(cfg, vdev).unwrap_or_else(|e| {
+        diag::device(&e);
+        UNKNOWN_DEVICE
+    });
     start(ctx, cfg, device, 0, 0);
 }
 
@@ -72,6 +83,7 @@ fn start(ctx: &ProbeContext, cfg: &Config, device: u64, range_start: u64, range_
     ev.start_ns = task.now;
     if ZAP_INFLIGHT.insert(ev.tid, ev, 0).is_err() {
         count(counter::INFLIGHT_FULL);
+        diag::zap_inflight(MAX_INFLIGHT as u32);
     }
 }
 

@@ -105,6 +105,15 @@ impl Tracer {
         Ok(attach::attach_plan(&mut self.plan, &mut self.ebpf)?)
     }
 
+    /// Takes the programs' diagnostics ring (aya-log's) out of the object,
+    /// with `sink` to receive its records.
+    pub fn take_diagnostics(
+        &mut self,
+        sink: super::diagnostics::Sink,
+    ) -> Result<aya_log::EbpfLogger<super::diagnostics::Sink>, aya_log::Error> {
+        aya_log::EbpfLogger::init_with_logger(&mut self.ebpf, sink)
+    }
+
     /// Takes the map of zap stacks out of the object, to read after detach.
     pub fn take_stacks(&mut self) -> Option<aya::maps::Map> {
         self.ebpf.take_map(maps::STACKS)
@@ -146,6 +155,9 @@ impl Tracer {
             bpf_run_ns: run_ns,
             bpf_run_cnt: run_cnt,
             recursion_misses,
+            // Set by the session once its diagnostics reader has ended.
+            diagnostics: 0,
+            diagnostics_error: None,
         }
     }
 }
@@ -166,6 +178,10 @@ pub struct KernelCounts {
     /// Program runs the kernel skipped because another program was running
     /// on the same CPU: each is an event never seen.
     pub recursion_misses: u64,
+    /// Diagnostics the programs logged (each kind at most once per run).
+    pub diagnostics: u64,
+    /// Why the diagnostics could not be read, if they could not.
+    pub diagnostics_error: Option<String>,
 }
 
 impl Programs for Ebpf {

@@ -11,6 +11,7 @@ use crate::model::Event;
 
 use super::{
     attach::error_chain,
+    diagnostics,
     kallsyms::Symbols,
     load::{KernelCounts, LoadError, Tracer},
     offsets::Field,
@@ -42,6 +43,8 @@ pub struct Options {
     pub ring_bytes: u32,
     /// Use fentry/fexit where the plan has them (else kprobes only).
     pub trampolines: bool,
+    /// Print the programs' diagnostics to stderr as they come.
+    pub verbose: bool,
 }
 
 /// What one ring's reader did.
@@ -63,6 +66,9 @@ pub struct Session {
     pub offsets: Vec<Field>,
     stacks: Option<StackTraceMap<MapData>>,
     symbols: Symbols,
+    diagnostics: Option<diagnostics::Reader>,
+    /// Why the programs' diagnostics cannot be read, if they cannot.
+    pub diagnostics_error: Option<String>,
 }
 
 /// What a stopped session leaves: final plan status, kernel counts and ring counts.
@@ -110,6 +116,15 @@ impl Session {
         }
         let (tx, events) = mpsc::unbounded_channel();
         let (stop, stop_rx) = watch::channel(false);
+        // Without diagnostics the trace is still whole: note why, go on.
+        let (sink, received) = diagnostics::Sink::new(opts.verbose);
+        let (diagnostics, diagnostics_error) = match tracer.take_diagnostics(sink) {
+            Ok(logger) => (
+                Some(diagnostics::spawn(logger, received, stop_rx.clone())),
+                None,
+            ),
+            Err(e) => (None, Some(error_chain(&e))),
+        };
         let mut readers = Vec::new();
         for &bdf in &opts.devices {
             let ring_err = |message: String| SessionError::Ring {
@@ -137,6 +152,8 @@ impl Session {
             offsets,
             stacks,
             symbols,
+            diagnostics,
+            diagnostics_error,
         })
     }
 
@@ -148,8 +165,12 @@ impl Session {
     /// Detaches every probe, then lets each reader drain its ring and end.
     pub async fn stop(self) -> Stopped {
         let plan = self.tracer.plan.clone();
-        let kernel = self.tracer.detach();
+        let mut kernel = self.tracer.detach();
         let _ = self.stop.send(true);
+        kernel.diagnostics_error = self.diagnostics_error;
+        if let Some(reader) = self.diagnostics {
+            (kernel.diagnostics, kernel.diagnostics_error) = reader.finish().await;
+        }
         let mut rings = Vec::new();
         for (device, reader) in self.readers {
             let (stats, error) = match reader.handle.await {

@@ -111,6 +111,10 @@ pub struct HealthDoc {
     pub stack_map_readable: bool,
     /// Faults on pages beyond their BAR's size: counted, not placed on a page.
     pub pages_out_of_range: u64,
+    /// Diagnostics the eBPF programs logged on rare paths (printed with
+    /// `--verbose`); each kind comes at most once per run.
+    #[serde(default)]
+    pub kernel_diagnostics: u64,
 }
 
 impl HealthDoc {
@@ -127,10 +131,17 @@ impl HealthDoc {
                     let ring = r.device.map_or("shared".into(), |d| d.to_string());
                     r.error.as_ref().map(|e| format!("{ring}: {e}"))
                 })
+                .chain(
+                    counts
+                        .diagnostics_error
+                        .as_ref()
+                        .map(|e| format!("kernel diagnostics: {e}")),
+                )
                 .collect(),
             loss_maps_readable: counts.loss_maps_readable,
             stack_map_readable,
             pages_out_of_range,
+            kernel_diagnostics: counts.diagnostics,
         }
     }
 
@@ -212,5 +223,25 @@ mod tests {
         assert_eq!(h.reader_errors, vec!["shared: EBADF".to_owned()]);
         assert!(!h.is_clean());
         assert!(HealthDoc::new(&counts, &rings[..1], true, 0).is_clean());
+    }
+
+    #[test]
+    fn kernel_diagnostics_are_counted_and_a_dead_reader_is_an_error() {
+        let mut counts = KernelCounts {
+            loss_maps_readable: true,
+            diagnostics: 2,
+            ..KernelCounts::default()
+        };
+        let h = HealthDoc::new(&counts, &[], true, 0);
+        assert_eq!(h.kernel_diagnostics, 2);
+        // Diagnostics are not failures of the tracer.
+        assert!(h.is_clean());
+        counts.diagnostics_error = Some("map AYA_LOGS not found".into());
+        let h = HealthDoc::new(&counts, &[], true, 0);
+        assert_eq!(
+            h.reader_errors,
+            vec!["kernel diagnostics: map AYA_LOGS not found".to_owned()]
+        );
+        assert!(!h.is_clean());
     }
 }

@@ -50,6 +50,10 @@ pub struct RecordArgs {
     /// Attach kprobes even where fentry/fexit would work (to compare their cost).
     #[arg(long)]
     pub kprobes_only: bool,
+    /// Print the eBPF programs' diagnostics of rare paths (a struct read that
+    /// failed, an unexpected fault order) to stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// Command to run while recording.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -179,8 +183,14 @@ async fn record(
         pid: args.pid,
         ring_bytes: ring_mib << 20,
         trampolines: !args.kprobes_only,
+        verbose: args.verbose,
     };
     let mut session = Session::start(preflight, &opts)?;
+    if args.verbose
+        && let Some(e) = &session.diagnostics_error
+    {
+        eprintln!("vfio-trace: kernel diagnostics unavailable: {e}");
+    }
     let attach_ms = attach_started.elapsed().as_secs_f64() * 1000.0;
     let (cpu_at_attach, _) = health::own_usage();
     model.set_zap_walks_known(
@@ -359,6 +369,7 @@ mod tests {
             output: None,
             ring_mib: Some(1),
             kprobes_only: false,
+            verbose: false,
             command: vec![],
         };
         assert!(validate(&a).is_err());
