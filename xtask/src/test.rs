@@ -78,6 +78,30 @@ fn host_checks() -> Result<()> {
     for (name, args) in stages {
         println!("== {name}");
         cmd::run(cargo().args(args)).with_context(|| format!("{name} failed"))?;
+        if name == "clippy" {
+            println!("== clippy (eBPF, bpf target)");
+            cmd::run(&mut ebpf_clippy()).context("clippy of the eBPF crate failed")?;
+        }
     }
     Ok(())
+}
+
+/// Clippy of the eBPF crate for its own target, with the toolchain that builds it.
+fn ebpf_clippy() -> Command {
+    let toolchain = env::var("VFIO_TRACE_EBPF_TOOLCHAIN")
+        .unwrap_or_else(|_| setup::DEFAULT_EBPF_TOOLCHAIN.to_owned());
+    let root = paths::workspace_root();
+    let mut c = Command::new("rustup");
+    c.args(["run", &toolchain, "cargo", "clippy"])
+        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+        .arg("--target-dir")
+        .arg(root.join("target/bpf-clippy"))
+        .args(["--", "-D", "warnings"])
+        .current_dir(root.join("vfio-trace-ebpf"))
+        // The stable toolchain of this kind builds core only with this.
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CARGO");
+    c
 }

@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 use crate::{apt::PrivateApt, cmd, kernels};
 
 use toolchain::DEFAULT_TOOLCHAIN;
+pub use toolchain::DEFAULT_TOOLCHAIN as DEFAULT_EBPF_TOOLCHAIN;
 
 /// System packages, from the machine's own apt sources.
 const APT_PACKAGES: &[&str] = &[

@@ -20,11 +20,13 @@ use crate::{
 const TOOLCHAIN_ENV: &str = "VFIO_TRACE_EBPF_TOOLCHAIN";
 pub const DEFAULT_TOOLCHAIN: &str = "rustc-web-1.96";
 const VERSION: &str = "1.96.0+dfsg1-1~deb12u2";
-const PACKAGES: [&str; 4] = [
+const PACKAGES: [&str; 5] = [
     "rustc-web",
     "libstd-rust-web-1.96",
     "libstd-rust-web-dev",
     "rust-web-src",
+    // Lints the eBPF crate for its own target.
+    "rust-web-clippy",
 ];
 
 pub fn ensure(name: &str) -> Result<()> {
@@ -56,7 +58,8 @@ pub fn ensure(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The compiler runs and its sysroot carries the library source.
+/// The compiler runs, its sysroot carries the library source, and clippy
+/// comes with it (the eBPF crate is linted for the bpf target).
 fn usable(toolchain: &str) -> bool {
     let rustup = |args: &[&str]| {
         cmd::output(
@@ -67,9 +70,9 @@ fn usable(toolchain: &str) -> bool {
     };
     rustup(&["--version"]).is_ok()
         && rustup(&["--print", "sysroot"]).is_ok_and(|root| {
-            Path::new(root.trim())
-                .join("lib/rustlib/src/rust/library/core")
-                .is_dir()
+            let root = Path::new(root.trim());
+            root.join("lib/rustlib/src/rust/library/core").is_dir()
+                && root.join("bin/clippy-driver").is_file()
         })
 }
 
