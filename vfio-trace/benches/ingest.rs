@@ -26,7 +26,7 @@ mod fixture;
 use cpu_time::ThreadCpuTime;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use fixture::{BAR2_BYTES, DEVICES, bdf, model};
-use vfio_trace::model::Event;
+use vfio_trace::event::Event;
 use vfio_trace_common::{FaultEvent, TaskEvent, ZapEvent, vm_fault};
 
 const EVENTS: usize = 1 << 20;

@@ -13,7 +13,7 @@ use std::{
 mod fixture;
 
 use fixture::{BAR2_BYTES, DEVICES, bdf, fault, model};
-use vfio_trace::model::{Event, Model};
+use vfio_trace::{event::Event, model::Model};
 use vfio_trace_common::{HoldEvent, LockEvent, ZapEvent, lock_flags, vm_fault};
 
 thread_local! {

@@ -13,9 +13,9 @@ pub mod zap;
 
 use std::collections::BTreeMap;
 
-use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, TaskEvent, UNKNOWN_DEVICE, ZapEvent};
+use vfio_trace_common::{FaultEvent, UNKNOWN_DEVICE};
 
-use crate::{device::Bdf, kernel::Generation};
+use crate::{device::Bdf, event::Event, kernel::Generation};
 use devices::Devices;
 use fault::{Fault, locate};
 use stats::DeviceStats;
@@ -32,16 +32,6 @@ pub struct Model {
     /// Process names by pid, from the kernel's once-per-thread task events.
     pub comms: BTreeMap<u32, String>,
     zap_walks_known: bool,
-}
-
-/// One decoded kernel event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    Fault(FaultEvent),
-    Zap(ZapEvent),
-    Lock(LockEvent),
-    Hold(HoldEvent),
-    Task(TaskEvent),
 }
 
 impl Model {

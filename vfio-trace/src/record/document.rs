@@ -314,7 +314,7 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
 mod tests {
     use super::*;
     use crate::kernel::Generation;
-    use crate::{model::Event, probe::rings::ReaderStats};
+    use crate::{event::Event, probe::rings::ReaderStats};
     use vfio_trace_common::{FaultEvent, ZapEvent};
 
     fn info() -> RunInfo {

@@ -273,7 +273,7 @@ async fn record(
     Ok((document::build(&model, info), status))
 }
 
-fn ingest(model: &mut Model, batch: &[crate::model::Event]) {
+fn ingest(model: &mut Model, batch: &[crate::event::Event]) {
     for ev in batch {
         model.ingest(ev);
     }
