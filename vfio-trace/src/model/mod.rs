@@ -99,8 +99,7 @@ impl Model {
             }
             Event::Zap(e) if e.device == UNKNOWN_DEVICE => self.unattributed_zaps += 1,
             Event::Zap(e) => self
-                .devices
-                .get_or_insert_with(Bdf::from_key(e.device), DeviceStats::default)
+                .device(Bdf::from_key(e.device))
                 .add_zap(e, fault::comm(&e.comm)),
             Event::Hold(e) if e.device == UNKNOWN_DEVICE => {}
             Event::Hold(e) => self
@@ -108,10 +107,7 @@ impl Model {
                 .zaps
                 .on_hold(e.zap_start_ns, e.hold_ns),
             Event::Lock(e) if e.device == UNKNOWN_DEVICE => {}
-            Event::Lock(e) => self
-                .devices
-                .get_or_insert_with(Bdf::from_key(e.device), DeviceStats::default)
-                .add_lock_wait(e),
+            Event::Lock(e) => self.device(Bdf::from_key(e.device)).add_lock_wait(e),
         }
     }
 
@@ -152,5 +148,20 @@ mod tests {
         assert_eq!(m.devices[&bdf].bars[&Some(2)].page_faults.len(), 3);
         assert_eq!(m.devices[&idle].faults, 0);
         assert_eq!(m.unattributed, 1);
+    }
+
+    #[test]
+    fn devices_first_seen_by_a_zap_or_lock_wait_know_zap_walks() {
+        let mut m = Model::new(Generation::HugeFault);
+        m.set_zap_walks_known(true);
+        let [a, b] = ["0000:01:00.0", "0000:02:00.0"].map(|s| Bdf::parse(s).expect("bdf"));
+        let mut zap = vfio_trace_common::ZapEvent::zeroed();
+        zap.device = a.key();
+        m.ingest(&Event::Zap(zap));
+        let mut lock = vfio_trace_common::LockEvent::zeroed();
+        lock.device = b.key();
+        m.ingest(&Event::Lock(lock));
+        assert!(m.devices[&a].zaps.walks_known);
+        assert!(m.devices[&b].zaps.walks_known);
     }
 }
