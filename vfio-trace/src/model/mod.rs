@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 
 use vfio_trace_common::{FaultEvent, UNKNOWN_DEVICE};
 
+use cause::ZapCause;
+
 use crate::{device::Bdf, event::Event, kernel::Generation};
 use devices::Devices;
 use fault::{Fault, locate};
@@ -31,7 +33,16 @@ pub struct Model {
     pub unattributed_zaps: u64,
     /// Process names by pid, from the kernel's once-per-thread task events.
     pub comms: BTreeMap<u32, String>,
+    /// Zap stacks by id, as function names, innermost first.
+    pub stacks: BTreeMap<i32, Stack>,
     zap_walks_known: bool,
+}
+
+/// A kernel stack of a zap, and the cause it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stack {
+    pub frames: Vec<String>,
+    pub cause: ZapCause,
 }
 
 impl Model {
@@ -42,8 +53,35 @@ impl Model {
             unattributed: 0,
             unattributed_zaps: 0,
             comms: BTreeMap::new(),
+            stacks: BTreeMap::new(),
             zap_walks_known: false,
         }
+    }
+
+    /// Names zap stacks read from the kernel (by stack id), and with them the
+    /// cause of every zap that has one of these stacks.
+    pub fn add_stacks(&mut self, stacks: impl IntoIterator<Item = (i32, Vec<String>)>) {
+        for (id, frames) in stacks {
+            let cause = cause::classify(&frames);
+            self.stacks.insert(id, Stack { frames, cause });
+        }
+        for d in self.devices.values_mut() {
+            for z in &mut d.zaps.zaps {
+                if let Some(s) = self.stacks.get(&z.stack_id) {
+                    z.cause.clone_from(&s.cause);
+                }
+            }
+        }
+    }
+
+    /// Zaps whose kernel stack was stored but is not among the named stacks:
+    /// their cause reads unknown.
+    pub fn stacks_unresolved(&self) -> u64 {
+        self.devices
+            .values()
+            .flat_map(|d| &d.zaps.zaps)
+            .filter(|z| z.stack_id >= 0 && !self.stacks.contains_key(&z.stack_id))
+            .count() as u64
     }
 
     /// Whether zaps report the VMAs they walked (the per-VMA zap probe attached).
@@ -98,9 +136,16 @@ impl Model {
                 }
             }
             Event::Zap(e) if e.device == UNKNOWN_DEVICE => self.unattributed_zaps += 1,
-            Event::Zap(e) => self
-                .device(Bdf::from_key(e.device))
-                .add_zap(e, fault::comm(&e.comm)),
+            Event::Zap(e) => {
+                let cause = self.stacks.get(&e.stack_id).map(|s| s.cause.clone());
+                let d = self.device(Bdf::from_key(e.device));
+                d.add_zap(e, fault::comm(&e.comm));
+                if let Some(cause) = cause
+                    && let Some(z) = d.zaps.zaps.last_mut()
+                {
+                    z.cause = cause;
+                }
+            }
             Event::Hold(e) if e.device == UNKNOWN_DEVICE => {}
             Event::Hold(e) => self
                 .device(Bdf::from_key(e.device))
@@ -163,5 +208,29 @@ mod tests {
         m.ingest(&Event::Lock(lock));
         assert!(m.devices[&a].zaps.walks_known);
         assert!(m.devices[&b].zaps.walks_known);
+    }
+
+    #[test]
+    fn zaps_are_named_by_their_stack_whenever_it_arrives() {
+        let mut m = Model::new(Generation::HugeFault);
+        let bdf = Bdf::parse("0000:01:00.0").expect("bdf");
+        let mut zap = vfio_trace_common::ZapEvent::zeroed();
+        zap.device = bdf.key();
+        zap.stack_id = 4;
+        m.ingest(&Event::Zap(zap));
+        zap.stack_id = 5;
+        m.ingest(&Event::Zap(zap));
+        assert_eq!(m.stacks_unresolved(), 2);
+        m.add_stacks([(
+            4,
+            vec!["unmap_mapping_range".into(), "vfio_pci_core_ioctl".into()],
+        )]);
+        // A zap after its stack is known is named at once.
+        zap.stack_id = 4;
+        m.ingest(&Event::Zap(zap));
+        let causes = m.devices[&bdf].zaps.causes();
+        assert_eq!(causes.get("reset"), Some(&2));
+        assert_eq!(causes.get("unknown"), Some(&1));
+        assert_eq!(m.stacks_unresolved(), 1);
     }
 }

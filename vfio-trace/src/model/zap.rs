@@ -8,7 +8,10 @@
 
 use vfio_trace_common::ZapEvent;
 
+use std::collections::BTreeMap;
+
 use super::{
+    cause::ZapCause,
     latency::Latency,
     pages::{PageSet, Ranges},
 };
@@ -40,6 +43,8 @@ pub struct Zap {
     pub pages: u64,
     pub vmas: u32,
     pub stack_id: i32,
+    /// Named once the stack is (see `Model::add_stacks`).
+    pub cause: ZapCause,
     pub pid: u32,
     pub comm: String,
     /// Pages that were populated and this zap removed.
@@ -96,6 +101,20 @@ impl ZapStats {
         self.populated.insert(start, end);
     }
 
+    /// Zaps by cause.
+    pub fn causes(&self) -> BTreeMap<&str, u64> {
+        let mut causes = BTreeMap::new();
+        for z in &self.zaps {
+            *causes.entry(z.cause.name()).or_default() += 1;
+        }
+        causes
+    }
+
+    /// Pages of mappings the zaps covered.
+    pub fn pages(&self) -> u64 {
+        self.zaps.iter().map(|z| z.pages).sum()
+    }
+
     /// Bytes held beyond the struct: histograms, zap records, page ranges
     /// (an estimate for the ranges, which live in tree nodes).
     pub fn heap_bytes(&self) -> usize {
@@ -143,6 +162,7 @@ impl ZapStats {
             pages: e.pages,
             vmas: e.vmas,
             stack_id: e.stack_id,
+            cause: ZapCause::Unknown,
             pid: e.pid,
             comm,
             removed,

@@ -153,18 +153,12 @@ pub struct RunInfo {
     pub offsets: Vec<Field>,
     pub counts: KernelCounts,
     pub rings: Vec<RingCount>,
-    pub stacks: BTreeMap<i32, Vec<String>>,
     pub stack_map_readable: bool,
     pub usage: Usage,
     pub pci: Vec<PciDevice>,
 }
 
-fn device_doc(
-    bdf: Bdf,
-    d: &DeviceStats,
-    comms: &BTreeMap<u32, String>,
-    info: &RunInfo,
-) -> DeviceDoc {
+fn device_doc(bdf: Bdf, d: &DeviceStats, model: &Model, info: &RunInfo) -> DeviceDoc {
     let pci = info.pci.iter().find(|p| p.bdf == bdf);
     let empty = Summary::EMPTY;
     DeviceDoc {
@@ -243,11 +237,11 @@ fn device_doc(
             .iter()
             .map(|(pid, faults)| ProcessDoc {
                 pid,
-                comm: comms.get(&pid).cloned().unwrap_or_default(),
+                comm: model.comms.get(&pid).cloned().unwrap_or_default(),
                 faults,
             })
             .collect(),
-        zaps: zaps_doc(d, info),
+        zaps: zaps_doc(d, &model.stacks),
         refaults: RefaultsDoc {
             pages: d.zaps.refaulted_pages,
         },
@@ -272,7 +266,7 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
     let devices: Vec<DeviceDoc> = model
         .devices
         .iter()
-        .map(|(bdf, d)| device_doc(*bdf, d, &model.comms, &info))
+        .map(|(bdf, d)| device_doc(*bdf, d, model, &info))
         .collect();
     let losses = LossesDoc::new(&info.counts, &info.rings);
     Document {
@@ -350,13 +344,6 @@ mod tests {
             ],
             stack_map_readable: true,
             usage: Usage::default(),
-            stacks: BTreeMap::from([(
-                4,
-                vec![
-                    "unmap_mapping_range".into(),
-                    "vfio_basic_config_write".into(),
-                ],
-            )]),
             pci: Vec::new(),
         }
     }
@@ -386,6 +373,13 @@ mod tests {
         e.page_in_vma = 0;
         e.start_ns = 100;
         m.ingest(&Event::Fault(e));
+        m.add_stacks([(
+            4,
+            vec![
+                "unmap_mapping_range".into(),
+                "vfio_basic_config_write".into(),
+            ],
+        )]);
         let doc = build(&m, info());
         let v: serde_json::Value =
             serde_json::from_str(&serde_json::to_string(&doc).expect("json")).expect("parses");

@@ -248,6 +248,7 @@ async fn record(
     while let Some(batch) = events.recv().await {
         ingest(&mut model, &batch);
     }
+    model.add_stacks(stopped.stacks);
     let (cpu_ns, max_rss_kib) = health::own_usage();
     let info = RunInfo {
         kernel,
@@ -260,7 +261,6 @@ async fn record(
         offsets,
         counts: stopped.kernel,
         rings: stopped.rings,
-        stacks: stopped.stacks,
         stack_map_readable: stopped.stack_map_readable,
         usage: health::Usage {
             attach_ms,
