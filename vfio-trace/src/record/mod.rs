@@ -2,7 +2,10 @@
 //! Whatever ends the run — the command, the duration, Ctrl-C, SIGTERM or an
 //! error — the document is written with everything recorded until then.
 
+pub mod devices;
 pub mod document;
+#[cfg(test)]
+pub(crate) mod document_tests;
 pub mod health;
 pub mod zaps;
 

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Stack, latency::Summary, stats::DeviceStats};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ZapDoc {
     pub cause: String,
     /// Byte range of the device file zapped, as vfio region offsets
@@ -33,7 +33,7 @@ pub struct ZapDoc {
     pub stack: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ZapsDoc {
     pub count: u64,
     pub pages: u64,
@@ -43,12 +43,12 @@ pub struct ZapsDoc {
     pub events: Vec<ZapDoc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefaultsDoc {
     pub pages: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockWaitDoc {
     pub count: u64,
     pub wait_ns: Summary,
