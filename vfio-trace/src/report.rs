@@ -129,6 +129,9 @@ pub fn render(doc: &Document) -> String {
     if !inferred.is_empty() {
         let _ = writeln!(s, "inferred from the fault's order and result: {inferred}");
     }
+    for problem in doc.health.problems() {
+        let _ = writeln!(s, "tracer health: {problem}");
+    }
     for d in &doc.devices {
         device(&mut s, d);
     }
@@ -196,5 +199,6 @@ mod tests {
             text.contains("lock wait read 1 (p50 903 ns), write 0"),
             "{text}"
         );
+        assert!(!text.contains("tracer health"), "{text}");
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     devices::{DeviceContext, DeviceDoc, device_doc},
-    health::{CollectorDoc, HealthDoc, LossesDoc, Usage},
+    health::{CollectorDoc, HealthDoc, HealthInputs, LossesDoc, Usage},
 };
 use crate::{
     device::{Bdf, PciDevice},
@@ -285,6 +285,15 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
         })
         .collect();
     let losses = LossesDoc::new(&info.counts, &info.rings);
+    let seen = HealthInputs {
+        stack_map_readable: info.stack_map_readable,
+        stacks_unresolved: if info.stack_map_readable {
+            model.stacks_unresolved()
+        } else {
+            0
+        },
+        pages_out_of_range: model.pages_out_of_range(),
+    };
     Document {
         schema_version: SCHEMA_VERSION,
         vfio_trace_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -300,12 +309,7 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
         lost_events: losses.events(),
         losses,
         collector: CollectorDoc::new(info.usage, &info.counts, &info.rings),
-        health: HealthDoc::new(
-            &info.counts,
-            &info.rings,
-            info.stack_map_readable,
-            model.pages_out_of_range(),
-        ),
+        health: HealthDoc::new(&info.counts, &info.rings, seen),
         unattributed_faults: model.unattributed,
         unattributed_zaps: model.unattributed_zaps,
         rings: info

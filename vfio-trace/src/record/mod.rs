@@ -133,11 +133,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_string(&doc.losses).unwrap_or_default()
         );
     }
-    if !doc.health.is_clean() {
-        eprintln!(
-            "vfio-trace: tracer health: {}",
-            serde_json::to_string(&doc.health).unwrap_or_default()
-        );
+    for problem in doc.health.problems() {
+        eprintln!("vfio-trace: tracer health: {problem}");
     }
     if let Some(err) = &doc.error {
         eprintln!("vfio-trace: {err}");
