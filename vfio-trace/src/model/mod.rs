@@ -9,6 +9,7 @@ pub mod pages;
 pub mod processes;
 pub mod slots;
 pub mod stats;
+pub mod timeline;
 pub mod zap;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,8 @@ pub struct Model {
     /// Zap stacks by id, as function names, innermost first.
     pub stacks: BTreeMap<i32, Stack>,
     zap_walks_known: bool,
+    /// Kernel time (ns) of second 0 of the timeline.
+    origin_ns: Option<u64>,
 }
 
 /// A kernel stack of a zap, and the cause it names.
@@ -55,7 +58,20 @@ impl Model {
             comms: BTreeMap::new(),
             stacks: BTreeMap::new(),
             zap_walks_known: false,
+            origin_ns: None,
         }
+    }
+
+    /// Second 0 of the timelines, in kernel time (`CLOCK_MONOTONIC`, as the
+    /// events' timestamps). Without it the first timed event is second 0.
+    pub fn set_origin_ns(&mut self, ns: u64) {
+        self.origin_ns = Some(ns);
+    }
+
+    /// The timeline second of kernel time `ns`.
+    fn second(&mut self, ns: u64) -> u64 {
+        let origin = *self.origin_ns.get_or_insert(ns);
+        ns.saturating_sub(origin) / 1_000_000_000
     }
 
     /// Names zap stacks read from the kernel (by stack id), and with them the
@@ -82,6 +98,19 @@ impl Model {
             .flat_map(|d| &d.zaps.zaps)
             .filter(|z| z.stack_id >= 0 && !self.stacks.contains_key(&z.stack_id))
             .count() as u64
+    }
+
+    /// Events of `bdf` lost by kernel time `at_ns`, read from the kernel's
+    /// loss counters by the caller. A device the model does not hold is
+    /// left out: losses alone do not make a device traced.
+    pub fn add_lost(&mut self, bdf: Bdf, at_ns: u64, lost: u64) {
+        if self.devices.get(&bdf).is_none() {
+            return;
+        }
+        let t = self.second(at_ns);
+        if let Some(s) = self.device(bdf).timeline.at(t) {
+            s.lost += lost;
+        }
     }
 
     /// Whether zaps report the VMAs they walked (the per-VMA zap probe attached).
@@ -137,9 +166,13 @@ impl Model {
             }
             Event::Zap(e) if e.device == UNKNOWN_DEVICE => self.unattributed_zaps += 1,
             Event::Zap(e) => {
+                let t = self.second(e.start_ns);
                 let cause = self.stacks.get(&e.stack_id).map(|s| s.cause.clone());
                 let d = self.device(Bdf::from_key(e.device));
                 d.add_zap(e, fault::comm(&e.comm));
+                if let Some(s) = d.timeline.at(t) {
+                    s.add_zap();
+                }
                 if let Some(cause) = cause
                     && let Some(z) = d.zaps.zaps.last_mut()
                 {
@@ -152,7 +185,14 @@ impl Model {
                 .zaps
                 .on_hold(e.zap_start_ns, e.hold_ns),
             Event::Lock(e) if e.device == UNKNOWN_DEVICE => {}
-            Event::Lock(e) => self.device(Bdf::from_key(e.device)).add_lock_wait(e),
+            Event::Lock(e) => {
+                let t = self.second(e.start_ns);
+                let d = self.device(Bdf::from_key(e.device));
+                d.add_lock_wait(e);
+                if let Some(s) = d.timeline.at(t) {
+                    s.add_lock_wait();
+                }
+            }
         }
     }
 
@@ -163,9 +203,14 @@ impl Model {
             return;
         };
         let generation = self.generation;
+        let t = self.second(f.end_ns);
         let d = self.device(bdf);
         let at = locate(generation, f.vma_pgoff, f.page_in_vma, d.layout());
-        d.add(&f, at);
+        let refaulted = d.add(&f, at);
+        if let Some(s) = d.timeline.at(t) {
+            s.add_fault(f.order, f.outcome);
+            s.refaulted_pages += refaulted;
+        }
     }
 }
 
@@ -232,5 +277,32 @@ mod tests {
         assert_eq!(causes.get("reset"), Some(&2));
         assert_eq!(causes.get("unknown"), Some(&1));
         assert_eq!(m.stacks_unresolved(), 1);
+    }
+
+    #[test]
+    fn the_timeline_counts_each_second_from_the_origin() {
+        let mut m = Model::new(Generation::HugeFault);
+        m.set_origin_ns(10_000_000_000);
+        let bdf = Bdf::parse("0000:01:00.0").expect("bdf");
+        let mut e = FaultEvent::zeroed();
+        e.device = bdf.key();
+        e.vma_pgoff = 2 << 28;
+        e.result = 0x100;
+        e.inserts_pte = 1;
+        e.start_ns = 10_500_000_000;
+        m.ingest(&Event::Fault(e));
+        let mut zap = vfio_trace_common::ZapEvent::zeroed();
+        zap.device = bdf.key();
+        zap.start_ns = 12_100_000_000;
+        m.ingest(&Event::Zap(zap));
+        e.start_ns = 12_200_000_000;
+        m.ingest(&Event::Fault(e));
+        m.add_lost(bdf, 13_000_000_000, 7);
+        let seconds: Vec<_> = m.devices[&bdf].timeline.seconds().copied().collect();
+        let t: Vec<u64> = seconds.iter().map(|s| s.t).collect();
+        assert_eq!(t, [0, 2, 3]);
+        assert_eq!(seconds[0].faults_by_result.nopage, 1);
+        assert_eq!((seconds[1].zaps, seconds[1].refaulted_pages), (1, 1));
+        assert_eq!(seconds[2].lost, 7);
     }
 }

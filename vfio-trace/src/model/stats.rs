@@ -12,6 +12,7 @@ use super::{
     latency::Latency,
     processes::Processes,
     slots::{PerBar, PerOrder, PerOutcome},
+    timeline::Timeline,
     zap::{ZapStats, key},
 };
 pub use super::{
@@ -68,6 +69,8 @@ pub struct DeviceStats {
     pub zaps: ZapStats,
     /// Contended `memory_lock` waits by mode (`read`, `write`, `other`).
     pub lock_waits: BTreeMap<&'static str, Latency>,
+    /// Counts per second of the run.
+    pub timeline: Timeline,
     /// BARs as (index, physical start, size), to place faults on kernels
     /// that put physical pfns in `vm_pgoff`.
     pub(super) layout: Vec<(u32, u64, u64)>,
@@ -107,7 +110,8 @@ impl DeviceStats {
         &self.layout
     }
 
-    pub fn add(&mut self, f: &Fault, at: Location) {
+    /// Returns the pages the fault brought back after a zap.
+    pub fn add(&mut self, f: &Fault, at: Location) -> u64 {
         // The page count first: it is the likely cache miss, and the work
         // after it does not depend on it, so the core overlaps the two.
         let bar = self.bars.get_mut(at.bar);
@@ -123,9 +127,7 @@ impl DeviceStats {
             .get_mut(f.outcome)
             .record(f.latency_ns);
         self.processes.add(f.pid);
-        if let Some((start, end)) = inserted(f, at) {
-            self.zaps.on_insert(start, end, f.end_ns);
-        }
+        inserted(f, at).map_or(0, |(start, end)| self.zaps.on_insert(start, end, f.end_ns))
     }
 
     /// Faults on pages past their BAR's size or the bound for unknown sizes.
@@ -154,6 +156,7 @@ impl DeviceStats {
             + pages
             + self.processes.heap_bytes()
             + self.zaps.heap_bytes()
+            + self.timeline.heap_bytes()
             + self.layout.capacity() * size_of::<(u32, u64, u64)>()
     }
 

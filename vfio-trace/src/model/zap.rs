@@ -82,7 +82,9 @@ pub struct ZapStats {
 
 impl ZapStats {
     /// A fault inserted `[start, end)` (page keys), finishing at `at_ns`.
-    pub fn on_insert(&mut self, start: u64, end: u64, at_ns: u64) {
+    /// Returns the pages it brought back after a zap.
+    pub fn on_insert(&mut self, start: u64, end: u64, at_ns: u64) -> u64 {
+        let before = self.refaulted_pages;
         if !self.pending.is_empty() {
             let (zaps, refaulted) = (&mut self.zaps, &mut self.refaulted_pages);
             self.pending.take_with(start, end, |from, to, index| {
@@ -99,6 +101,7 @@ impl ZapStats {
             });
         }
         self.populated.insert(start, end);
+        self.refaulted_pages - before
     }
 
     /// Zaps by cause.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     devices::{DeviceContext, DeviceDoc, device_doc},
     health::{CollectorDoc, HealthDoc, HealthInputs, LossesDoc, Usage},
+    timeline::TimelineDoc,
 };
 use crate::{
     device::{Bdf, PciDevice},
@@ -73,6 +74,7 @@ pub struct Document {
     pub unattributed_zaps: u64,
     pub rings: Vec<RingDoc>,
     pub devices: Vec<DeviceDoc>,
+    pub timeline: TimelineDoc,
 }
 
 /// How a probe attached. The file's own names: the plan's types may change
@@ -321,5 +323,6 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
             })
             .collect(),
         devices,
+        timeline: TimelineDoc::new(model),
     }
 }

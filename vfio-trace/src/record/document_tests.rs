@@ -53,10 +53,11 @@ fn info() -> RunInfo {
 }
 
 /// Six 2 MiB faults on BAR 2, a decode-off zap of all of it and one
-/// refault, a contended read of `memory_lock`.
+/// refault, a contended read of `memory_lock`, spread over two seconds.
 fn model() -> Model {
     let bdf = Bdf::parse("0000:01:00.0").expect("bdf");
     let mut m = Model::new(Generation::HugeFault);
+    m.set_origin_ns(0);
     let mut e = FaultEvent::zeroed();
     e.device = bdf.key();
     e.vma_pgoff = 2 << 28;
@@ -145,6 +146,17 @@ fn fixed_names_are_present_and_values_parse_back() {
     assert_eq!(d["bars"][0]["pages_faulted"], 5);
     assert_eq!(d["bars"][0]["faults"], 6);
     assert_eq!(v["rings"][1]["device"], "shared");
+    let t = &v["timeline"];
+    assert_eq!(t["dropped_seconds"], 0);
+    assert_eq!(t["devices"][0]["bdf"], "0000:01:00.0");
+    let s = &t["devices"][0]["seconds"];
+    assert_eq!(s[0]["t"], 0);
+    assert_eq!(s[0]["faults_by_order"]["9"], 5);
+    assert_eq!(s[0]["zaps"], 1);
+    assert_eq!(s[1]["t"], 1);
+    assert_eq!(s[1]["faults_by_result"]["nopage"], 1);
+    assert_eq!(s[1]["refaulted_pages"], 512);
+    assert_eq!(s[1]["lock_waits"], 1);
 }
 
 #[test]
@@ -206,5 +218,24 @@ fn a_missing_file_is_named() {
         err.to_string()
             .starts_with(&format!("cannot read {}: ", path.display())),
         "{err}"
+    );
+}
+
+#[test]
+fn the_timeline_sums_to_the_device_totals() {
+    let doc = sample();
+    let d = &doc.devices[0];
+    let seconds = &doc.timeline.devices[0].seconds;
+    let sum = |f: fn(&crate::model::timeline::Second) -> u64| seconds.iter().map(f).sum::<u64>();
+    assert_eq!(sum(crate::model::timeline::Second::faults), d.faults.total);
+    assert_eq!(
+        sum(|s| u64::from(s.faults_by_order.pmd)),
+        d.faults.by_order["9"]
+    );
+    assert_eq!(sum(|s| u64::from(s.zaps)), d.zaps.count);
+    assert_eq!(sum(|s| s.refaulted_pages), d.refaults.pages);
+    assert_eq!(
+        sum(|s| u64::from(s.lock_waits)),
+        d.memory_lock["read"].count
     );
 }

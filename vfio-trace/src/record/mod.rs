@@ -7,6 +7,7 @@ pub mod document;
 #[cfg(test)]
 pub(crate) mod document_tests;
 pub mod health;
+pub mod timeline;
 pub mod zaps;
 
 use std::{
@@ -183,6 +184,7 @@ async fn record(
     let mut session = Session::start(&opts)?;
     let attach_ms = attach_started.elapsed().as_secs_f64() * 1000.0;
     let (cpu_at_attach, _) = health::own_usage();
+    model.set_origin_ns(monotonic_ns());
     model.set_zap_walks_known(
         session
             .plan()
@@ -249,6 +251,11 @@ async fn record(
         ingest(&mut model, &batch);
     }
     model.add_stacks(stopped.stacks);
+    // The loss counters are read once, at the end: their second is the last.
+    let stop_ns = monotonic_ns();
+    for (key, lost) in &stopped.kernel.lost_by_device {
+        model.add_lost(Bdf::from_key(*key), stop_ns, *lost);
+    }
     let (cpu_ns, max_rss_kib) = health::own_usage();
     let info = RunInfo {
         kernel,
@@ -271,6 +278,17 @@ async fn record(
         pci,
     };
     Ok((document::build(&model, info), status))
+}
+
+/// Now on the clock of the events' timestamps (`bpf_ktime_get_ns`).
+fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime fills the timespec it is given.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts);
+        ts
+    };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
 fn ingest(model: &mut Model, batch: &[crate::event::Event]) {
