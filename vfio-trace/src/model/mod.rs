@@ -8,6 +8,7 @@ pub mod page_counts;
 pub mod pages;
 pub mod processes;
 pub mod slots;
+pub mod snapshot;
 pub mod stats;
 pub mod timeline;
 pub mod zap;
