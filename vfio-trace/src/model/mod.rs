@@ -23,6 +23,7 @@ use crate::{device::Bdf, event::Event, kernel::Generation};
 use devices::Devices;
 use fault::{Fault, locate};
 use stats::DeviceStats;
+use timeline::Clock;
 
 /// Everything recorded so far.
 #[derive(Debug, Clone)]
@@ -38,8 +39,8 @@ pub struct Model {
     /// Zap stacks by id, as function names, innermost first.
     pub stacks: BTreeMap<i32, Stack>,
     zap_walks_known: bool,
-    /// Kernel time (ns) of second 0 of the timeline.
-    origin_ns: Option<u64>,
+    /// Timeline seconds of kernel times.
+    clock: Clock,
 }
 
 /// A kernel stack of a zap, and the cause it names.
@@ -59,20 +60,14 @@ impl Model {
             comms: BTreeMap::new(),
             stacks: BTreeMap::new(),
             zap_walks_known: false,
-            origin_ns: None,
+            clock: Clock::default(),
         }
     }
 
     /// Second 0 of the timelines, in kernel time (`CLOCK_MONOTONIC`, as the
     /// events' timestamps). Without it the first timed event is second 0.
     pub fn set_origin_ns(&mut self, ns: u64) {
-        self.origin_ns = Some(ns);
-    }
-
-    /// The timeline second of kernel time `ns`.
-    fn second(&mut self, ns: u64) -> u64 {
-        let origin = *self.origin_ns.get_or_insert(ns);
-        ns.saturating_sub(origin) / 1_000_000_000
+        self.clock.set_origin_ns(ns);
     }
 
     /// Names zap stacks read from the kernel (by stack id), and with them the
@@ -108,7 +103,7 @@ impl Model {
         if self.devices.get(&bdf).is_none() {
             return;
         }
-        let t = self.second(at_ns);
+        let t = self.clock.second(at_ns);
         if let Some(s) = self.device(bdf).timeline.at(t) {
             s.lost += lost;
         }
@@ -167,7 +162,7 @@ impl Model {
             }
             Event::Zap(e) if e.device == UNKNOWN_DEVICE => self.unattributed_zaps += 1,
             Event::Zap(e) => {
-                let t = self.second(e.start_ns);
+                let t = self.clock.second(e.start_ns);
                 let cause = self.stacks.get(&e.stack_id).map(|s| s.cause.clone());
                 let d = self.device(Bdf::from_key(e.device));
                 d.add_zap(e, fault::comm(&e.comm));
@@ -187,7 +182,7 @@ impl Model {
                 .on_hold(e.zap_start_ns, e.hold_ns),
             Event::Lock(e) if e.device == UNKNOWN_DEVICE => {}
             Event::Lock(e) => {
-                let t = self.second(e.start_ns);
+                let t = self.clock.second(e.start_ns);
                 let d = self.device(Bdf::from_key(e.device));
                 d.add_lock_wait(e);
                 if let Some(s) = d.timeline.at(t) {
@@ -204,7 +199,7 @@ impl Model {
             return;
         };
         let generation = self.generation;
-        let t = self.second(f.end_ns);
+        let t = self.clock.second(f.end_ns);
         let d = self.device(bdf);
         let at = locate(generation, f.vma_pgoff, f.page_in_vma, d.layout());
         let refaulted = d.add(&f, at);

@@ -88,48 +88,64 @@ impl Second {
 /// The seconds of one device, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Timeline {
-    seconds: VecDeque<Second>,
+    /// Seconds before the newest, oldest first.
+    past: VecDeque<Second>,
+    /// The newest second, where nearly every event lands: kept apart so
+    /// that an event costs one compare, not a deque lookup.
+    newest: Option<Second>,
     /// Seconds let go to stay within [`MAX_SECONDS`].
     dropped_seconds: u64,
     /// Events for a second older than every second kept.
     dropped_events: u64,
 }
 
+fn empty(t: u64) -> Second {
+    Second {
+        t,
+        ..Second::default()
+    }
+}
+
 impl Timeline {
     /// The bucket of second `t`, made if new; `None` when `t` is older than
     /// the whole window of a full timeline (the event is counted as dropped).
     pub fn at(&mut self, t: u64) -> Option<&mut Second> {
-        // Events arrive nearly in time order: the newest bucket is the usual hit.
-        let newest = self.seconds.back().map(|s| s.t);
-        let at = if newest == Some(t) {
-            self.seconds.len() - 1
-        } else {
-            let mut at = self.seconds.partition_point(|s| s.t < t);
-            if self.seconds.get(at).is_none_or(|s| s.t != t) {
-                if self.seconds.len() >= MAX_SECONDS {
-                    if at == 0 {
-                        self.dropped_events += 1;
-                        return None;
-                    }
-                    self.seconds.pop_front();
+        let newest = self.newest.as_ref().map(|s| s.t);
+        match newest {
+            Some(n) if n == t => {}
+            Some(n) if n < t => {
+                if self.past.len() + 1 >= MAX_SECONDS {
+                    self.past.pop_front();
                     self.dropped_seconds += 1;
-                    at -= 1;
                 }
-                self.seconds.insert(
-                    at,
-                    Second {
-                        t,
-                        ..Second::default()
-                    },
-                );
+                self.past.extend(self.newest.replace(empty(t)));
             }
-            at
-        };
-        self.seconds.get_mut(at)
+            Some(_) => return self.at_past(t),
+            None => self.newest = Some(empty(t)),
+        }
+        self.newest.as_mut()
+    }
+
+    /// A second before the newest: events from another ring arrive late.
+    fn at_past(&mut self, t: u64) -> Option<&mut Second> {
+        let mut at = self.past.partition_point(|s| s.t < t);
+        if self.past.get(at).is_none_or(|s| s.t != t) {
+            if self.past.len() + 1 >= MAX_SECONDS {
+                if at == 0 {
+                    self.dropped_events += 1;
+                    return None;
+                }
+                self.past.pop_front();
+                self.dropped_seconds += 1;
+                at -= 1;
+            }
+            self.past.insert(at, empty(t));
+        }
+        self.past.get_mut(at)
     }
 
     pub fn seconds(&self) -> impl Iterator<Item = &Second> {
-        self.seconds.iter()
+        self.past.iter().chain(&self.newest)
     }
 
     pub fn dropped_seconds(&self) -> u64 {
@@ -141,7 +157,45 @@ impl Timeline {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.seconds.capacity() * size_of::<Second>()
+        self.past.capacity() * size_of::<Second>()
+    }
+}
+
+const NS_PER_SECOND: u64 = 1_000_000_000;
+
+/// Kernel times to timeline seconds. Events come in runs within one second,
+/// so the second last found is tried first: a compare, not a division.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    origin_ns: Option<u64>,
+    /// `[start, end)` in ns of second `t`, the one last found.
+    start: u64,
+    end: u64,
+    t: u64,
+}
+
+impl Clock {
+    /// Second 0; without it the first time asked for is second 0.
+    pub fn set_origin_ns(&mut self, ns: u64) {
+        *self = Self {
+            origin_ns: Some(ns),
+            ..Self::default()
+        };
+    }
+
+    /// The second of kernel time `ns`; times before the origin are second 0.
+    pub fn second(&mut self, ns: u64) -> u64 {
+        if (self.start..self.end).contains(&ns) {
+            return self.t;
+        }
+        let origin = *self.origin_ns.get_or_insert(ns);
+        if ns < origin {
+            return 0;
+        }
+        self.t = (ns - origin) / NS_PER_SECOND;
+        self.start = origin + self.t * NS_PER_SECOND;
+        self.end = self.start.saturating_add(NS_PER_SECOND);
+        self.t
     }
 }
 
@@ -152,11 +206,11 @@ mod tests {
     #[test]
     fn seconds_stay_ordered_whatever_order_events_come_in() {
         let mut t = Timeline::default();
-        for s in [3, 1, 3, 2, 1] {
+        for s in [3, 1, 3, 2, 1, 4] {
             t.at(s).expect("kept").add_zap();
         }
         let seen: Vec<(u64, u32)> = t.seconds().map(|s| (s.t, s.zaps)).collect();
-        assert_eq!(seen, [(1, 2), (2, 1), (3, 2)]);
+        assert_eq!(seen, [(1, 2), (2, 1), (3, 2), (4, 1)]);
     }
 
     #[test]
@@ -171,6 +225,20 @@ mod tests {
         assert!(t.at(3).is_none());
         assert_eq!(t.dropped_events(), 1);
         assert!(t.heap_bytes() <= MAX_SECONDS * 2 * 80);
+    }
+
+    #[test]
+    fn the_clock_counts_whole_seconds_from_its_origin() {
+        let mut c = Clock::default();
+        c.set_origin_ns(5 * NS_PER_SECOND);
+        let secs: Vec<u64> = [5, 6, 6, 9, 4, 5]
+            .map(|s| c.second(s * NS_PER_SECOND + 1))
+            .to_vec();
+        assert_eq!(secs, [0, 1, 1, 4, 0, 0]);
+        assert_eq!(c.second(6 * NS_PER_SECOND - 1), 0);
+        let mut first = Clock::default();
+        assert_eq!(first.second(77), 0);
+        assert_eq!(first.second(77 + NS_PER_SECOND), 1);
     }
 
     #[test]
