@@ -13,6 +13,9 @@
 //!   worst case for dense per-page counts (a cache miss and, early on, a new
 //!   chunk per fault). Not a target; it shows what the layout costs there.
 //!
+//! `snapshot/` is what a live reader (`top`, `serve`) pays per refresh: one
+//! `Model::snapshot` of the 16 devices after the `mix`.
+//!
 //! Time is the thread's CPU time (`support/cpu_time.rs`), so throughput is
 //! events per second on one core even when other work shares the machine.
 
@@ -26,7 +29,7 @@ mod fixture;
 use cpu_time::ThreadCpuTime;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use fixture::{BAR2_BYTES, DEVICES, bdf, model};
-use vfio_trace::model::Event;
+use vfio_trace::event::Event;
 use vfio_trace_common::{FaultEvent, TaskEvent, ZapEvent, vm_fault};
 
 const EVENTS: usize = 1 << 20;
@@ -240,9 +243,18 @@ fn ingest(c: &mut Criterion<ThreadCpuTime>) {
     warm.finish();
 }
 
+fn snapshot(c: &mut Criterion<ThreadCpuTime>) {
+    let mut m = model();
+    mix().iter().for_each(|e| m.ingest(e));
+    let mut group = c.benchmark_group("snapshot");
+    group.sample_size(10);
+    group.bench_function("mix", |b| b.iter(|| m.snapshot(black_box(1))));
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpuTime);
-    targets = ingest
+    targets = ingest, snapshot
 }
 criterion_main!(benches);

@@ -1,9 +1,9 @@
 //! The running kernel: release, and the generation of the vfio mmap code it has.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How vfio-pci maps BARs, by kernel generation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Generation {
     /// Before 6.10: the first fault remaps the whole VMA (`remap_pfn_range`);
     /// `vm_pgoff` holds the BAR's physical pfn.
@@ -25,6 +25,15 @@ impl Generation {
             (6, n) if n >= 12 => Self::HugeFault,
             (6, n) if n >= 10 => Self::PerPage,
             _ => Self::Remap,
+        }
+    }
+
+    /// As the JSON names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Remap => "remap",
+            Self::PerPage => "per-page",
+            Self::HugeFault => "huge-fault",
         }
     }
 
@@ -51,7 +60,7 @@ pub fn parse_version(release: &str) -> Option<(u32, u32)> {
 }
 
 /// The running kernel, as `probe::preflight` reads it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kernel {
     pub release: String,
     pub generation: Option<Generation>,

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod device;
+pub mod event;
 pub mod exercise;
 pub mod kernel;
 pub mod model;

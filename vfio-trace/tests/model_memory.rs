@@ -1,7 +1,7 @@
 //! The model's memory, measured by the allocator rather than estimated:
 //! 16 devices and a 32 GiB BAR touched at every 4 KiB page stay under
 //! 64 MiB, and ingesting an event allocates nothing once its page's chunk and
-//! its histograms exist.
+//! its histograms exist; a long run keeps a bounded timeline.
 //!
 //! The counters are per thread, so tests running side by side do not mix.
 
@@ -13,7 +13,13 @@ use std::{
 mod fixture;
 
 use fixture::{BAR2_BYTES, DEVICES, bdf, fault, model};
-use vfio_trace::model::{Event, Model};
+use vfio_trace::{
+    event::Event,
+    model::{
+        Model,
+        timeline::{MAX_SECONDS, Second},
+    },
+};
 use vfio_trace_common::{HoldEvent, LockEvent, ZapEvent, lock_flags, vm_fault};
 
 thread_local! {
@@ -186,4 +192,28 @@ fn events_allocate_only_per_chunk_and_per_zap() {
     assert!(refaults <= 2, "{refaults} allocations");
     let zap = &m.devices[&bdf(1)].zaps.zaps[1];
     assert_eq!((zap.removed, zap.refaulted), (pages, pages));
+}
+
+#[test]
+fn a_long_run_keeps_a_bounded_timeline() {
+    let mut m = model();
+    let before = live();
+    // Every device busy every second for twice what a timeline keeps.
+    let seconds = 2 * MAX_SECONDS as u64;
+    for s in 0..seconds {
+        for dev in 0..DEVICES {
+            let mut e = fault(dev, s % 4096, 0, vm_fault::NOPAGE);
+            e.start_ns = s * 1_000_000_000;
+            m.ingest(&Event::Fault(e));
+        }
+    }
+    let held = usize::try_from(live() - before).expect("the model holds memory");
+    let timelines = DEVICES as usize * MAX_SECONDS * size_of::<Second>();
+    // The timelines (a deque may hold up to twice what it keeps) and a
+    // chunk of page counts per device.
+    assert!(held < 2 * timelines + (4 << 20), "{held} bytes");
+    let t = &m.devices[&bdf(3)].timeline;
+    assert_eq!(t.seconds().count(), MAX_SECONDS);
+    assert_eq!(t.dropped_seconds(), seconds - MAX_SECONDS as u64);
+    assert_eq!(t.seconds().next().map(|s| s.t), Some(MAX_SECONDS as u64));
 }

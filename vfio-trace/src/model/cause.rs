@@ -1,14 +1,54 @@
 //! Why a zap happened, named from the kernel stack that made it.
 
+use std::fmt;
+
+/// The cause of a zap. Stacks are read from the kernel apart from the zap
+/// events, so a zap's cause is `Unknown` until its stack is named.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ZapCause {
+    /// A config write clearing memory decode.
+    DecodeOff,
+    /// `VFIO_DEVICE_RESET`.
+    Reset,
+    HotReset,
+    Power,
+    DmaBuf,
+    /// Another caller: the first function outside the zap machinery.
+    Caller(String),
+    /// No stack, or none read yet.
+    #[default]
+    Unknown,
+}
+
+impl ZapCause {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::DecodeOff => "decode-off",
+            Self::Reset => "reset",
+            Self::HotReset => "hot-reset",
+            Self::Power => "power",
+            Self::DmaBuf => "dma-buf",
+            Self::Caller(f) => f,
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ZapCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Classifies a zap from its stack (innermost frame first). The first rule
 /// that any frame matches wins; more specific rules come first, since every
 /// hot reset also runs through the ioctl handler and power-state changes can
 /// arrive as config writes.
-pub fn classify(frames: &[&str]) -> String {
-    const RULES: &[(&str, &[&str])] = &[
-        ("hot-reset", &["hot_reset"]),
+pub fn classify<S: AsRef<str>>(frames: &[S]) -> ZapCause {
+    const RULES: &[(ZapCause, &[&str])] = &[
+        (ZapCause::HotReset, &["hot_reset"]),
         (
-            "power",
+            ZapCause::Power,
             &[
                 "power_state",
                 "runtime_suspend",
@@ -18,30 +58,33 @@ pub fn classify(frames: &[&str]) -> String {
             ],
         ),
         (
-            "decode-off",
+            ZapCause::DecodeOff,
             &["vfio_basic_config_write", "vfio_pci_config_rw"],
         ),
         (
-            "reset",
+            ZapCause::Reset,
             &["vfio_pci_ioctl_reset", "vfio_pci_core_ioctl", "try_reset"],
         ),
-        ("dma-buf", &["dma_buf_move"]),
+        (ZapCause::DmaBuf, &["dma_buf_move"]),
     ];
+    let frames = || frames.iter().map(AsRef::as_ref);
     for (cause, needles) in RULES {
-        if frames.iter().any(|f| needles.iter().any(|n| f.contains(n))) {
-            return (*cause).to_owned();
+        if frames().any(|f: &str| needles.iter().any(|n| f.contains(n))) {
+            return cause.clone();
         }
     }
-    // Another caller: name the first frame outside the zap machinery itself.
-    frames
-        .iter()
+    frames()
         .find(|f| !f.contains("unmap_mapping") && !f.contains("zap") && !f.contains("kprobe"))
-        .map_or_else(|| "unknown".to_owned(), |f| (*f).to_owned())
+        .map_or(ZapCause::Unknown, |f| ZapCause::Caller(f.to_owned()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn name(frames: &[&str]) -> String {
+        classify(frames).to_string()
+    }
 
     #[test]
     fn config_write_is_decode_off() {
@@ -51,13 +94,13 @@ mod tests {
             "vfio_pci_config_rw",
             "vfs_write",
         ];
-        assert_eq!(classify(&stack), "decode-off");
+        assert_eq!(name(&stack), "decode-off");
     }
 
     #[test]
     fn device_reset_ioctl_is_reset() {
         assert_eq!(
-            classify(&[
+            name(&[
                 "unmap_mapping_range",
                 "vfio_pci_core_ioctl",
                 "__x64_sys_ioctl"
@@ -73,7 +116,7 @@ mod tests {
             "vfio_pci_zap_and_down_write_memory_lock",
             "vfio_pci_core_ioctl",
         ];
-        assert_eq!(classify(&stack), "reset");
+        assert_eq!(name(&stack), "reset");
     }
 
     #[test]
@@ -83,7 +126,7 @@ mod tests {
             "vfio_pci_dev_set_hot_reset",
             "vfio_pci_core_ioctl",
         ];
-        assert_eq!(classify(&stack), "hot-reset");
+        assert_eq!(name(&stack), "hot-reset");
     }
 
     #[test]
@@ -93,15 +136,15 @@ mod tests {
             "vfio_pci_set_power_state",
             "vfio_basic_config_write",
         ];
-        assert_eq!(classify(&stack), "power");
+        assert_eq!(name(&stack), "power");
     }
 
     #[test]
     fn other_callers_are_named() {
         assert_eq!(
-            classify(&["unmap_mapping_range", "some_driver_fn", "vfs_write"]),
+            name(&["unmap_mapping_range", "some_driver_fn", "vfs_write"]),
             "some_driver_fn"
         );
-        assert_eq!(classify(&[]), "unknown");
+        assert_eq!(name(&[]), "unknown");
     }
 }

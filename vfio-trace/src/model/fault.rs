@@ -1,13 +1,13 @@
 //! A fault as the model sees it: decoded from the kernel event, with its BAR
 //! and page inside the BAR resolved.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vfio_trace_common::{FaultEvent, UNKNOWN_DEVICE, vm_fault};
 
 use crate::{device::Bdf, kernel::Generation};
 
 /// What the fault handler returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// Mapped (`VM_FAULT_NOPAGE`).

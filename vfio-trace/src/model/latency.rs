@@ -1,10 +1,10 @@
 //! Latency histograms (hdrhistogram, nanoseconds) and their summaries.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Summary written to JSON: count, min, p50, p90, p99, max, mean, in ns.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub count: u64,
     pub min: u64,

@@ -8,17 +8,22 @@ pub mod page_counts;
 pub mod pages;
 pub mod processes;
 pub mod slots;
+pub mod snapshot;
 pub mod stats;
+pub mod timeline;
 pub mod zap;
 
 use std::collections::BTreeMap;
 
-use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, TaskEvent, UNKNOWN_DEVICE, ZapEvent};
+use vfio_trace_common::{FaultEvent, UNKNOWN_DEVICE};
 
-use crate::{device::Bdf, kernel::Generation};
+use cause::ZapCause;
+
+use crate::{device::Bdf, event::Event, kernel::Generation};
 use devices::Devices;
 use fault::{Fault, locate};
 use stats::DeviceStats;
+use timeline::Clock;
 
 /// Everything recorded so far.
 #[derive(Debug, Clone)]
@@ -31,17 +36,18 @@ pub struct Model {
     pub unattributed_zaps: u64,
     /// Process names by pid, from the kernel's once-per-thread task events.
     pub comms: BTreeMap<u32, String>,
+    /// Zap stacks by id, as function names, innermost first.
+    pub stacks: BTreeMap<i32, Stack>,
     zap_walks_known: bool,
+    /// Timeline seconds of kernel times.
+    clock: Clock,
 }
 
-/// One decoded kernel event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    Fault(FaultEvent),
-    Zap(ZapEvent),
-    Lock(LockEvent),
-    Hold(HoldEvent),
-    Task(TaskEvent),
+/// A kernel stack of a zap, and the cause it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stack {
+    pub frames: Vec<String>,
+    pub cause: ZapCause,
 }
 
 impl Model {
@@ -52,7 +58,54 @@ impl Model {
             unattributed: 0,
             unattributed_zaps: 0,
             comms: BTreeMap::new(),
+            stacks: BTreeMap::new(),
             zap_walks_known: false,
+            clock: Clock::default(),
+        }
+    }
+
+    /// Second 0 of the timelines, in kernel time (`CLOCK_MONOTONIC`, as the
+    /// events' timestamps). Without it the first timed event is second 0.
+    pub fn set_origin_ns(&mut self, ns: u64) {
+        self.clock.set_origin_ns(ns);
+    }
+
+    /// Names zap stacks read from the kernel (by stack id), and with them the
+    /// cause of every zap that has one of these stacks.
+    pub fn add_stacks(&mut self, stacks: impl IntoIterator<Item = (i32, Vec<String>)>) {
+        for (id, frames) in stacks {
+            let cause = cause::classify(&frames);
+            self.stacks.insert(id, Stack { frames, cause });
+        }
+        for d in self.devices.values_mut() {
+            for z in &mut d.zaps.zaps {
+                if let Some(s) = self.stacks.get(&z.stack_id) {
+                    z.cause.clone_from(&s.cause);
+                }
+            }
+        }
+    }
+
+    /// Zaps whose kernel stack was stored but is not among the named stacks:
+    /// their cause reads unknown.
+    pub fn stacks_unresolved(&self) -> u64 {
+        self.devices
+            .values()
+            .flat_map(|d| &d.zaps.zaps)
+            .filter(|z| z.stack_id >= 0 && !self.stacks.contains_key(&z.stack_id))
+            .count() as u64
+    }
+
+    /// Events of `bdf` lost by kernel time `at_ns`, read from the kernel's
+    /// loss counters by the caller. A device the model does not hold is
+    /// left out: losses alone do not make a device traced.
+    pub fn add_lost(&mut self, bdf: Bdf, at_ns: u64, lost: u64) {
+        if self.devices.get(&bdf).is_none() {
+            return;
+        }
+        let t = self.clock.second(at_ns);
+        if let Some(s) = self.device(bdf).timeline.at(t) {
+            s.lost += lost;
         }
     }
 
@@ -108,20 +161,34 @@ impl Model {
                 }
             }
             Event::Zap(e) if e.device == UNKNOWN_DEVICE => self.unattributed_zaps += 1,
-            Event::Zap(e) => self
-                .devices
-                .get_or_insert_with(Bdf::from_key(e.device), DeviceStats::default)
-                .add_zap(e, fault::comm(&e.comm)),
+            Event::Zap(e) => {
+                let t = self.clock.second(e.start_ns);
+                let cause = self.stacks.get(&e.stack_id).map(|s| s.cause.clone());
+                let d = self.device(Bdf::from_key(e.device));
+                d.add_zap(e, fault::comm(&e.comm));
+                if let Some(s) = d.timeline.at(t) {
+                    s.add_zap();
+                }
+                if let Some(cause) = cause
+                    && let Some(z) = d.zaps.zaps.last_mut()
+                {
+                    z.cause = cause;
+                }
+            }
             Event::Hold(e) if e.device == UNKNOWN_DEVICE => {}
             Event::Hold(e) => self
                 .device(Bdf::from_key(e.device))
                 .zaps
                 .on_hold(e.zap_start_ns, e.hold_ns),
             Event::Lock(e) if e.device == UNKNOWN_DEVICE => {}
-            Event::Lock(e) => self
-                .devices
-                .get_or_insert_with(Bdf::from_key(e.device), DeviceStats::default)
-                .add_lock_wait(e),
+            Event::Lock(e) => {
+                let t = self.clock.second(e.start_ns);
+                let d = self.device(Bdf::from_key(e.device));
+                d.add_lock_wait(e);
+                if let Some(s) = d.timeline.at(t) {
+                    s.add_lock_wait();
+                }
+            }
         }
     }
 
@@ -132,9 +199,14 @@ impl Model {
             return;
         };
         let generation = self.generation;
+        let t = self.clock.second(f.end_ns);
         let d = self.device(bdf);
         let at = locate(generation, f.vma_pgoff, f.page_in_vma, d.layout());
-        d.add(&f, at);
+        let refaulted = d.add(&f, at);
+        if let Some(s) = d.timeline.at(t) {
+            s.add_fault(f.order, f.outcome);
+            s.refaulted_pages += refaulted;
+        }
     }
 }
 
@@ -162,5 +234,71 @@ mod tests {
         assert_eq!(m.devices[&bdf].bars[&Some(2)].page_faults.len(), 3);
         assert_eq!(m.devices[&idle].faults, 0);
         assert_eq!(m.unattributed, 1);
+    }
+
+    #[test]
+    fn devices_first_seen_by_a_zap_or_lock_wait_know_zap_walks() {
+        let mut m = Model::new(Generation::HugeFault);
+        m.set_zap_walks_known(true);
+        let [a, b] = ["0000:01:00.0", "0000:02:00.0"].map(|s| Bdf::parse(s).expect("bdf"));
+        let mut zap = vfio_trace_common::ZapEvent::zeroed();
+        zap.device = a.key();
+        m.ingest(&Event::Zap(zap));
+        let mut lock = vfio_trace_common::LockEvent::zeroed();
+        lock.device = b.key();
+        m.ingest(&Event::Lock(lock));
+        assert!(m.devices[&a].zaps.walks_known);
+        assert!(m.devices[&b].zaps.walks_known);
+    }
+
+    #[test]
+    fn zaps_are_named_by_their_stack_whenever_it_arrives() {
+        let mut m = Model::new(Generation::HugeFault);
+        let bdf = Bdf::parse("0000:01:00.0").expect("bdf");
+        let mut zap = vfio_trace_common::ZapEvent::zeroed();
+        zap.device = bdf.key();
+        zap.stack_id = 4;
+        m.ingest(&Event::Zap(zap));
+        zap.stack_id = 5;
+        m.ingest(&Event::Zap(zap));
+        assert_eq!(m.stacks_unresolved(), 2);
+        m.add_stacks([(
+            4,
+            vec!["unmap_mapping_range".into(), "vfio_pci_core_ioctl".into()],
+        )]);
+        // A zap after its stack is known is named at once.
+        zap.stack_id = 4;
+        m.ingest(&Event::Zap(zap));
+        let causes = m.devices[&bdf].zaps.causes();
+        assert_eq!(causes.get("reset"), Some(&2));
+        assert_eq!(causes.get("unknown"), Some(&1));
+        assert_eq!(m.stacks_unresolved(), 1);
+    }
+
+    #[test]
+    fn the_timeline_counts_each_second_from_the_origin() {
+        let mut m = Model::new(Generation::HugeFault);
+        m.set_origin_ns(10_000_000_000);
+        let bdf = Bdf::parse("0000:01:00.0").expect("bdf");
+        let mut e = FaultEvent::zeroed();
+        e.device = bdf.key();
+        e.vma_pgoff = 2 << 28;
+        e.result = 0x100;
+        e.inserts_pte = 1;
+        e.start_ns = 10_500_000_000;
+        m.ingest(&Event::Fault(e));
+        let mut zap = vfio_trace_common::ZapEvent::zeroed();
+        zap.device = bdf.key();
+        zap.start_ns = 12_100_000_000;
+        m.ingest(&Event::Zap(zap));
+        e.start_ns = 12_200_000_000;
+        m.ingest(&Event::Fault(e));
+        m.add_lost(bdf, 13_000_000_000, 7);
+        let seconds: Vec<_> = m.devices[&bdf].timeline.seconds().copied().collect();
+        let t: Vec<u64> = seconds.iter().map(|s| s.t).collect();
+        assert_eq!(t, [0, 2, 3]);
+        assert_eq!(seconds[0].faults_by_result.nopage, 1);
+        assert_eq!((seconds[1].zaps, seconds[1].refaulted_pages), (1, 1));
+        assert_eq!(seconds[2].lost, 7);
     }
 }

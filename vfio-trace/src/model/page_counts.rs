@@ -69,7 +69,7 @@ impl Default for PageCounts {
 
 /// A run of consecutive pages with the same fault count: the compact form of
 /// per-page counts (a 4 KiB storm over 64 MiB is one run, not 16384 entries).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PageRun {
     pub first: u64,
     pub pages: u64,

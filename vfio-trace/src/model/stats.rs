@@ -12,6 +12,7 @@ use super::{
     latency::Latency,
     processes::Processes,
     slots::{PerBar, PerOrder, PerOutcome},
+    timeline::Timeline,
     zap::{ZapStats, key},
 };
 pub use super::{
@@ -71,6 +72,8 @@ pub struct DeviceStats {
     /// Kernel address of the `memory_lock` waited for, to match other tools'
     /// lock reports (`perf lock`, tracefs `lock:contention_*`).
     pub memory_lock_address: Option<u64>,
+    /// Counts per second of the run.
+    pub timeline: Timeline,
     /// BARs as (index, physical start, size), to place faults on kernels
     /// that put physical pfns in `vm_pgoff`.
     pub(super) layout: Vec<(u32, u64, u64)>,
@@ -110,7 +113,8 @@ impl DeviceStats {
         &self.layout
     }
 
-    pub fn add(&mut self, f: &Fault, at: Location) {
+    /// Returns the pages the fault brought back after a zap.
+    pub fn add(&mut self, f: &Fault, at: Location) -> u64 {
         // The page count first: it is the likely cache miss, and the work
         // after it does not depend on it, so the core overlaps the two.
         let bar = self.bars.get_mut(at.bar);
@@ -126,9 +130,7 @@ impl DeviceStats {
             .get_mut(f.outcome)
             .record(f.latency_ns);
         self.processes.add(f.pid);
-        if let Some((start, end)) = inserted(f, at) {
-            self.zaps.on_insert(start, end, f.end_ns);
-        }
+        inserted(f, at).map_or(0, |(start, end)| self.zaps.on_insert(start, end, f.end_ns))
     }
 
     /// Faults on pages past their BAR's size or the bound for unknown sizes.
@@ -157,6 +159,7 @@ impl DeviceStats {
             + pages
             + self.processes.heap_bytes()
             + self.zaps.heap_bytes()
+            + self.timeline.heap_bytes()
             + self.layout.capacity() * size_of::<(u32, u64, u64)>()
     }
 

@@ -8,7 +8,10 @@
 
 use vfio_trace_common::ZapEvent;
 
+use std::collections::BTreeMap;
+
 use super::{
+    cause::ZapCause,
     latency::Latency,
     pages::{PageSet, Ranges},
 };
@@ -40,6 +43,8 @@ pub struct Zap {
     pub pages: u64,
     pub vmas: u32,
     pub stack_id: i32,
+    /// Named once the stack is (see `Model::add_stacks`).
+    pub cause: ZapCause,
     pub pid: u32,
     pub comm: String,
     /// Pages that were populated and this zap removed.
@@ -77,7 +82,9 @@ pub struct ZapStats {
 
 impl ZapStats {
     /// A fault inserted `[start, end)` (page keys), finishing at `at_ns`.
-    pub fn on_insert(&mut self, start: u64, end: u64, at_ns: u64) {
+    /// Returns the pages it brought back after a zap.
+    pub fn on_insert(&mut self, start: u64, end: u64, at_ns: u64) -> u64 {
+        let before = self.refaulted_pages;
         if !self.pending.is_empty() {
             let (zaps, refaulted) = (&mut self.zaps, &mut self.refaulted_pages);
             self.pending.take_with(start, end, |from, to, index| {
@@ -94,6 +101,21 @@ impl ZapStats {
             });
         }
         self.populated.insert(start, end);
+        self.refaulted_pages - before
+    }
+
+    /// Zaps by cause.
+    pub fn causes(&self) -> BTreeMap<&str, u64> {
+        let mut causes = BTreeMap::new();
+        for z in &self.zaps {
+            *causes.entry(z.cause.name()).or_default() += 1;
+        }
+        causes
+    }
+
+    /// Pages of mappings the zaps covered.
+    pub fn pages(&self) -> u64 {
+        self.zaps.iter().map(|z| z.pages).sum()
     }
 
     /// Bytes held beyond the struct: histograms, zap records, page ranges
@@ -143,6 +165,7 @@ impl ZapStats {
             pages: e.pages,
             vmas: e.vmas,
             stack_id: e.stack_id,
+            cause: ZapCause::Unknown,
             pid: e.pid,
             comm,
             removed,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
 use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, TaskEvent, ZapEvent, kind};
 
-use crate::model::Event;
+use crate::event::Event;
 
 /// `BPF_MAP_TYPE_RINGBUF`
 const RINGBUF: u32 = 27;

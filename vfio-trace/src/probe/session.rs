@@ -7,7 +7,7 @@ use aya::maps::{MapData, StackTraceMap};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 
-use crate::model::Event;
+use crate::event::Event;
 
 use super::{
     attach::error_chain,

@@ -100,15 +100,26 @@ impl CollectorDoc {
     }
 }
 
-/// Failures of the tracer itself.
+/// Failures of the tracer itself. Counters are 0 and flags true when
+/// nothing went wrong.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthDoc {
     /// Readers that failed, with why: their ring's later events are lost.
     pub reader_errors: Vec<String>,
+    /// Ring records too short or of an unknown kind, dropped.
+    pub undecodable_records: u64,
+    /// Zap stacks the kernel could not store: those zaps' causes read unknown.
+    pub stack_failures: u64,
+    /// Zaps whose stored stack was not found when the stacks were read.
+    pub stacks_unresolved: u64,
     /// False when a loss counter could not be read: losses are then a floor.
     pub loss_maps_readable: bool,
     /// False when the zap stacks could not be read: every zap cause reads unknown.
     pub stack_map_readable: bool,
+    /// Fault returns never seen (kretprobe instances ran out).
+    pub missed_returns: u64,
+    /// Program runs the kernel skipped to avoid recursion.
+    pub recursion_misses: u64,
     /// Faults on pages beyond their BAR's size: counted, not placed on a page.
     pub pages_out_of_range: u64,
     /// Diagnostics the eBPF programs logged on rare paths (printed with
@@ -117,13 +128,17 @@ pub struct HealthDoc {
     pub kernel_diagnostics: u64,
 }
 
+/// What the tracer saw go wrong, from the session and the model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HealthInputs {
+    pub stack_map_readable: bool,
+    pub stacks_unresolved: u64,
+    pub pages_out_of_range: u64,
+}
+
 impl HealthDoc {
-    pub fn new(
-        counts: &KernelCounts,
-        rings: &[RingCount],
-        stack_map_readable: bool,
-        pages_out_of_range: u64,
-    ) -> Self {
+    pub fn new(counts: &KernelCounts, rings: &[RingCount], seen: HealthInputs) -> Self {
+        let losses = LossesDoc::new(counts, rings);
         Self {
             reader_errors: rings
                 .iter()
@@ -138,16 +153,49 @@ impl HealthDoc {
                         .map(|e| format!("kernel diagnostics: {e}")),
                 )
                 .collect(),
+            undecodable_records: losses.undecodable,
+            stack_failures: losses.stack_failed,
+            stacks_unresolved: seen.stacks_unresolved,
             loss_maps_readable: counts.loss_maps_readable,
-            stack_map_readable,
-            pages_out_of_range,
+            stack_map_readable: seen.stack_map_readable,
+            missed_returns: losses.missed_return,
+            recursion_misses: losses.recursion,
+            pages_out_of_range: seen.pages_out_of_range,
             kernel_diagnostics: counts.diagnostics,
         }
     }
 
+    /// One line per thing that went wrong; none when all is well.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .reader_errors
+            .iter()
+            .map(|e| format!("ring reader failed: {e}"))
+            .collect();
+        if !self.loss_maps_readable {
+            out.push("loss counters unreadable: losses are a floor".into());
+        }
+        if !self.stack_map_readable {
+            out.push("zap stack map unreadable: every zap cause is unknown".into());
+        }
+        for (n, what) in [
+            (self.undecodable_records, "undecodable ring records"),
+            (self.stack_failures, "zap stacks the kernel could not store"),
+            (self.stacks_unresolved, "zap stacks not found when read"),
+            (self.missed_returns, "fault returns missed"),
+            (self.recursion_misses, "program runs skipped (recursion)"),
+            (self.pages_out_of_range, "faults on pages past their BAR"),
+        ] {
+            if n > 0 {
+                out.push(format!("{what}: {n}"));
+            }
+        }
+        out
+    }
+
     /// True when nothing went wrong.
     pub fn is_clean(&self) -> bool {
-        self.reader_errors.is_empty() && self.loss_maps_readable && self.stack_map_readable
+        self.problems().is_empty()
     }
 }
 
@@ -219,10 +267,77 @@ mod tests {
         let c = CollectorDoc::new(Usage::default(), &counts, &rings);
         assert_eq!(c.events, 4000);
         assert!((c.wakeups_per_1000_events - 0.5).abs() < 1e-9);
-        let h = HealthDoc::new(&counts, &rings, true, 0);
+        let h = HealthDoc::new(&counts, &rings, clean());
         assert_eq!(h.reader_errors, vec!["shared: EBADF".to_owned()]);
-        assert!(!h.is_clean());
-        assert!(HealthDoc::new(&counts, &rings[..1], true, 0).is_clean());
+        assert_eq!(h.problems(), ["ring reader failed: shared: EBADF"]);
+        assert!(HealthDoc::new(&counts, &rings[..1], clean()).is_clean());
+    }
+
+    fn clean() -> HealthInputs {
+        HealthInputs {
+            stack_map_readable: true,
+            ..HealthInputs::default()
+        }
+    }
+
+    #[test]
+    fn nothing_wrong_is_all_zero() {
+        let counts = KernelCounts {
+            loss_maps_readable: true,
+            ..KernelCounts::default()
+        };
+        let h = HealthDoc::new(&counts, &[ring(100, 1, 0, None)], clean());
+        assert_eq!(
+            h,
+            HealthDoc {
+                loss_maps_readable: true,
+                stack_map_readable: true,
+                ..HealthDoc::default()
+            }
+        );
+        assert!(h.problems().is_empty());
+    }
+
+    #[test]
+    fn every_failure_is_counted_and_named_on_its_own_line() {
+        let counts = KernelCounts {
+            // stack failures 2, fault entries 10, returns 7.
+            counters: [0, 0, 2, 10, 7],
+            loss_maps_readable: false,
+            recursion_misses: 4,
+            ..KernelCounts::default()
+        };
+        let seen = HealthInputs {
+            stack_map_readable: false,
+            stacks_unresolved: 3,
+            pages_out_of_range: 6,
+        };
+        let h = HealthDoc::new(&counts, &[ring(5, 1, 9, Some("EIO"))], seen);
+        assert_eq!(
+            (
+                h.undecodable_records,
+                h.stack_failures,
+                h.stacks_unresolved,
+                h.missed_returns,
+                h.recursion_misses,
+                h.pages_out_of_range
+            ),
+            (9, 2, 3, 3, 4, 6)
+        );
+        assert_eq!(
+            h.problems(),
+            [
+                "ring reader failed: shared: EIO",
+                "loss counters unreadable: losses are a floor",
+                "zap stack map unreadable: every zap cause is unknown",
+                "undecodable ring records: 9",
+                "zap stacks the kernel could not store: 2",
+                "zap stacks not found when read: 3",
+                "fault returns missed: 3",
+                "program runs skipped (recursion): 4",
+                "faults on pages past their BAR: 6",
+            ]
+        );
     }
 
     #[test]
@@ -232,12 +347,12 @@ mod tests {
             diagnostics: 2,
             ..KernelCounts::default()
         };
-        let h = HealthDoc::new(&counts, &[], true, 0);
+        let h = HealthDoc::new(&counts, &[], clean());
         assert_eq!(h.kernel_diagnostics, 2);
         // Diagnostics are not failures of the tracer.
         assert!(h.is_clean());
         counts.diagnostics_error = Some("map AYA_LOGS not found".into());
-        let h = HealthDoc::new(&counts, &[], true, 0);
+        let h = HealthDoc::new(&counts, &[], clean());
         assert_eq!(
             h.reader_errors,
             vec!["kernel diagnostics: map AYA_LOGS not found".to_owned()]

@@ -2,8 +2,12 @@
 //! Whatever ends the run — the command, the duration, Ctrl-C, SIGTERM or an
 //! error — the document is written with everything recorded until then.
 
+pub mod devices;
 pub mod document;
+#[cfg(test)]
+pub(crate) mod document_tests;
 pub mod health;
+pub mod timeline;
 pub mod zaps;
 
 use std::{
@@ -128,11 +132,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_string(&doc.losses).unwrap_or_default()
         );
     }
-    if !doc.health.is_clean() {
-        eprintln!(
-            "vfio-trace: tracer health: {}",
-            serde_json::to_string(&doc.health).unwrap_or_default()
-        );
+    for problem in doc.health.problems() {
+        eprintln!("vfio-trace: tracer health: {problem}");
     }
     if let Some(err) = &doc.error {
         eprintln!("vfio-trace: {err}");
@@ -193,6 +194,7 @@ async fn record(
     }
     let attach_ms = attach_started.elapsed().as_secs_f64() * 1000.0;
     let (cpu_at_attach, _) = health::own_usage();
+    model.set_origin_ns(monotonic_ns());
     model.set_zap_walks_known(
         session
             .plan()
@@ -258,6 +260,12 @@ async fn record(
     while let Some(batch) = events.recv().await {
         ingest(&mut model, &batch);
     }
+    model.add_stacks(stopped.stacks);
+    // The loss counters are read once, at the end: their second is the last.
+    let stop_ns = monotonic_ns();
+    for (key, lost) in &stopped.kernel.lost_by_device {
+        model.add_lost(Bdf::from_key(*key), stop_ns, *lost);
+    }
     let (cpu_ns, max_rss_kib) = health::own_usage();
     let info = RunInfo {
         kernel,
@@ -270,7 +278,6 @@ async fn record(
         offsets,
         counts: stopped.kernel,
         rings: stopped.rings,
-        stacks: stopped.stacks,
         stack_map_readable: stopped.stack_map_readable,
         usage: health::Usage {
             attach_ms,
@@ -283,7 +290,18 @@ async fn record(
     Ok((document::build(&model, info), status))
 }
 
-fn ingest(model: &mut Model, batch: &[crate::model::Event]) {
+/// Now on the clock of the events' timestamps (`bpf_ktime_get_ns`).
+fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime fills the timespec it is given.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts);
+        ts
+    };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+fn ingest(model: &mut Model, batch: &[crate::event::Event]) {
     for ev in batch {
         model.ingest(ev);
     }

@@ -1,13 +1,13 @@
-//! The zap, refault and memory_lock parts of a device's JSON.
+//! The zap, refault and memory_lock parts of a device's JSON. Causes come
+//! named from the model; this only lays them out.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::document::RunInfo;
-use crate::model::{cause, latency::Summary, stats::DeviceStats};
+use crate::model::{Stack, latency::Summary, stats::DeviceStats};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ZapDoc {
     pub cause: String,
     /// Byte range of the device file zapped, as vfio region offsets
@@ -33,7 +33,7 @@ pub struct ZapDoc {
     pub stack: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ZapsDoc {
     pub count: u64,
     pub pages: u64,
@@ -43,57 +43,53 @@ pub struct ZapsDoc {
     pub events: Vec<ZapDoc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefaultsDoc {
     pub pages: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockWaitDoc {
     pub count: u64,
     pub wait_ns: Summary,
 }
 
-pub fn zaps_doc(d: &DeviceStats, info: &RunInfo) -> ZapsDoc {
+pub fn zaps_doc(d: &DeviceStats, stacks: &BTreeMap<i32, Stack>) -> ZapsDoc {
     let events: Vec<ZapDoc> = d
         .zaps
         .zaps
         .iter()
-        .map(|z| {
-            let stack = info.stacks.get(&z.stack_id).cloned().unwrap_or_default();
-            let frames: Vec<&str> = stack.iter().map(String::as_str).collect();
-            ZapDoc {
-                range_start: z.range_start,
-                range_len: z.range_len,
-                cause: if stack.is_empty() {
-                    "unknown".into()
-                } else {
-                    cause::classify(&frames)
-                },
-                latency_ns: z.latency_ns,
-                pages: z.pages,
-                vmas: z.vmas,
-                pid: z.pid,
-                comm: z.comm.clone(),
-                removed_pages: z.removed,
-                refaulted_pages: z.refaulted,
-                first_refault_ns: z.first_refault_ns,
-                repopulated_ns: z.repopulated_ns,
-                write_hold_ns: z.write_hold_ns,
-                stack,
-            }
+        .map(|z| ZapDoc {
+            range_start: z.range_start,
+            range_len: z.range_len,
+            cause: z.cause.to_string(),
+            latency_ns: z.latency_ns,
+            pages: z.pages,
+            vmas: z.vmas,
+            pid: z.pid,
+            comm: z.comm.clone(),
+            removed_pages: z.removed,
+            refaulted_pages: z.refaulted,
+            first_refault_ns: z.first_refault_ns,
+            repopulated_ns: z.repopulated_ns,
+            write_hold_ns: z.write_hold_ns,
+            stack: stacks
+                .get(&z.stack_id)
+                .map(|s| s.frames.clone())
+                .unwrap_or_default(),
         })
         .collect();
-    let mut causes = BTreeMap::new();
-    for e in &events {
-        *causes.entry(e.cause.clone()).or_default() += 1;
-    }
     ZapsDoc {
         count: events.len() as u64,
-        pages: events.iter().map(|e| e.pages).sum(),
+        pages: d.zaps.pages(),
         latency_ns: d.zaps.latency.summary(),
         write_hold_ns: d.zaps.write_hold.summary(),
-        causes,
+        causes: d
+            .zaps
+            .causes()
+            .into_iter()
+            .map(|(c, n)| (c.to_owned(), n))
+            .collect(),
         events,
     }
 }

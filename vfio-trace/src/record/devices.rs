@@ -1,0 +1,200 @@
+//! The per-device part of the record document, laid out from the model.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::zaps::{LockWaitDoc, RefaultsDoc, ZapsDoc, zaps_doc};
+use crate::{
+    device::{Bdf, PciDevice},
+    model::{
+        Stack,
+        fault::Outcome,
+        latency::{Latency, Summary},
+        stats::{self, DeviceStats, Inserts, PageRun},
+    },
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultsDoc {
+    pub total: u64,
+    pub by_order: BTreeMap<String, u64>,
+    pub by_result: BTreeMap<Outcome, u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InsertsDoc {
+    pub pte: u64,
+    pub pmd: u64,
+    pub pud: u64,
+    pub remap: u64,
+    pub remap_pages: u64,
+}
+
+impl From<&Inserts> for InsertsDoc {
+    fn from(i: &Inserts) -> Self {
+        Self {
+            pte: i.pte,
+            pmd: i.pmd,
+            pud: i.pud,
+            remap: i.remap,
+            remap_pages: i.remap_pages,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyDoc {
+    pub by_order: BTreeMap<String, Summary>,
+    pub by_result: BTreeMap<Outcome, Summary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BarDoc {
+    /// `null` for faults whose BAR could not be resolved.
+    pub index: Option<u32>,
+    pub size: Option<u64>,
+    pub faults: u64,
+    pub inserts: InsertsDoc,
+    /// Entries inserted, by mapping size in bytes.
+    pub mapping_sizes: BTreeMap<String, u64>,
+    pub pages_faulted: u64,
+    /// Per-page fault counts as runs of consecutive pages with equal counts.
+    pub page_faults: Vec<PageRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessDoc {
+    pub pid: u32,
+    pub comm: String,
+    pub faults: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceDoc {
+    #[serde(with = "super::document::bdf_text")]
+    pub bdf: Bdf,
+    pub vendor: Option<String>,
+    pub device: Option<String>,
+    pub lost_events: u64,
+    /// Events read from this device's own ring.
+    pub ring_events: u64,
+    pub faults: FaultsDoc,
+    pub inserts: InsertsDoc,
+    pub latency_ns: LatencyDoc,
+    pub bars: Vec<BarDoc>,
+    pub processes: Vec<ProcessDoc>,
+    pub zaps: ZapsDoc,
+    pub refaults: RefaultsDoc,
+    /// Contended waits for the device's `memory_lock`, by mode: `read` (faults), `write` (zaps).
+    pub memory_lock: BTreeMap<String, LockWaitDoc>,
+    /// Kernel address of that lock (hex), once a wait was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_lock_address: Option<String>,
+}
+
+/// What the document says of a device beyond the model's aggregates.
+pub struct DeviceContext<'a> {
+    pub pci: Option<&'a PciDevice>,
+    pub lost_events: u64,
+    pub ring_events: u64,
+    pub comms: &'a BTreeMap<u32, String>,
+    pub stacks: &'a BTreeMap<i32, Stack>,
+}
+
+fn bar_doc(index: Option<u32>, b: &stats::BarStats, pci: Option<&PciDevice>) -> BarDoc {
+    BarDoc {
+        index,
+        size: index.and_then(|i| {
+            pci?.bars
+                .iter()
+                .find(|bar| bar.index == i)
+                .map(|bar| bar.size)
+        }),
+        faults: b.faults,
+        inserts: InsertsDoc::from(&b.inserts),
+        mapping_sizes: [
+            (stats::PTE_BYTES, b.inserts.pte),
+            (stats::PMD_BYTES, b.inserts.pmd),
+            (stats::PUD_BYTES, b.inserts.pud),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(size, n)| (size.to_string(), n))
+        .collect(),
+        pages_faulted: b.page_faults.len(),
+        page_faults: stats::page_runs(&b.page_faults),
+    }
+}
+
+pub fn device_doc(bdf: Bdf, d: &DeviceStats, cx: &DeviceContext<'_>) -> DeviceDoc {
+    DeviceDoc {
+        bdf,
+        vendor: cx.pci.map(|p| format!("{:04x}", p.vendor)),
+        device: cx.pci.map(|p| format!("{:04x}", p.device)),
+        lost_events: cx.lost_events,
+        ring_events: cx.ring_events,
+        faults: FaultsDoc {
+            total: d.faults,
+            // The fixed orders always, others only when seen.
+            by_order: d
+                .by_order
+                .iter()
+                .map(|(o, n)| (o.to_string(), *n))
+                .collect(),
+            by_result: Outcome::ALL.iter().map(|o| (*o, d.by_outcome[o])).collect(),
+        },
+        inserts: InsertsDoc::from(&d.inserts),
+        latency_ns: LatencyDoc {
+            by_order: d
+                .latency_by_order
+                .iter()
+                .map(|(o, l)| (o.to_string(), l.summary()))
+                .collect(),
+            // Only results seen.
+            by_result: d
+                .latency_by_outcome
+                .iter()
+                .filter(|(_, l)| l.count() > 0)
+                .map(|(o, l)| (o, l.summary()))
+                .collect(),
+        },
+        bars: d
+            .bars
+            .iter()
+            .filter(|(_, b)| b.faults > 0)
+            .map(|(index, b)| bar_doc(index, b, cx.pci))
+            .collect(),
+        processes: d
+            .processes
+            .iter()
+            .map(|(pid, faults)| ProcessDoc {
+                pid,
+                comm: cx.comms.get(&pid).cloned().unwrap_or_default(),
+                faults,
+            })
+            .collect(),
+        zaps: zaps_doc(d, cx.stacks),
+        refaults: RefaultsDoc {
+            pages: d.zaps.refaulted_pages,
+        },
+        memory_lock_address: d.memory_lock_address.map(|a| format!("{a:#x}")),
+        memory_lock: ["read", "write"]
+            .into_iter()
+            .chain(d.lock_waits.keys().copied())
+            .map(|mode| {
+                let lat = d
+                    .lock_waits
+                    .get(mode)
+                    .map_or(Summary::EMPTY, Latency::summary);
+                (
+                    mode.to_owned(),
+                    LockWaitDoc {
+                        count: lat.count,
+                        wait_ns: lat,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
