@@ -94,7 +94,7 @@ pub struct Config {
     /// Wake the ring reader once a ring holds this many bytes; below it the
     /// reader drains on its timer. 0 wakes it for every event.
     pub wake_bytes: u32,
-    pub _pad: u32,
+    _pad: u32,
 }
 
 impl Config {
@@ -213,7 +213,7 @@ pub struct FaultEvent {
     pub inserts_pud: u32,
     /// `remap_pfn_range` calls (whole-VMA remaps before 6.10).
     pub remaps: u32,
-    pub _pad: u32,
+    _pad: u32,
     /// Pages mapped by those remaps.
     pub remap_pages: u64,
 }
@@ -252,7 +252,7 @@ pub struct TaskEvent {
     pub kind: u32,
     pub pid: u32,
     pub tid: u32,
-    pub _pad: u32,
+    _pad: u32,
     pub comm: [u8; TASK_COMM_LEN],
 }
 
@@ -290,7 +290,7 @@ pub struct ZapEvent {
     pub stack_id: i32,
     pub pid: u32,
     pub tid: u32,
-    pub _pad: u32,
+    _pad: u32,
     pub comm: [u8; TASK_COMM_LEN],
 }
 
@@ -334,7 +334,7 @@ pub struct LockEvent {
     pub ret: i32,
     pub pid: u32,
     pub tid: u32,
-    pub _pad: u32,
+    _pad: u32,
     pub comm: [u8; TASK_COMM_LEN],
 }
 
@@ -366,7 +366,7 @@ impl LockEvent {
 pub struct HoldEvent {
     /// [`kind::HOLD`]
     pub kind: u32,
-    pub _pad: u32,
+    _pad: u32,
     pub device: u64,
     /// `ZapEvent::start_ns` of the zap this hold belongs to.
     pub zap_start_ns: u64,
