@@ -15,10 +15,11 @@ use vfio_trace_common::{Config, FaultEvent, TaskEvent, counter, vm_fault};
 
 use crate::{
     diag,
-    kernel::{device_of_vma, now, read, vdev_of_vma},
+    kernel::{device_of_vma, low32, now, read, vdev_of_vma},
     maps::{TASKS, TaskState, count, emit, filtered_out, other_process},
 };
 
+#[derive(Clone, Copy)]
 pub enum Insert {
     Pte,
     Pmd,
@@ -88,7 +89,7 @@ fn finish(cfg: &Config, st: &mut TaskState, end_ns: u64, result: u32) {
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     ev.pid = (pid_tgid >> 32) as u32;
-    ev.tid = pid_tgid as u32;
+    ev.tid = low32(pid_tgid);
     if st.named == 0 {
         let mut task = TaskEvent::zeroed();
         task.pid = ev.pid;

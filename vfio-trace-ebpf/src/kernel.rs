@@ -43,12 +43,17 @@ pub fn device_of_vdev(cfg: &Config, vdev: u64) -> Result<u64, Unreadable> {
     let number = step::<u8>(bus, cfg.bus_number, 4)?;
     // Domain: generic pci_bus.domain_nr where it exists, x86 keeps it in sysdata.
     let domain = match read::<i32>(bus, cfg.bus_domain_nr) {
-        Some(d) => d as u32,
+        Some(d) => d.cast_unsigned(),
         None => read::<u64>(bus, cfg.bus_sysdata)
             .and_then(|sysdata| read::<i32>(sysdata, cfg.sysdata_domain))
-            .map_or(0, |d| d as u32),
+            .map_or(0, i32::cast_unsigned),
     };
-    Ok(device_key(domain, number, devfn as u8))
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "devfn is 8 bits (slot and function) kept in an unsigned int"
+    )]
+    let devfn = devfn as u8;
+    Ok(device_key(domain, number, devfn))
 }
 
 /// Remembers the device behind a vfio VMA's address space and its
@@ -100,7 +105,7 @@ pub fn task() -> Task {
     let pid_tgid = bpf_get_current_pid_tgid();
     Task {
         pid: (pid_tgid >> 32) as u32,
-        tid: pid_tgid as u32,
+        tid: low32(pid_tgid),
         comm: bpf_get_current_comm().unwrap_or_default(),
         now: now(),
     }
@@ -109,7 +114,18 @@ pub fn task() -> Task {
 /// Thread id of the current task: the key of in-flight events.
 #[inline(always)]
 pub fn tid() -> u32 {
-    bpf_get_current_pid_tgid() as u32
+    low32(bpf_get_current_pid_tgid())
+}
+
+/// The low half of a 64-bit value: a C `unsigned int` argument or return
+/// value in its register, or the thread id in `pid_tgid`.
+#[inline(always)]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "the upper half is not part of the value"
+)]
+pub const fn low32(reg: u64) -> u32 {
+    reg as u32
 }
 
 #[inline(always)]

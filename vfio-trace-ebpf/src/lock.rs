@@ -14,7 +14,7 @@ use vfio_trace_common::{Config, LockEvent, MISSING, counter};
 use crate::{
     diag,
     kernel::{now, task, tid},
-    maps::{LOCK_INFLIGHT, LOCKS, MAX_INFLIGHT, count, emit, filtered_out, other_process},
+    maps::{LOCK_INFLIGHT, LOCKS, MAX_INFLIGHT_U32, count, emit, filtered_out, other_process},
 };
 
 #[inline(always)]
@@ -53,7 +53,7 @@ pub fn begin(ctx: &TracePointContext, cfg: &Config) {
     ev.start_ns = task.now;
     if LOCK_INFLIGHT.insert(ev.tid, ev, 0).is_err() {
         count(counter::INFLIGHT_FULL);
-        diag::lock_inflight(MAX_INFLIGHT as u32);
+        diag::lock_inflight(MAX_INFLIGHT_U32);
     }
 }
 

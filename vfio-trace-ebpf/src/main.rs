@@ -6,6 +6,18 @@
 // Atomic adds on map values: the BPF target has no `AtomicU64::fetch_add`.
 #![feature(core_intrinsics)]
 #![allow(internal_features, reason = "atomic_xadd is the one intrinsic used")]
+#![allow(
+    clippy::inline_always,
+    reason = "helpers inline into their program: the verifier follows one function, not BPF-to-BPF calls"
+)]
+#![allow(
+    clippy::needless_pass_by_value,
+    reason = "aya's program macros hand each program its context by value"
+)]
+#![allow(
+    unused_crate_dependencies,
+    reason = "-Z build-std=core adds compiler_builtins, which no code names"
+)]
 
 mod diag;
 mod fault;
@@ -31,7 +43,7 @@ static CONFIG: Global<Config> = Global::new(Config::empty());
 pub fn fault_entry(ctx: ProbeContext) -> u32 {
     let cfg = CONFIG.load();
     let order = if cfg.handler_has_order != 0 {
-        ctx.arg::<u64>(1).unwrap_or(0) as u32
+        kernel::low32(ctx.arg(1).unwrap_or(0))
     } else {
         0
     };
@@ -43,7 +55,7 @@ pub fn fault_entry(ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn fault_return(ctx: RetProbeContext) -> u32 {
     let end_ns = kernel::now();
-    fault::ret(&CONFIG.load(), end_ns, ctx.ret::<u64>() as u32);
+    fault::ret(&CONFIG.load(), end_ns, kernel::low32(ctx.ret()));
     0
 }
 
@@ -51,7 +63,7 @@ pub fn fault_return(ctx: RetProbeContext) -> u32 {
 /// breakpoint, several times cheaper per fault than a kprobe.
 #[fentry]
 pub fn fault_fentry_huge(ctx: FEntryContext) -> u32 {
-    fault::entry(&CONFIG.load(), ctx.arg(0), ctx.arg::<u64>(1) as u32);
+    fault::entry(&CONFIG.load(), ctx.arg(0), kernel::low32(ctx.arg(1)));
     0
 }
 
@@ -59,7 +71,7 @@ pub fn fault_fentry_huge(ctx: FEntryContext) -> u32 {
 #[fexit]
 pub fn fault_fexit_huge(ctx: FExitContext) -> u32 {
     let end_ns = kernel::now();
-    fault::ret(&CONFIG.load(), end_ns, ctx.arg::<u64>(2) as u32);
+    fault::ret(&CONFIG.load(), end_ns, kernel::low32(ctx.arg(2)));
     0
 }
 
@@ -74,7 +86,7 @@ pub fn fault_fentry(ctx: FEntryContext) -> u32 {
 #[fexit]
 pub fn fault_fexit(ctx: FExitContext) -> u32 {
     let end_ns = kernel::now();
-    fault::ret(&CONFIG.load(), end_ns, ctx.arg::<u64>(1) as u32);
+    fault::ret(&CONFIG.load(), end_ns, kernel::low32(ctx.arg(1)));
     0
 }
 

@@ -23,6 +23,9 @@ pub const RING_BYTES: usize = SHARED_RING_BYTES as usize;
 pub const MAX_DEVICES: usize = 64;
 /// Most zaps and lock waits in flight at once (one per task).
 pub const MAX_INFLIGHT: usize = 16384;
+/// [`MAX_INFLIGHT`] as the diagnostics report it.
+#[allow(clippy::cast_possible_truncation, reason = "16384 fits in a u32")]
+pub const MAX_INFLIGHT_U32: u32 = MAX_INFLIGHT as u32;
 
 /// One ring buffer per traced device, keyed by device key.
 #[btf_map]
@@ -121,7 +124,7 @@ pub fn count(which: u32) {
     }
 }
 
-/// An atomic add (BPF_ATOMIC): the BPF target lacks `AtomicU64::fetch_add`.
+/// An atomic add (`BPF_ATOMIC`): the BPF target lacks `AtomicU64::fetch_add`.
 #[inline(always)]
 fn add_one(n: *mut u64) {
     // SAFETY: `n` comes from a successful map lookup: valid and aligned.

@@ -3,7 +3,7 @@
 //! no delete and frees itself when the task exits.
 //!
 //! The layout follows aya-ebpf's BTF map definitions (type, key, value,
-//! max_entries, map_flags as pointers to arrays whose lengths carry the
+//! `max_entries`, `map_flags` as pointers to arrays whose lengths carry the
 //! numbers), which the loader reads from BTF.
 
 use core::ffi::c_void;

@@ -14,7 +14,7 @@ use crate::{
     diag,
     kernel::{device_of_vdev, now, read, task, tid},
     maps::{
-        HOLDS, MAPPINGS, MAX_INFLIGHT, STACKS, ZAP_INFLIGHT, count, emit, filtered_out,
+        HOLDS, MAPPINGS, MAX_INFLIGHT_U32, STACKS, ZAP_INFLIGHT, count, emit, filtered_out,
         other_process,
     },
 };
@@ -70,20 +70,24 @@ fn start(ctx: &ProbeContext, cfg: &Config, device: u64, range_start: u64, range_
     ev.device = device;
     ev.range_start = range_start;
     ev.range_len = range_len;
-    ev.stack_id = match ctx.get_stackid(&STACKS, 0) {
-        Ok(id) => id as i32,
-        Err(_) => {
-            count(counter::STACK_FAILED);
-            -1
-        }
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "a stack id indexes STACKS, which holds 1024"
+    )]
+    let stack_id = if let Ok(id) = ctx.get_stackid(&STACKS, 0) {
+        id as i32
+    } else {
+        count(counter::STACK_FAILED);
+        -1
     };
+    ev.stack_id = stack_id;
     ev.pid = task.pid;
     ev.tid = task.tid;
     ev.comm = task.comm;
     ev.start_ns = task.now;
     if ZAP_INFLIGHT.insert(ev.tid, ev, 0).is_err() {
         count(counter::INFLIGHT_FULL);
-        diag::zap_inflight(MAX_INFLIGHT as u32);
+        diag::zap_inflight(MAX_INFLIGHT_U32);
     }
 }
 
