@@ -1,4 +1,4 @@
-//! Builds the eBPF programs from source and leaves the object in OUT_DIR, where
+//! Builds the eBPF programs from source and leaves the object in `OUT_DIR`, where
 //! `probe::load` embeds it.
 //!
 //! The eBPF target needs `-Z build-std=core`, so the toolchain must ship the

@@ -52,11 +52,12 @@ impl Bdf {
         let bus = hex(bus, 2, 0xff)?;
         let dev = hex(dev, 2, 0x1f)?;
         let func = hex(func, 1, 7)?;
-        Ok(Self {
-            domain,
-            bus: bus as u8,
-            devfn: ((dev << 3) | func) as u8,
-        })
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "bus <= 0xff, dev <= 0x1f and func <= 7, checked above"
+        )]
+        let (bus, devfn) = (bus as u8, ((dev << 3) | func) as u8);
+        Ok(Self { domain, bus, devfn })
     }
 
     /// The key the eBPF programs use for this device.
@@ -64,6 +65,10 @@ impl Bdf {
         vfio_trace_common::device_key(self.domain, self.bus, self.devfn)
     }
 
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "each field takes its own bits of the key"
+    )]
     pub fn from_key(key: u64) -> Self {
         Self {
             domain: (key >> 16) as u32,

@@ -35,6 +35,10 @@ fn probes(doc: &Document, keep: impl Fn(ProbeStatus) -> bool) -> String {
         .join(", ")
 }
 
+#[allow(
+    clippy::many_single_char_names,
+    reason = "s, d and f are the text, the device and its faults in every line"
+)]
 fn device(s: &mut String, d: &DeviceDoc) {
     let f = &d.faults;
     let order = |o: &str| f.by_order.get(o).copied().unwrap_or(0);

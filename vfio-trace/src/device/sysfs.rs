@@ -55,6 +55,7 @@ fn parse_resources(text: &str) -> Vec<Bar> {
         .take(6)
         .enumerate()
         .filter_map(|(i, line)| {
+            let index = u32::try_from(i).ok()?;
             let mut it = line
                 .split_whitespace()
                 .map(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16));
@@ -64,7 +65,7 @@ fn parse_resources(text: &str) -> Vec<Bar> {
                 return None;
             };
             (flags & IORESOURCE_MEM != 0 && end > start).then(|| Bar {
-                index: i as u32,
+                index,
                 start,
                 size: end - start + 1,
                 prefetchable: flags & IORESOURCE_PREFETCH != 0,

@@ -2,7 +2,7 @@
 //! the BAR while the main thread resets the device. Each reset takes the
 //! device's `memory_lock` for writing and zaps every mapping, so the threads'
 //! refaults wait for it: contention on purpose. Memory decode stays on (a
-//! reset restores PCI_COMMAND), so no thread ever takes SIGBUS.
+//! reset restores `PCI_COMMAND`), so no thread ever takes SIGBUS.
 
 use std::{
     sync::atomic::{AtomicBool, AtomicU32, Ordering},

@@ -38,7 +38,7 @@ pub struct BarMapping {
 impl BarMapping {
     /// Maps `len` bytes of the device fd at `offset` (the BAR's region offset, so
     /// BAR offset 0). With `align`, the address is aligned to exactly `align`: a
-    /// PROT_NONE reservation is made first, the device is mapped with MAP_FIXED
+    /// `PROT_NONE` reservation is made first, the device is mapped with `MAP_FIXED`
     /// inside it and the rest of the reservation is given back.
     pub fn map(file: &File, offset: u64, len: u64, align: Option<u64>) -> Result<Self, MapError> {
         let size = usize::try_from(len).map_err(|_| MapError::TooBig(len))?;
@@ -79,6 +79,10 @@ impl BarMapping {
         }
         let base = resv as usize;
         // place() stays inside the reservation, so these fit in usize.
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "an address inside the reservation"
+        )]
         let at = place(base as u64, align) as usize;
         // SAFETY: [at, at + size) lies inside the reservation we own.
         let addr = unsafe {
@@ -117,6 +121,10 @@ impl BarMapping {
 
     /// Reads one u32 at each `stride` step from the start; returns the reads made.
     /// Memory decode must be on, or the first read raises SIGBUS.
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "the mapping is page-aligned and every offset a multiple of 4096"
+    )]
     pub fn touch(&self, stride: u64) -> u64 {
         let stride = usize::try_from(stride).unwrap_or(usize::MAX);
         let mut touches = 0;

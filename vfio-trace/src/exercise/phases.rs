@@ -130,7 +130,7 @@ impl Runner<'_> {
         })
     }
 
-    /// Read-modify-writes PCI_COMMAND's memory bit and checks it took.
+    /// Read-modify-writes `PCI_COMMAND`'s memory bit and checks it took.
     /// Returns (before, after).
     fn write_decode(&mut self, on: bool) -> Result<(u16, u16), ExerciseError> {
         let before = self.device.command()?;
@@ -185,12 +185,12 @@ impl Runner<'_> {
                     rlim_cur: 0,
                     rlim_max: 0,
                 };
-                libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+                libc::setrlimit(libc::RLIMIT_CORE, &raw const no_core);
                 libc::signal(libc::SIGBUS, libc::SIG_DFL);
                 let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, libc::SIGBUS);
-                libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+                libc::sigemptyset(&raw mut set);
+                libc::sigaddset(&raw mut set, libc::SIGBUS);
+                libc::sigprocmask(libc::SIG_UNBLOCK, &raw const set, std::ptr::null_mut());
                 std::ptr::read_volatile(addr);
                 libc::_exit(0);
             }
@@ -231,7 +231,7 @@ fn wait_child(pid: libc::pid_t) -> Result<i32, ExerciseError> {
     let mut status = 0;
     loop {
         // SAFETY: waits for our own child and writes one int.
-        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
+        if unsafe { libc::waitpid(pid, &raw mut status, 0) } == pid {
             return Ok(status);
         }
         if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {

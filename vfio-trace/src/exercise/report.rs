@@ -13,14 +13,14 @@
 //!     is the reads only.
 //!   - refault: the same mapping fields, `touches_first` and `touches_second` (the
 //!     passes before and after the zap), `decode_toggles` (2), `first_ns`,
-//!     `zap_ns` (both PCI_COMMAND writes), `second_ns`.
-//!   - decode-off / decode-on: `command_before`, `command_after` (PCI_COMMAND read
+//!     `zap_ns` (both `PCI_COMMAND` writes), `second_ns`.
+//!   - decode-off / decode-on: `command_before`, `command_after` (`PCI_COMMAND` read
 //!     back after the write).
 //!   - sigbus: `map_addr`, `size`, `child_pid` (the process that touched and took
 //!     the fault), `sigbus_touches` (1), `sigbus` (whether the child died of SIGBUS),
 //!     `child_status` (`SIGBUS`, `exit N` or `signal N`).
 //!   - reset, sleep: `elapsed_ns` only.
-//! - `totals`: `touches` (BAR reads in this process), `decode_toggles` (PCI_COMMAND
+//! - `totals`: `touches` (BAR reads in this process), `decode_toggles` (`PCI_COMMAND`
 //!   writes), `decode_off` (those leaving memory decode off: each zaps the BAR's
 //!   mappings), `resets`, `sigbus_touches`, `mmaps` (BAR mmaps made).
 //! - `error`: present when a phase failed; the phases before it are all there.
@@ -109,6 +109,10 @@ pub struct Decode {
 }
 
 #[derive(Debug, Serialize)]
+#[allow(
+    clippy::struct_field_names,
+    reason = "the field names are the JSON's keys"
+)]
 pub struct Sigbus {
     pub spec: String,
     pub map_addr: u64,

@@ -1,5 +1,5 @@
 //! A vfio-pci device opened through the classic group/container API (type1v2),
-//! with the few operations the exercise needs: region info, PCI_COMMAND, reset.
+//! with the few operations the exercise needs: region info, `PCI_COMMAND`, reset.
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
@@ -31,7 +31,7 @@ ioctl_io_nr!(VFIO_DEVICE_GET_INFO, VFIO_TYPE.into(), VFIO_BASE + 7);
 ioctl_io_nr!(VFIO_DEVICE_GET_REGION_INFO, VFIO_TYPE.into(), VFIO_BASE + 8);
 ioctl_io_nr!(VFIO_DEVICE_RESET, VFIO_TYPE.into(), VFIO_BASE + 11);
 
-/// PCI_COMMAND register offset in config space, and its memory-decode bit.
+/// `PCI_COMMAND` register offset in config space, and its memory-decode bit.
 pub const PCI_COMMAND: u64 = 4;
 pub const PCI_COMMAND_MEMORY: u16 = 0x2;
 
@@ -73,10 +73,19 @@ pub struct Region {
     pub offset: u64,
 }
 
+/// The `argsz` of a VFIO ioctl argument: its size.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "VFIO argument structs are a few dozen bytes"
+)]
+const fn argsz<T>() -> u32 {
+    size_of::<T>() as u32
+}
+
 /// An open device. Fields drop in order: the device fd closes before its group,
 /// the group before the container.
 pub struct Device {
-    device: File,
+    file: File,
     _group: File,
     _container: File,
     bdf: Bdf,
@@ -99,7 +108,7 @@ impl Device {
             unsafe { ioctl(&container, VFIO_GET_API_VERSION()) },
             "VFIO_GET_API_VERSION",
         )?;
-        if version != VFIO_API_VERSION as i32 {
+        if version != VFIO_API_VERSION.cast_signed() {
             return Err(VfioError::ApiVersion(version));
         }
         // SAFETY: VFIO_CHECK_EXTENSION takes an integer by value.
@@ -116,7 +125,7 @@ impl Device {
 
         let group_file = rw(&format!("/dev/vfio/{group}"))?;
         let mut status = vfio_group_status {
-            argsz: size_of::<vfio_group_status>() as u32,
+            argsz: argsz::<vfio_group_status>(),
             flags: 0,
         };
         // SAFETY: the kernel writes at most argsz bytes into `status`.
@@ -152,7 +161,7 @@ impl Device {
         let device = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
 
         let mut info = vfio_device_info {
-            argsz: size_of::<vfio_device_info>() as u32,
+            argsz: argsz::<vfio_device_info>(),
             ..Default::default()
         };
         // SAFETY: the kernel writes at most argsz bytes into `info`.
@@ -161,7 +170,7 @@ impl Device {
             "VFIO_DEVICE_GET_INFO",
         )?;
         let mut dev = Self {
-            device,
+            file: device,
             _group: group_file,
             _container: container,
             bdf,
@@ -179,13 +188,13 @@ impl Device {
 
     pub fn region(&self, index: u32) -> Result<Region, VfioError> {
         let mut info = vfio_region_info {
-            argsz: size_of::<vfio_region_info>() as u32,
+            argsz: argsz::<vfio_region_info>(),
             index,
             ..Default::default()
         };
         // SAFETY: the kernel writes at most argsz bytes into `info`.
         check(
-            unsafe { ioctl_with_mut_ref(&self.device, VFIO_DEVICE_GET_REGION_INFO(), &mut info) },
+            unsafe { ioctl_with_mut_ref(&self.file, VFIO_DEVICE_GET_REGION_INFO(), &mut info) },
             &format!("VFIO_DEVICE_GET_REGION_INFO {index}"),
         )?;
         Ok(Region {
@@ -197,22 +206,22 @@ impl Device {
     }
 
     pub fn file(&self) -> &File {
-        &self.device
+        &self.file
     }
 
-    /// Reads PCI_COMMAND through the config region.
+    /// Reads `PCI_COMMAND` through the config region.
     pub fn command(&self) -> Result<u16, VfioError> {
         let mut buf = [0u8; 2];
-        self.device
+        self.file
             .read_exact_at(&mut buf, self.config.offset + PCI_COMMAND)
             .map_err(os("read PCI_COMMAND"))?;
         Ok(u16::from_le_bytes(buf))
     }
 
-    /// Writes PCI_COMMAND through the config region; vfio-pci zaps the BAR
+    /// Writes `PCI_COMMAND` through the config region; vfio-pci zaps the BAR
     /// mappings when the write leaves memory decode off.
     pub fn set_command(&self, value: u16) -> Result<(), VfioError> {
-        self.device
+        self.file
             .write_all_at(&value.to_le_bytes(), self.config.offset + PCI_COMMAND)
             .map_err(os("write PCI_COMMAND"))
     }
@@ -223,7 +232,7 @@ impl Device {
         }
         // SAFETY: VFIO_DEVICE_RESET takes no argument.
         check(
-            unsafe { ioctl(&self.device, VFIO_DEVICE_RESET()) },
+            unsafe { ioctl(&self.file, VFIO_DEVICE_RESET()) },
             "VFIO_DEVICE_RESET",
         )?;
         Ok(())

@@ -76,10 +76,10 @@ pub fn locate(
     bars: &[(u32, u64, u64)],
 ) -> Location {
     if generation.pgoff_is_region_offset() {
-        let index = (vma_pgoff >> REGION_PAGE_SHIFT) as u32;
+        let index = u32::try_from(vma_pgoff >> REGION_PAGE_SHIFT).ok();
         let offset = vma_pgoff & ((1 << REGION_PAGE_SHIFT) - 1);
         return Location {
-            bar: (index < 6).then_some(index),
+            bar: index.filter(|i| *i < 6),
             page: offset + page_in_vma,
         };
     }

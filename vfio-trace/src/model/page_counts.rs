@@ -95,7 +95,10 @@ impl Chunk {
             }
             Self::Sparse { len, slots, counts } => {
                 let used = usize::from(*len);
-                // Below CHUNK_PAGES, so it fits.
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    reason = "below CHUNK_PAGES, so it fits"
+                )]
                 let slot16 = slot as u16;
                 let at = match slots[..used].binary_search(&slot16) {
                     Ok(i) => {
@@ -161,7 +164,10 @@ impl PageCounts {
             self.out_of_range += 1;
             return;
         }
-        // Below the limit, so both fit in usize.
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "below the limit, so both fit in usize"
+        )]
         let (chunk, slot) = (
             (page / CHUNK_PAGES as u64) as usize,
             page as usize % CHUNK_PAGES,
@@ -210,6 +216,10 @@ impl Index<&u64> for PageCounts {
     type Output = u32;
     fn index(&self, page: &u64) -> &u32 {
         let chunk = usize::try_from(page / CHUNK_PAGES as u64).unwrap_or(usize::MAX);
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "a remainder below CHUNK_PAGES"
+        )]
         let slot = (page % CHUNK_PAGES as u64) as usize;
         self.chunks
             .get(chunk)
@@ -285,7 +295,8 @@ mod tests {
         assert_eq!(unknown.heap_bytes(), 0);
         // The last page costs the directory up to it, not a dense chunk.
         unknown.add(UNKNOWN_SIZE_PAGES - 1);
-        let directory = (UNKNOWN_SIZE_PAGES as usize / CHUNK_PAGES) * size_of::<Chunk>();
+        let pages = usize::try_from(UNKNOWN_SIZE_PAGES).expect("fits in usize");
+        let directory = (pages / CHUNK_PAGES) * size_of::<Chunk>();
         assert!(
             unknown.heap_bytes() <= 2 * directory,
             "{}",

@@ -11,7 +11,7 @@ use std::{collections::BTreeMap, ops::Bound};
 #[derive(Debug, Clone)]
 pub struct Ranges<T> {
     /// start -> (end (exclusive), tag); non-overlapping.
-    ranges: BTreeMap<u64, (u64, T)>,
+    by_start: BTreeMap<u64, (u64, T)>,
     /// A range in the tree as (start, end, start of the next range).
     last: Option<(u64, u64, u64)>,
     /// `[from, to)` holds no page of any range.
@@ -24,7 +24,7 @@ pub type PageSet = Ranges<()>;
 impl<T> Default for Ranges<T> {
     fn default() -> Self {
         Self {
-            ranges: BTreeMap::new(),
+            by_start: BTreeMap::new(),
             last: None,
             free: (0, 0),
         }
@@ -33,25 +33,25 @@ impl<T> Default for Ranges<T> {
 
 impl<T: Copy> Ranges<T> {
     pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
+        self.by_start.is_empty()
     }
 
     pub fn len(&self) -> u64 {
-        self.ranges.iter().map(|(s, (e, _))| e - s).sum()
+        self.by_start.iter().map(|(s, (e, _))| e - s).sum()
     }
 
     /// Adds `[start, end)` as a range of its own. The caller knows no range
     /// overlaps it (the pages of a zap were just taken from another set).
     pub fn put(&mut self, start: u64, end: u64, tag: T) {
         if start < end {
-            self.ranges.insert(start, (end, tag));
+            self.by_start.insert(start, (end, tag));
             (self.last, self.free) = (None, (0, 0));
         }
     }
 
     /// Start of the first range after the one starting at `start`.
     fn next_start(&self, start: u64) -> u64 {
-        self.ranges
+        self.by_start
             .range((Bound::Excluded(start), Bound::Unbounded))
             .next()
             .map_or(u64::MAX, |(s, _)| *s)
@@ -60,7 +60,7 @@ impl<T: Copy> Ranges<T> {
     /// An estimate of the tree's bytes: a B-tree leaf holds up to 11 pairs,
     /// so allow twice the pairs themselves.
     pub fn heap_bytes(&self) -> usize {
-        self.ranges.len() * 2 * size_of::<(u64, (u64, T))>()
+        self.by_start.len() * 2 * size_of::<(u64, (u64, T))>()
     }
 
     /// Removes `[start, end)`, handing each removed piece and its tag to
@@ -76,7 +76,7 @@ impl<T: Copy> Ranges<T> {
         let mut below = end;
         // Where the range before `start` ends, once the walk reaches it.
         let mut before = 0;
-        while let Some((&s, &(e, tag))) = self.ranges.range(..below).next_back() {
+        while let Some((&s, &(e, tag))) = self.by_start.range(..below).next_back() {
             if e <= start {
                 before = e;
                 break;
@@ -85,12 +85,12 @@ impl<T: Copy> Ranges<T> {
             below = s;
             if s < start {
                 // Keeps its head.
-                self.ranges.insert(s, (start, tag));
+                self.by_start.insert(s, (start, tag));
             } else {
-                self.ranges.remove(&s);
+                self.by_start.remove(&s);
             }
             if e > end {
-                self.ranges.insert(end, (e, tag));
+                self.by_start.insert(end, (e, tag));
             }
             let (from, to) = (s.max(start), e.min(end));
             pages += to - from;
@@ -99,7 +99,7 @@ impl<T: Copy> Ranges<T> {
         if pages == 0 {
             // Nothing from the range before `start` to the next range.
             let after = self
-                .ranges
+                .by_start
                 .range(end..)
                 .next()
                 .map_or(u64::MAX, |(s, _)| *s);
@@ -124,7 +124,7 @@ impl PageSet {
             && end < next
         {
             if end > e {
-                if let Some((e, ())) = self.ranges.get_mut(&s) {
+                if let Some((e, ())) = self.by_start.get_mut(&s) {
                     *e = end;
                 }
                 self.last = Some((s, end, next));
@@ -133,7 +133,7 @@ impl PageSet {
         }
         // The range that starts last at or before `end` holds `start`: it is
         // the only one the new range touches, and grows in place.
-        if let Some((&s, (e, ()))) = self.ranges.range_mut(..=end).next_back()
+        if let Some((&s, (e, ()))) = self.by_start.range_mut(..=end).next_back()
             && s <= start
             && start <= *e
         {
@@ -144,18 +144,19 @@ impl PageSet {
         }
         // Merge with every range that overlaps or touches, one at a time, so
         // nothing is collected.
-        while let Some((&s, &(e, ()))) = self.ranges.range(..=end).next_back()
+        while let Some((&s, &(e, ()))) = self.by_start.range(..=end).next_back()
             && e >= start
         {
-            self.ranges.remove(&s);
+            self.by_start.remove(&s);
             start = start.min(s);
             end = end.max(e);
         }
-        self.ranges.insert(start, (end, ()));
+        self.by_start.insert(start, (end, ()));
         self.last = Some((start, end, self.next_start(start)));
     }
 
     /// Removes `[start, end)` and returns what was removed.
+    #[must_use]
     pub fn take(&mut self, start: u64, end: u64) -> PageSet {
         let mut taken = PageSet::default();
         self.take_with(start, end, |s, e, ()| taken.put(s, e, ()));
@@ -168,7 +169,7 @@ mod tests {
     use super::*;
 
     fn pairs(s: &PageSet) -> Vec<(u64, u64)> {
-        s.ranges.iter().map(|(s, (e, ()))| (*s, *e)).collect()
+        s.by_start.iter().map(|(s, (e, ()))| (*s, *e)).collect()
     }
 
     #[test]
@@ -179,7 +180,7 @@ mod tests {
         s.insert(30, 40);
         s.insert(5, 8);
         assert_eq!(s.len(), 30);
-        assert_eq!(s.ranges.len(), 2, "{s:?}");
+        assert_eq!(s.by_start.len(), 2, "{s:?}");
         let t = s.take(15, 35);
         assert_eq!(t.len(), 10);
         assert_eq!(s.len(), 20);
@@ -241,7 +242,7 @@ mod tests {
         assert_eq!(r.take_with(0, 5, |_, _, _| {}), 1);
         s.insert(40, 41);
         s.insert(30, 39);
-        s.take(35, 36);
+        let _ = s.take(35, 36);
         s.insert(39, 40); // the hinted range was split: no stale grow
         assert_eq!(pairs(&s), [(0, 11), (30, 35), (36, 41)]);
     }
@@ -250,7 +251,7 @@ mod tests {
     fn a_huge_range_is_one_entry() {
         let mut s = PageSet::default();
         s.insert(0, 262_144);
-        assert_eq!(s.ranges.len(), 1);
+        assert_eq!(s.by_start.len(), 1);
         assert_eq!(s.take(512, 1024).len(), 512);
     }
 }

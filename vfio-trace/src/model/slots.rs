@@ -140,8 +140,11 @@ impl<T> PerBar<T> {
     /// The unresolved BAR first, then 0-5: the order a map keyed by
     /// `Option<u32>` had, which the JSON keeps.
     pub fn iter(&self) -> impl Iterator<Item = (Option<u32>, &T)> {
-        std::iter::once((None, &self.slots[UNKNOWN_BAR]))
-            .chain((0..UNKNOWN_BAR as u32).map(|i| (Some(i), &self.slots[i as usize])))
+        std::iter::once((None, &self.slots[UNKNOWN_BAR])).chain(
+            (0u32..)
+                .zip(&self.slots[..UNKNOWN_BAR])
+                .map(|(i, slot)| (Some(i), slot)),
+        )
     }
 }
 

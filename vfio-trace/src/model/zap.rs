@@ -147,15 +147,15 @@ impl ZapStats {
         let (start, end) = zap_keys(e.range_start, e.range_len);
         // Populated pages whose mappings were unmapped since the per-VMA
         // probe last saw them: this zap removed nothing.
-        let removes = !(self.walks_known && e.vmas == 0);
+        let unmaps = !(self.walks_known && e.vmas == 0);
         let index = self.zaps.len();
         let pending = &mut self.pending;
         let taken = self.populated.take_with(start, end, |from, to, ()| {
-            if removes {
+            if unmaps {
                 pending.put(from, to, index);
             }
         });
-        let removed = if removes { taken } else { 0 };
+        let removed = if unmaps { taken } else { 0 };
         self.latency.record(e.latency_ns);
         self.zaps.push(Zap {
             range_start: e.range_start,

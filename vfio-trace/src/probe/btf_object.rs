@@ -13,6 +13,15 @@ const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
 const BPF_BTF_GET_NEXT_ID: libc::c_long = 23;
 
+/// A length the kernel takes as a `u32`.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "only the sizes of bpf_attr, bpf_btf_info and a 64-byte name buffer"
+)]
+const fn len32(bytes: usize) -> u32 {
+    bytes as u32
+}
+
 /// `union bpf_attr` for the `*_GET_NEXT_ID` and `*_GET_FD_BY_ID` commands.
 #[repr(C)]
 #[derive(Default)]
@@ -49,7 +58,7 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
             libc::SYS_bpf,
             cmd,
             std::ptr::from_mut(attr),
-            size_of::<T>() as libc::c_uint,
+            len32(size_of::<T>()),
         )
     };
     if r < 0 {
@@ -85,17 +94,22 @@ pub fn fd_by_name(name: &str) -> io::Result<OwnedFd> {
         let Ok(raw) = bpf(BPF_BTF_GET_FD_BY_ID, &mut get) else {
             continue; // unloaded meanwhile
         };
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "BPF_BTF_GET_FD_BY_ID returns an fd, an int"
+        )]
+        let raw = raw as i32;
         // SAFETY: a new fd the kernel just gave us.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let mut buf = [0u8; 64];
         let mut info = BtfInfo {
             name: buf.as_mut_ptr() as u64,
-            name_len: buf.len() as u32,
+            name_len: len32(buf.len()),
             ..BtfInfo::default()
         };
         let mut attr = InfoAttr {
-            bpf_fd: raw as u32,
-            info_len: size_of::<BtfInfo>() as u32,
+            bpf_fd: raw.cast_unsigned(),
+            info_len: len32(size_of::<BtfInfo>()),
             info: std::ptr::from_mut(&mut info) as u64,
         };
         if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).is_ok() && info.kernel_btf != 0 {

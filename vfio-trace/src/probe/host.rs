@@ -105,6 +105,7 @@ impl Host {
     }
 
     /// The same machine with BTF from elsewhere.
+    #[must_use]
     pub fn with_btf(mut self, btf: Box<dyn BtfSource>) -> Self {
         self.btf = btf;
         self

@@ -90,6 +90,9 @@ impl FakeHost {
     }
 
     /// Writes the tree; the host reads it while the directory lives.
+    ///
+    /// # Panics
+    /// When the temporary directory cannot be made or written.
     pub fn build(self) -> (tempfile::TempDir, Host) {
         let root = tempfile::tempdir().expect("tempdir");
         let write = |path: &str, text: &str| {

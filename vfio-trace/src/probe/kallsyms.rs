@@ -66,6 +66,10 @@ impl Symbols {
         s
     }
 
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "the names of /proc/kallsyms total a few MiB"
+    )]
     fn push_name(&mut self, name: &str) -> Span {
         let start = self.names.len() as u32;
         self.names.push_str(name);
@@ -73,12 +77,11 @@ impl Symbols {
     }
 
     fn module_index(&mut self, module: &str) -> u16 {
-        let i = match self.modules.iter().position(|m| m == module) {
-            Some(i) => i,
-            None => {
-                self.modules.push(module.to_owned());
-                self.modules.len() - 1
-            }
+        let i = if let Some(i) = self.modules.iter().position(|m| m == module) {
+            i
+        } else {
+            self.modules.push(module.to_owned());
+            self.modules.len() - 1
         };
         u16::try_from(i + 1).unwrap_or(u16::MAX)
     }
@@ -157,9 +160,9 @@ ffffffffc0a01400 t vfio_pci_mmap_page_fault\t[vfio_pci_core]
         );
         assert_eq!(s.module_of("vmf_insert_pfn"), None);
         assert!(s.contains("lock:contention_begin"));
-        assert_eq!(s.name_at(0xffffffff812a0c90), Some("remap_pfn_range"));
+        assert_eq!(s.name_at(0xffff_ffff_812a_0c90), Some("remap_pfn_range"));
         assert_eq!(
-            s.name_at(0xffffffffc0a01231),
+            s.name_at(0xffff_ffff_c0a0_1231),
             Some("vfio_pci_mmap_huge_fault")
         );
         assert_eq!(s.name_at(0x10), None);

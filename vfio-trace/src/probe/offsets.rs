@@ -1,6 +1,6 @@
 //! Struct field offsets from the running kernel's BTF (vmlinux plus the split
 //! BTF of `vfio_pci_core`), handed to the programs in `Config`. Layouts really
-//! differ per kernel (vm_area_struct moved by 40 bytes between 6.12 and 7.3),
+//! differ per kernel (`vm_area_struct` moved by 40 bytes between 6.12 and 7.3),
 //! so nothing here is hard-coded.
 
 use std::path::Path;

@@ -28,6 +28,7 @@ pub enum Kind {
 
 impl Kind {
     /// The kprobe that stands in for a trampoline.
+    #[must_use]
     pub fn without_trampoline(self) -> Self {
         match self {
             Self::Fentry => Self::Kprobe,

@@ -1,12 +1,14 @@
 //! The plan per kernel, from the symbols each one has.
 
+use std::fmt::Write as _;
+
 use super::*;
 
 fn syms(names: &[&str]) -> Symbols {
-    let text: String = names
-        .iter()
-        .map(|n| format!("ffffffffc0000000 t {n}\t[vfio_pci_core]\n"))
-        .collect();
+    let text = names.iter().fold(String::new(), |mut text, n| {
+        let _ = writeln!(text, "ffffffffc0000000 t {n}\t[vfio_pci_core]");
+        text
+    });
     Symbols::parse(&text)
 }
 

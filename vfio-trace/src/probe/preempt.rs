@@ -3,7 +3,7 @@
 //! kernel that preempts (full, lazy, RT), a program preempted mid-run makes
 //! the next run of it on that CPU a recursion miss, and faults go unseen (seen
 //! on Debian 7.3, lazy: a third of the fault returns of 32 threads contending
-//! for memory_lock). kprobe programs run with preemption off and miss nothing
+//! for `memory_lock`). kprobe programs run with preemption off and miss nothing
 //! that way.
 
 use std::fmt;
@@ -51,7 +51,7 @@ impl Preemption {
     }
 
     /// The build's model from the version string (`#1 SMP PREEMPT_DYNAMIC ...`).
-    /// PREEMPT_DYNAMIC without debugfs says nothing of the current setting:
+    /// `PREEMPT_DYNAMIC` without debugfs says nothing of the current setting:
     /// assume the worst.
     pub fn from_version(version: &str) -> Self {
         let words: Vec<&str> = version.split_whitespace().collect();

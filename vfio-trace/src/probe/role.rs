@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A probe's role; its snake_case name is what `check`, the JSON and metrics show.
+/// A probe's role; its `snake_case` name is what `check`, the JSON and metrics show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -57,7 +57,7 @@ pub enum Need {
     Mappings,
     /// Zaps, their causes and the write holds around them.
     Zaps,
-    /// Waits for memory_lock.
+    /// Waits for `memory_lock`.
     LockWaits,
 }
 

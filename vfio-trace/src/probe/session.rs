@@ -215,7 +215,7 @@ fn name_stacks(map: &StackTraceMap<MapData>, symbols: &Symbols) -> BTreeMap<i32,
                         .map_or_else(|| format!("{:#x}", f.ip), str::to_owned)
                 })
                 .collect();
-            (id as i32, names)
+            (id.cast_signed(), names)
         })
         .collect()
 }

@@ -219,6 +219,8 @@ pub fn generation(symbols: &Symbols) -> Option<Generation> {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
 
     #[test]
@@ -231,10 +233,10 @@ mod tests {
     #[test]
     fn the_generation_follows_the_handler() {
         let g = |names: &[&str]| {
-            let text: String = names
-                .iter()
-                .map(|n| format!("ffffffffc0000000 t {n}\t[vfio_pci_core]\n"))
-                .collect();
+            let text = names.iter().fold(String::new(), |mut text, n| {
+                let _ = writeln!(text, "ffffffffc0000000 t {n}\t[vfio_pci_core]");
+                text
+            });
             generation(&Symbols::parse(&text))
         };
         assert_eq!(

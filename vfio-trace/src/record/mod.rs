@@ -145,6 +145,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one run read top to bottom: preflight, attach, trace, stop, drain, in that order"
+)]
 async fn record(
     args: &RecordArgs,
     pci: Vec<PciDevice>,
@@ -319,14 +323,14 @@ async fn wait_child(child: Option<&mut tokio::process::Child>) -> Option<i32> {
 async fn stop_child(child: &mut tokio::process::Child) -> Option<i32> {
     if let Some(pid) = child.id() {
         // SAFETY: a plain signal to our own child.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        unsafe { libc::kill(pid.cast_signed(), libc::SIGTERM) };
     }
-    match tokio::time::timeout(Duration::from_secs(5), wait_child(Some(child))).await {
-        Ok(status) => status,
-        Err(_) => {
-            let _ = child.kill().await;
-            None
-        }
+    if let Ok(status) = tokio::time::timeout(Duration::from_secs(5), wait_child(Some(child))).await
+    {
+        status
+    } else {
+        let _ = child.kill().await;
+        None
     }
 }
 

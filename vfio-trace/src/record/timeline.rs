@@ -7,7 +7,7 @@ use crate::{
     device::Bdf,
     model::{
         Model,
-        timeline::{MAX_SECONDS, Second},
+        timeline::{MAX_SECONDS, Second, Timeline},
     },
 };
 
@@ -35,8 +35,8 @@ impl TimelineDoc {
         let timelines = || model.devices.values().map(|d| &d.timeline);
         Self {
             max_seconds: MAX_SECONDS as u64,
-            dropped_seconds: timelines().map(|t| t.dropped_seconds()).sum(),
-            dropped_events: timelines().map(|t| t.dropped_events()).sum(),
+            dropped_seconds: timelines().map(Timeline::dropped_seconds).sum(),
+            dropped_events: timelines().map(Timeline::dropped_events).sum(),
             devices: model
                 .devices
                 .iter()

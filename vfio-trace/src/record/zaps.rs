@@ -1,4 +1,4 @@
-//! The zap, refault and memory_lock parts of a device's JSON. Causes come
+//! The zap, refault and `memory_lock` parts of a device's JSON. Causes come
 //! named from the model; this only lays them out.
 
 use std::collections::BTreeMap;
