@@ -19,6 +19,11 @@
 //! Time is the thread's CPU time (`support/cpu_time.rs`), so throughput is
 //! events per second on one core even when other work shares the machine.
 
+#![expect(
+    unused_crate_dependencies,
+    reason = "a benchmark uses a few of the package's dependencies"
+)]
+
 use std::hint::black_box;
 
 #[path = "support/cpu_time.rs"]
@@ -56,8 +61,13 @@ fn fault(dev: u32, page: u64, order: u32, result: u32, latency_ns: u64, at_ns: u
     e.latency_ns = latency_ns;
     e.start_ns = at_ns;
     e.pid = 1000 + dev;
-    e.tid = e.pid + (page as u32 & 3);
+    e.tid = e.pid + (page & 3) as u32;
     e
+}
+
+/// The device of the `i`th event: devices take turns, `BURST` events each.
+fn burst_device(i: usize) -> u32 {
+    u32::try_from(i / BURST).expect("fewer than 2^32 bursts") % DEVICES
 }
 
 /// The `i`th event: a mapped 4 KiB fault of `latency_ns`, 100 ns after the last.
@@ -91,7 +101,7 @@ fn storm() -> Vec<Event> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut i = 0;
     while events.len() < EVENTS {
-        let dev = (i / BURST) as u32 % DEVICES;
+        let dev = burst_device(i);
         let page = next[dev as usize];
         next[dev as usize] += 1;
         let lat = 2000 + rng.next() % 4000;
@@ -116,7 +126,7 @@ fn mix() -> Vec<Event> {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut i = 0usize;
     while events.len() < EVENTS {
-        let dev = (i / BURST) as u32 % DEVICES;
+        let dev = burst_device(i);
         i += 1;
         let at = i as u64 * 100;
         let w = &mut walks[dev as usize];
@@ -189,7 +199,7 @@ fn scatter() -> Vec<Event> {
     let mut rng = Rng(0x5851_f42d_4c95_7f2d);
     let mut i = 0;
     while events.len() < EVENTS {
-        let dev = (i / BURST) as u32 % DEVICES;
+        let dev = burst_device(i);
         let r = rng.next();
         let lat = 2000 + r % 4000;
         let page = (r >> 16) % BAR2_PAGES;
@@ -231,7 +241,9 @@ fn ingest(c: &mut Criterion<ThreadCpuTime>) {
     warm.throughput(Throughput::Elements(EVENTS as u64));
     for (name, events) in &workloads {
         let mut m = model();
-        events.iter().for_each(|e| m.ingest(e));
+        for e in events {
+            m.ingest(e);
+        }
         warm.bench_function(*name, |b| {
             b.iter(|| {
                 for e in events {
@@ -245,7 +257,9 @@ fn ingest(c: &mut Criterion<ThreadCpuTime>) {
 
 fn snapshot(c: &mut Criterion<ThreadCpuTime>) {
     let mut m = model();
-    mix().iter().for_each(|e| m.ingest(e));
+    for e in &mix() {
+        m.ingest(e);
+    }
     let mut group = c.benchmark_group("snapshot");
     group.sample_size(10);
     group.bench_function("mix", |b| b.iter(|| m.snapshot(black_box(1))));

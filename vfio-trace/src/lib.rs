@@ -2,6 +2,11 @@
 //!
 //! Only `probe` touches aya and the kernel; the rest is plain data.
 
+#![cfg_attr(
+    test,
+    expect(unused_crate_dependencies, reason = "criterion is for the benchmarks")
+)]
+
 pub mod check;
 pub mod device;
 pub mod event;

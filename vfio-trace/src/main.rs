@@ -1,5 +1,7 @@
 //! vfio-trace: what mapping a VFIO device's BARs really costs.
 
+#![expect(unused_crate_dependencies, reason = "the library uses them")]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

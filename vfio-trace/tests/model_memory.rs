@@ -5,6 +5,11 @@
 //!
 //! The counters are per thread, so tests running side by side do not mix.
 
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test uses a few of the package's dependencies"
+)]
+
 use std::{
     alloc::{GlobalAlloc, Layout, System},
     cell::Cell,
@@ -38,25 +43,25 @@ struct Counting;
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size() as isize, 1);
+        note(layout.size().cast_signed(), 1);
         // SAFETY: the caller's contract is passed on as is.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size() as isize, 1);
+        note(layout.size().cast_signed(), 1);
         // SAFETY: as above.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note(-(layout.size() as isize), 0);
+        note(-layout.size().cast_signed(), 0);
         // SAFETY: as above.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size as isize - layout.size() as isize, 1);
+        note(new_size.cast_signed() - layout.size().cast_signed(), 1);
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
     }

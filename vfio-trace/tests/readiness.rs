@@ -1,6 +1,11 @@
 //! `check` and `record` judge readiness by one preflight: on whatever machine
 //! the tests run, both succeed or both refuse, and a refusal is one line.
 
+#![expect(
+    unused_crate_dependencies,
+    reason = "an integration test uses a few of the package's dependencies"
+)]
+
 use std::process::Command;
 
 fn vfio_trace(args: &[&str]) -> std::process::Output {

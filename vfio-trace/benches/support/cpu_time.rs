@@ -74,8 +74,11 @@ impl ValueFormatter for CpuFormatter {
         values: &mut [f64],
     ) -> &'static str {
         let per_sample = match *throughput {
-            Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => n,
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) | Throughput::Bits(n) => n,
+            Throughput::Elements(n)
+            | Throughput::ElementsAndBytes { elements: n, .. }
+            | Throughput::Bytes(n)
+            | Throughput::BytesDecimal(n)
+            | Throughput::Bits(n) => n,
         } as f64;
         for v in values {
             *v = per_sample * 1e9 / *v / 1e6;
