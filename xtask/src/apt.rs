@@ -39,7 +39,8 @@ pub fn find_deb(dir: &Path, name: &str, version: &str) -> Option<PathBuf> {
     fs::read_dir(dir).ok()?.flatten().find_map(|e| {
         let file = e.file_name();
         let file = file.to_str()?;
-        (file.starts_with(&prefix) && file.ends_with(".deb")).then(|| e.path())
+        (file.starts_with(&prefix) && Path::new(file).extension().is_some_and(|x| x == "deb"))
+            .then(|| e.path())
     })
 }
 
@@ -93,7 +94,7 @@ impl PrivateApt {
         c
     }
 
-    /// Refreshes the package lists, once per PrivateApt.
+    /// Refreshes the package lists, once per `PrivateApt`.
     fn update(&mut self) -> Result<()> {
         if !self.updated {
             cmd::run(self.apt_get().arg("update")).context("private apt-get update")?;

@@ -1,5 +1,7 @@
 //! `cargo xtask demo`: vfio-trace at work in a 6.12 guest with one device.
 
+use std::fmt::Write as _;
+
 use anyhow::Result;
 
 use crate::{
@@ -24,15 +26,14 @@ const STEPS: &[&str] = &[
 pub fn run() -> Result<i32> {
     setup::run(&setup::SetupArgs::default_toolchain())?;
     let lab = Lab::prepare(KERNEL)?;
-    let steps: String = STEPS
-        .iter()
-        .map(|step| {
-            format!(
-                "echo {}\n{step} || exit\n",
-                crate::vm::quote(&format!("$ {step}"))
-            )
-        })
-        .collect();
+    let steps = STEPS.iter().fold(String::new(), |mut s, step| {
+        let _ = write!(
+            s,
+            "echo {}\n{step} || exit\n",
+            crate::vm::quote(&format!("$ {step}"))
+        );
+        s
+    });
     let outcome = lab.run(&RunOpts {
         script: Some(format!("{PRELUDE}{steps}")),
         ..RunOpts::default()

@@ -2,6 +2,7 @@
 //! (decompressed, since busybox insmod reads only plain .ko) and guest/init.sh.
 
 use std::{
+    fmt::Write as _,
     fs,
     hash::{DefaultHasher, Hash as _, Hasher as _},
     os::unix::fs::{PermissionsExt as _, symlink},
@@ -55,7 +56,7 @@ fn stamp(kernel: &Kernel, modules: &[PathBuf]) -> Result<String> {
         busybox.modified().ok()
     );
     for m in modules {
-        s.push_str(&format!("module {}\n", m.display()));
+        let _ = writeln!(s, "module {}", m.display());
     }
     Ok(s)
 }

@@ -2,6 +2,7 @@
 //! ~/.cache/vfio-trace/kernels/<key>/, never installed.
 
 use std::{
+    fmt::Write as _,
     fs,
     os::unix::fs::symlink,
     path::{Path, PathBuf},
@@ -83,12 +84,11 @@ pub const KERNELS: &[KernelSpec] = &[
 ];
 
 pub fn spec(key: &str) -> Result<&'static KernelSpec> {
-    match KERNELS.iter().find(|k| k.key == key) {
-        Some(spec) => Ok(spec),
-        None => {
-            let known: Vec<&str> = KERNELS.iter().map(|k| k.key).collect();
-            bail!("unknown kernel {key:?}; known: {}", known.join(", "))
-        }
+    if let Some(spec) = KERNELS.iter().find(|k| k.key == key) {
+        Ok(spec)
+    } else {
+        let known: Vec<&str> = KERNELS.iter().map(|k| k.key).collect();
+        bail!("unknown kernel {key:?}; known: {}", known.join(", "))
     }
 }
 
@@ -109,7 +109,7 @@ fn root(spec: &KernelSpec) -> Result<PathBuf> {
     Ok(paths::cache_dir()?.join("kernels").join(spec.key))
 }
 
-/// `kernels/6.12` -> `kernels/6.12.SUFFIX` (with_extension would replace ".12").
+/// `kernels/6.12` -> `kernels/6.12.SUFFIX` (`with_extension` would replace ".12").
 fn sibling(root: &Path, suffix: &str) -> PathBuf {
     let mut name = root.as_os_str().to_owned();
     name.push(".");
@@ -118,10 +118,10 @@ fn sibling(root: &Path, suffix: &str) -> PathBuf {
 }
 
 fn marker_text(spec: &KernelSpec) -> String {
-    spec.packages
-        .iter()
-        .map(|p| format!("{}={}\n", p.name, p.version))
-        .collect()
+    spec.packages.iter().fold(String::new(), |mut s, p| {
+        let _ = writeln!(s, "{}={}", p.name, p.version);
+        s
+    })
 }
 
 pub fn is_extracted(spec: &KernelSpec) -> Result<bool> {

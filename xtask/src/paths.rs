@@ -10,7 +10,7 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().map_or(manifest.clone(), PathBuf::from)
 }
 
-/// Cargo's target directory, honouring CARGO_TARGET_DIR like cargo does.
+/// Cargo's target directory, honouring `CARGO_TARGET_DIR` like cargo does.
 pub fn target_dir() -> PathBuf {
     env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }

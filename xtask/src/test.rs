@@ -43,7 +43,7 @@ pub fn run(args: &TestArgs) -> Result<i32> {
     } else {
         args.kernels.iter().map(String::as_str).collect()
     };
-    let summary = suite::run_all(&keys, &scenarios)?;
+    let summary = suite::run_all(&keys, &scenarios);
     println!("{} passed, {} failed", summary.passed, summary.failed);
     Ok(i32::from(summary.failed > 0))
 }

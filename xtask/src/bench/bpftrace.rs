@@ -5,6 +5,7 @@
 //! runs it through the unpacked loader (guest/bench.sh).
 
 use std::{
+    fmt::Write as _,
     fs,
     path::{Path, PathBuf},
     process::Command,
@@ -55,11 +56,14 @@ pub fn debs() -> Result<Vec<PathBuf>> {
                 .with_context(|| format!("{n}={v} not in {} after download", dir.display()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let manifest: String = files
-        .iter()
-        .filter_map(|f| f.file_name()?.to_str())
-        .map(|f| format!("{f}\n"))
-        .collect();
+    let manifest =
+        files
+            .iter()
+            .filter_map(|f| f.file_name()?.to_str())
+            .fold(String::new(), |mut s, f| {
+                let _ = writeln!(s, "{f}");
+                s
+            });
     fs::write(dir.join(MANIFEST), manifest).context("writing the bpftrace manifest")?;
     Ok(files)
 }
@@ -67,7 +71,10 @@ pub fn debs() -> Result<Vec<PathBuf>> {
 /// Unpacks `debs` into `share/bpftrace` unless that tree came from the same files.
 pub fn stage(debs: &[PathBuf], share: &Path) -> Result<()> {
     let dest = share.join(SHARE_DIR);
-    let stamp: String = debs.iter().map(|d| format!("{}\n", d.display())).collect();
+    let stamp = debs.iter().fold(String::new(), |mut s, d| {
+        let _ = writeln!(s, "{}", d.display());
+        s
+    });
     if fs::read_to_string(dest.join(MARKER)).ok().as_deref() == Some(stamp.as_str()) {
         return Ok(());
     }

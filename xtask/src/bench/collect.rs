@@ -56,7 +56,7 @@ fn round(dir: &Path, mode: Mode, r: u32) -> Round {
         }
     };
     Round {
-        round: r,
+        number: r,
         exercise,
         wall_ms: read(dir, &format!("{stem}.wall")).and_then(|t| parse::wall_ms(&t)),
         record: (mode == Mode::Record).then(|| {

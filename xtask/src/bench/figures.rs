@@ -22,9 +22,13 @@ fn ok_exercises(rounds: &[Round]) -> impl Iterator<Item = (&Round, &Exercise)> {
         .filter_map(|r| r.exercise.as_ref().ok().map(|e| (r, e)))
 }
 
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "non-negative and far below 2^52: the cast is exact after rounding"
+)]
 fn median_u64(values: impl Iterator<Item = u64>) -> Option<u64> {
     let v: Vec<f64> = values.map(to_f64).collect();
-    // Non-negative and far below 2^52: the cast is exact after rounding.
     stats::median(&v).map(|m| m.round() as u64)
 }
 
@@ -73,10 +77,10 @@ pub fn scenario(data: &ScenarioData) -> ScenarioReport {
         let spread = phase(*mode);
         for r in rounds {
             if let Err(e) = &r.exercise {
-                notes.push(format!("{} round {}: {e}", mode.label(), r.round));
+                notes.push(format!("{} round {}: {e}", mode.label(), r.number));
             }
             if let Some(Err(e)) = &r.record {
-                notes.push(format!("{} round {}: {e}", mode.label(), r.round));
+                notes.push(format!("{} round {}: {e}", mode.label(), r.number));
             }
         }
         let outside: Vec<f64> = ok_exercises(rounds)
@@ -168,7 +172,7 @@ mod tests {
         ns.iter()
             .zip(1..)
             .map(|(&elapsed_ns, round)| Round {
-                round,
+                number: round,
                 exercise: Ok(Exercise { elapsed_ns, faults }),
                 wall_ms: Some(to_f64(elapsed_ns) / 1e6 + 50.0),
                 record: None,

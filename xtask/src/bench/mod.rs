@@ -203,6 +203,10 @@ fn utc_now() -> (String, String) {
     utc(secs)
 }
 
+#[allow(
+    clippy::many_single_char_names,
+    reason = "the names of Howard Hinnant's algorithm"
+)]
 fn utc(secs: u64) -> (String, String) {
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);

@@ -43,7 +43,8 @@ impl Mode {
 /// One measured round of one mode.
 #[derive(Clone, Debug)]
 pub struct Round {
-    pub round: u32,
+    /// 1-based, in the order the rounds ran.
+    pub number: u32,
     pub exercise: Result<Exercise, String>,
     pub wall_ms: Option<f64>,
     /// record mode only.
@@ -86,7 +87,7 @@ pub struct RecordReport {
     pub lost_events: Option<u64>,
     /// Summed over the measured rounds, by cause.
     pub losses: Option<BTreeMap<String, u64>>,
-    /// bpf_run_ns / bpf_run_cnt: per program run, from the separate run with
+    /// `bpf_run_ns` / `bpf_run_cnt`: per program run, from the separate run with
     /// BPF stats on (the timed rounds run without them).
     pub bpf_ns_per_run: Option<f64>,
     /// Median 4 KiB fault p50 that record reports, to set beside the

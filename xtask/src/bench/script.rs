@@ -2,6 +2,8 @@
 //! bpftrace staged, the same workloads under bpftrace, last, so that kprobes it
 //! may leave behind cannot slow any other measurement.
 
+use std::fmt::Write as _;
+
 use super::plan::Scenario;
 
 const TRUTH: &str = include_str!("../../guest/truth.sh");
@@ -18,26 +20,22 @@ pub fn guest_script(scenarios: &[&Scenario], rounds: u32, bpftrace: bool) -> Str
 fn calls(scenarios: &[&Scenario], rounds: u32, bpftrace: bool) -> String {
     let mut s = String::from("bench_begin\n");
     let each = |function: &str| -> String {
-        scenarios
-            .iter()
-            .map(|sc| {
-                format!(
-                    "{function} {} {} {}\n",
-                    sc.name,
-                    sc.rounds(rounds),
-                    sc.phases.join(" ")
-                )
-            })
-            .collect()
+        scenarios.iter().fold(String::new(), |mut s, sc| {
+            let _ = writeln!(
+                s,
+                "{function} {} {} {}",
+                sc.name,
+                sc.rounds(rounds),
+                sc.phases.join(" ")
+            );
+            s
+        })
     };
     s.push_str(&each("bench_scenario"));
     s.push_str("bench_rounds_done\n");
-    s.push_str(
-        &scenarios
-            .iter()
-            .map(|sc| format!("bench_stats {} {}\n", sc.name, sc.phases.join(" ")))
-            .collect::<String>(),
-    );
+    for sc in scenarios {
+        let _ = writeln!(s, "bench_stats {} {}", sc.name, sc.phases.join(" "));
+    }
     if bpftrace {
         s.push_str("if bpftrace_start; then\n");
         s.push_str(&each("bench_bpftrace"));

@@ -12,7 +12,7 @@ mod qemu;
 use std::{
     fs,
     io::{self, Read as _, Write as _},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{self, Child, Stdio},
     thread,
     time::{Duration, Instant},
@@ -58,7 +58,7 @@ impl Default for RunOpts {
             devices: 1,
             smp: 1,
             memory_mb: 2048,
-            timeout: Some(Duration::from_secs(600)),
+            timeout: Some(Duration::from_mins(10)),
             script: None,
             console: Console::Echo,
         }
@@ -161,7 +161,7 @@ impl Lab {
 
         let start = Instant::now();
         let mut child = command.spawn().context("starting qemu-system-x86_64")?;
-        let console = stream_console(&mut child, opts.console, out_dir.join("console.log"))?;
+        let console = stream_console(&mut child, opts.console, &out_dir.join("console.log"))?;
         let exit = wait(&mut child, opts.timeout)?;
         let elapsed = start.elapsed();
         // The pipe closes when QEMU exits, so this ends promptly.
@@ -230,13 +230,9 @@ fn wait(child: &mut Child, timeout: Option<Duration>) -> Result<Exit> {
 }
 
 /// Copies QEMU's serial output to console.log, and to the terminal unless quiet.
-fn stream_console(
-    child: &mut Child,
-    mode: Console,
-    log: PathBuf,
-) -> Result<thread::JoinHandle<()>> {
+fn stream_console(child: &mut Child, mode: Console, log: &Path) -> Result<thread::JoinHandle<()>> {
     let mut from = child.stdout.take().context("QEMU stdout")?;
-    let mut file = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let mut file = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     Ok(thread::spawn(move || {
         let mut buf = [0u8; 4096];
         let mut stdout = io::stdout();

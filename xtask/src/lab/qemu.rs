@@ -6,7 +6,7 @@ use std::{
     process::Command,
 };
 
-/// KVM only where it really works: this kind of host has a nested kvm_pvm
+/// KVM only where it really works: this kind of host has a nested `kvm_pvm`
 /// /dev/kvm that cannot run stock kernels, and no vmx/svm flags.
 pub fn kvm_usable() -> bool {
     Path::new("/dev/kvm").exists()

@@ -122,7 +122,8 @@ fn link_rustc_driver(lib: &Path) -> Result<()> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("librustc_driver-") && n.ends_with(".so"))
+                .is_some_and(|n| n.starts_with("librustc_driver-"))
+                && p.extension().is_some_and(|x| x == "so")
         })
         .collect();
     if drivers.is_empty() {

@@ -6,22 +6,22 @@ use super::{Ctx, Scenario, TestResult, read_out};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "check",
-    guest: r#"
+    guest: r"
 vfio-trace check --json > check.json; echo $? > check.status
 vfio-trace record --duration 1 -o record.json 2> record.stderr; echo $? > record.status
-"#,
+",
     check,
 };
 
 /// Runs last: it unloads vfio-pci.
 pub const UNREADY: Scenario = Scenario {
     name: "unready",
-    guest: r#"
+    guest: r"
 rmmod vfio_pci vfio_pci_core 2> rmmod.stderr
 grep -c '^vfio_pci_core ' /proc/modules > loaded
 vfio-trace check --json > check.json; echo $? > check.status
 vfio-trace record --duration 1 -o record.json 2> record.stderr; echo $? > record.status
-"#,
+",
     check: unready,
 };
 

@@ -1,9 +1,9 @@
-//! memory_lock waits against tracefs, matched by lock address: two threads per
-//! device contend for its memory_lock (a reset holds it for writing) on both
+//! `memory_lock` waits against tracefs, matched by lock address: two threads per
+//! device contend for its `memory_lock` (a reset holds it for writing) on both
 //! devices at once, while writers contend for an unrelated file's lock. tracefs
 //! pairs each `lock:contention_begin` with the `contention_end` of the same
 //! thread and lock address; vfio-trace must count exactly the pairs of each
-//! device's own memory_lock, with the same total wait.
+//! device's own `memory_lock`, with the same total wait.
 
 use std::collections::BTreeMap;
 
@@ -63,7 +63,7 @@ fn waits_by_lock(hist: &str) -> Result<Waits, String> {
     Ok(waits)
 }
 
-/// A device's memory_lock waits in the record: its lock address, waits and
+/// A device's `memory_lock` waits in the record: its lock address, waits and
 /// total wait (from the mean: the summary keeps no sum).
 fn recorded(doc: &Value, bdf: &str) -> Result<(u64, u64, f64), String> {
     let d = doc["devices"]

@@ -15,7 +15,10 @@ mod signals;
 pub mod truth;
 mod zaps;
 
-use std::path::{Path, PathBuf};
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
 
 use anyhow::Result;
 
@@ -81,7 +84,7 @@ pub fn select(names: &[String]) -> Result<Vec<&'static Scenario>> {
 }
 
 /// Boots each kernel once with the scenarios, printing one line per test.
-pub fn run_all(kernels: &[&str], scenarios: &[&'static Scenario]) -> Result<Summary> {
+pub fn run_all(kernels: &[&str], scenarios: &[&'static Scenario]) -> Summary {
     let mut summary = Summary::default();
     let script = guest_script(scenarios);
     for kernel in kernels {
@@ -99,7 +102,7 @@ pub fn run_all(kernels: &[&str], scenarios: &[&'static Scenario]) -> Result<Summ
             }
         }
     }
-    Ok(summary)
+    summary
 }
 
 /// The results for one kernel; a boot that fails fails every scenario with why.
@@ -139,18 +142,17 @@ fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Ve
 }
 
 fn guest_script(scenarios: &[&Scenario]) -> String {
-    scenarios
-        .iter()
-        .map(|s| {
-            format!(
-                "echo '== scenario {name}'\n\
-                 mkdir -p /mnt/host/out/{name}\n\
-                 (cd /mnt/host/out/{name} && export OUT=/mnt/host/out/{name}\n{guest}\n)\n",
-                name = s.name,
-                guest = s.guest.trim_end()
-            )
-        })
-        .collect()
+    scenarios.iter().fold(String::new(), |mut script, s| {
+        let _ = write!(
+            script,
+            "echo '== scenario {name}'\n\
+             mkdir -p /mnt/host/out/{name}\n\
+             (cd /mnt/host/out/{name} && export OUT=/mnt/host/out/{name}\n{guest}\n)\n",
+            name = s.name,
+            guest = s.guest.trim_end()
+        );
+        script
+    })
 }
 
 /// Reads a file of the scenario's output, as a test failure when missing.

@@ -1,6 +1,6 @@
 //! `record --pid`: one process faults, zaps and contends on the first device
 //! while another does the same on the second. Only the first process's
-//! faults, zaps and memory_lock waits are recorded.
+//! faults, zaps and `memory_lock` waits are recorded.
 
 use serde_json::Value;
 
@@ -36,7 +36,7 @@ fn device<'a>(doc: &'a Value, bdf: &str) -> Result<&'a Value, String> {
         .ok_or_else(|| format!("no device {bdf} in the record"))
 }
 
-/// Contended memory_lock waits of a device, all modes.
+/// Contended `memory_lock` waits of a device, all modes.
 fn lock_waits(d: &Value) -> u64 {
     d["memory_lock"]
         .as_object()

@@ -1,4 +1,4 @@
-//! Zaps, refaults and memory_lock contention, and two devices at once: zaps per
+//! Zaps, refaults and `memory_lock` contention, and two devices at once: zaps per
 //! decode-off and per reset equal the exercise's count and tracefs, with the
 //! right cause; refaulted pages equal pages touched again; contention shows on
 //! the right device and mode, and only when provoked; every event lands on the
@@ -147,7 +147,7 @@ fn zaps(ctx: &Ctx) -> Vec<TestResult> {
 }
 
 /// Every decode-off and reset zap reports how long its writer held
-/// memory_lock, and that covers the zap itself.
+/// `memory_lock`, and that covers the zap itself.
 /// Every zap's byte range covers the BAR the workload mapped (BAR 2: vfio
 /// region offsets 2 << 40 up to 3 << 40; a length of 0 runs to the end).
 fn covers_bar2(d: &Value) -> Result<(), String> {
@@ -184,7 +184,7 @@ fn write_hold(d: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Threads faulting through resets wait on memory_lock for reading.
+/// Threads faulting through resets wait on `memory_lock` for reading.
 fn contend(ctx: &Ctx) -> Vec<TestResult> {
     let result = (|| {
         status_ok(ctx, "contend")?;
