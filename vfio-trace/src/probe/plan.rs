@@ -6,49 +6,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::role::Kind;
 use super::{
     kallsyms::Symbols,
     role::{Need, Role},
     table::{self, ROWS},
 };
-
-/// How a program attaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Kprobe,
-    Kretprobe,
-    /// `symbol` is `category:name`.
-    Tracepoint,
-    /// A BPF trampoline at entry; falls back to a kprobe where the kernel refuses it.
-    Fentry,
-    /// A BPF trampoline at return; falls back to a kretprobe.
-    Fexit,
-}
-
-impl Kind {
-    /// The kprobe that stands in for a trampoline.
-    #[must_use]
-    pub fn without_trampoline(self) -> Self {
-        match self {
-            Self::Fentry => Self::Kprobe,
-            Self::Fexit => Self::Kretprobe,
-            other => other,
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Kprobe => "kprobe",
-            Self::Kretprobe => "kretprobe",
-            Self::Tracepoint => "tracepoint",
-            Self::Fentry => "fentry",
-            Self::Fexit => "fexit",
-        })
-    }
-}
 
 /// Where a planned probe stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! Who a probe is, typed: its role, the stage it belongs to (which fixes the
-//! attach and detach order) and what it is needed for (which fixes whether its
-//! absence stops tracing). Behaviour never depends on a probe's name.
+//! attach and detach order), what it is needed for (which fixes whether its
+//! absence stops tracing) and how it attaches. Behaviour never depends on a
+//! probe's name.
 
 use std::fmt;
 
@@ -149,6 +150,44 @@ impl Role {
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// How a program attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Kprobe,
+    Kretprobe,
+    /// `symbol` is `category:name`.
+    Tracepoint,
+    /// A BPF trampoline at entry; falls back to a kprobe where the kernel refuses it.
+    Fentry,
+    /// A BPF trampoline at return; falls back to a kretprobe.
+    Fexit,
+}
+
+impl Kind {
+    /// The kprobe that stands in for a trampoline.
+    #[must_use]
+    pub fn without_trampoline(self) -> Self {
+        match self {
+            Self::Fentry => Self::Kprobe,
+            Self::Fexit => Self::Kretprobe,
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Kprobe => "kprobe",
+            Self::Kretprobe => "kretprobe",
+            Self::Tracepoint => "tracepoint",
+            Self::Fentry => "fentry",
+            Self::Fexit => "fexit",
+        })
     }
 }
 

@@ -2,7 +2,10 @@
 //! first, and the program that handles each. Which row wins is decided by the
 //! symbols present, never by a version number.
 
-use super::{kallsyms::Symbols, plan::Kind, role::Role};
+use super::{
+    kallsyms::Symbols,
+    role::{Kind, Role},
+};
 use crate::kernel::Generation;
 
 /// A kernel symbol that can fill a role, and the program that handles it.
