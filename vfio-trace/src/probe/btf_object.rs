@@ -7,8 +7,6 @@ use std::{
     os::fd::{FromRawFd as _, OwnedFd},
 };
 
-use btf_rs::{Btf, Type};
-
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
 const BPF_BTF_GET_NEXT_ID: libc::c_long = 23;
@@ -119,13 +117,4 @@ pub fn fd_by_name(name: &str) -> io::Result<OwnedFd> {
             }
         }
     }
-}
-
-/// The BTF type id of function `symbol` in `btf` (a module's split BTF or
-/// vmlinux's), numbered as the kernel numbers it.
-pub fn func_id(btf: &Btf, symbol: &str) -> Option<u32> {
-    btf.resolve_ids_by_name(symbol)
-        .ok()?
-        .into_iter()
-        .find(|id| matches!(btf.resolve_type_by_id(*id), Ok(Type::Func(_))))
 }

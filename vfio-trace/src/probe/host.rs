@@ -4,14 +4,15 @@
 //! large binary no test writes by hand, so the fake answers lookups directly.
 
 use std::{
-    io,
+    fs, io,
     path::{Path, PathBuf},
 };
 
 use serde::Serialize;
 
 use super::{
-    KPROBE_PMU, btf_object,
+    KPROBE_PMU,
+    btf_scan::Scan,
     kallsyms::Symbols,
     offsets::{self, Offsets},
     preempt::Preemption,
@@ -58,26 +59,33 @@ impl BtfSource for BtfFiles {
     }
 
     fn read(&self, functions: &[BtfFunction<'_>]) -> Result<BtfRead, String> {
-        let (base, split) = offsets::parse(&self.vmlinux, &self.module)
+        let read = |path: &Path| fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+        let vmlinux = read(&self.vmlinux)?;
+        let module = if self.module.exists() {
+            Some(read(&self.module)?)
+        } else {
+            None
+        };
+        let mut wanted: Vec<&str> = offsets::structs().collect();
+        wanted.extend(functions.iter().map(|&(symbol, _)| symbol));
+        let base = Scan::new(&vmlinux, None, &wanted)
             .map_err(|e| format!("{}: {e}", self.vmlinux.display()))?;
-        let offsets = offsets::from_btf(&base, split.as_ref());
+        let split = module
+            .as_deref()
+            .map(|blob| Scan::new(blob, Some(&base), &wanted))
+            .transpose()
+            .map_err(|e| format!("{}: {e}", self.module.display()))?;
+        // The module's structs first; its split BTF falls back to vmlinux's.
+        let btf = split.as_ref().unwrap_or(&base);
+        let offsets = offsets::from_lookup(|strukt, member| btf.member_offset(strukt, member));
         let func_ids = functions
             .iter()
-            .map(|&(symbol, module)| {
-                let btf = match module {
-                    None => Some(&base),
-                    Some("vfio_pci_core") => split.as_ref(),
-                    Some(_) => None,
-                };
-                btf.and_then(|btf| btf_object::func_id(btf, symbol))
+            .map(|&(symbol, module)| match module {
+                None => base.func_id(symbol),
+                Some("vfio_pci_core") => split.as_ref().and_then(|s| s.func_id(symbol)),
+                Some(_) => None,
             })
             .collect();
-        // The parsed BTF is the largest thing this process ever holds; give
-        // its memory back before anything else is allocated.
-        drop(split);
-        drop(base);
-        // SAFETY: malloc_trim only returns free heap pages to the kernel.
-        unsafe { libc::malloc_trim(0) };
         Ok(BtfRead { offsets, func_ids })
     }
 }

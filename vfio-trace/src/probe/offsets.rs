@@ -3,9 +3,6 @@
 //! differ per kernel (`vm_area_struct` moved by 40 bytes between 6.12 and 7.3),
 //! so nothing here is hard-coded.
 
-use std::path::Path;
-
-use btf_rs::{Btf, Type};
 use serde::{Deserialize, Serialize};
 use vfio_trace_common::{Config, MISSING};
 
@@ -267,25 +264,9 @@ impl Field {
     }
 }
 
-/// Parses vmlinux BTF and, when present, `module`'s split BTF (which also
-/// holds vmlinux's types). Parsing is the slow part: do it once per run.
-pub fn parse(vmlinux: &Path, module: &Path) -> Result<(Btf, Option<Btf>), btf_rs::Error> {
-    let base = Btf::from_file(vmlinux)?;
-    let split = if module.exists() {
-        Some(Btf::from_split_file(module, &base)?)
-    } else {
-        None
-    };
-    Ok((base, split))
-}
-
-/// Looks every wanted field up; module structs are searched in the split BTF.
-pub fn from_btf(base: &Btf, split: Option<&Btf>) -> Offsets {
-    from_lookup(|strukt, member| {
-        split
-            .and_then(|b| member_offset(b, strukt, member))
-            .or_else(|| member_offset(base, strukt, member))
-    })
+/// The structs whose members are looked up.
+pub fn structs() -> impl Iterator<Item = &'static str> {
+    WANTS.iter().map(|w| w.strukt)
 }
 
 /// Every wanted field, placed by `offset_of(struct, member)`.
@@ -309,51 +290,10 @@ pub fn from_lookup(offset_of: impl Fn(&str, &str) -> Option<u32>) -> Offsets {
     Offsets { config, fields }
 }
 
-/// Byte offset of `member` in `struct strukt`, looking through anonymous
-/// structs and unions (`vm_fault.vma` sits in an anonymous const struct).
-pub fn member_offset(btf: &Btf, strukt: &str, member: &str) -> Option<u32> {
-    let types = btf.resolve_types_by_name(strukt).ok()?;
-    types.iter().find_map(|t| match t {
-        Type::Struct(s) if !s.members.is_empty() => find_in(btf, s, member, 0),
-        _ => None,
-    })
-}
-
-fn find_in(btf: &Btf, s: &btf_rs::Struct, member: &str, base_bits: u32) -> Option<u32> {
-    for m in &s.members {
-        let bits = base_bits + m.bit_offset();
-        let name = btf.resolve_name(m).unwrap_or_default();
-        if name == member {
-            // A bitfield member has no byte address the programs could read.
-            return (m.bitfield_size().unwrap_or(0) == 0 && bits.is_multiple_of(8))
-                .then_some(bits / 8);
-        }
-        if name.is_empty()
-            && let Some(inner) = strip_modifiers(btf, btf.resolve_chained_type(m).ok()?)
-            && let Some(found) = find_in(btf, &inner, member, bits)
-        {
-            return Some(found);
-        }
-    }
-    None
-}
-
-/// Follows const/volatile/typedef to the struct or union underneath.
-fn strip_modifiers(btf: &Btf, mut t: Type) -> Option<btf_rs::Struct> {
-    for _ in 0..8 {
-        t = match t {
-            Type::Struct(s) | Type::Union(s) => return Some(s),
-            Type::Const(c) | Type::Volatile(c) => btf.resolve_chained_type(&c).ok()?,
-            Type::Typedef(td) => btf.resolve_chained_type(&td).ok()?,
-            _ => return None,
-        };
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::btf_scan::Scan;
 
     #[test]
     fn fields_read_back_against_the_table() {
@@ -373,21 +313,23 @@ mod tests {
     /// every x86 kernel has, inside anonymous members too.
     #[test]
     fn finds_nested_members_in_this_kernels_btf() {
-        let path = Path::new(VMLINUX_BTF);
-        if !path.exists() {
+        let Ok(blob) = std::fs::read(VMLINUX_BTF) else {
             eprintln!("no {VMLINUX_BTF}: skipped");
             return;
-        }
-        let btf = Btf::from_file(path).expect("vmlinux BTF parses");
-        let vma = member_offset(&btf, "vm_fault", "vma").expect("vm_fault.vma");
-        let address = member_offset(&btf, "vm_fault", "address").expect("vm_fault.address");
+        };
+        let wanted: Vec<&str> = structs().collect();
+        let btf = Scan::new(&blob, None, &wanted).expect("vmlinux BTF scans");
+        let vma = btf.member_offset("vm_fault", "vma").expect("vm_fault.vma");
+        let address = btf
+            .member_offset("vm_fault", "address")
+            .expect("vm_fault.address");
         assert_eq!(
             vma, 0,
             "vma leads the anonymous struct at the start of vm_fault"
         );
         assert!(address > vma);
-        assert_eq!(member_offset(&btf, "vm_area_struct", "vm_start"), Some(0));
-        assert!(member_offset(&btf, "vm_fault", "no_such_member").is_none());
-        assert!(member_offset(&btf, "no_such_struct", "vma").is_none());
+        assert_eq!(btf.member_offset("vm_area_struct", "vm_start"), Some(0));
+        assert!(btf.member_offset("vm_fault", "no_such_member").is_none());
+        assert!(btf.member_offset("no_such_struct", "vma").is_none());
     }
 }
