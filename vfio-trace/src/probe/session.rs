@@ -162,6 +162,34 @@ impl Session {
         &self.tracer.plan
     }
 
+    /// What the kernel side has counted so far (losses, run time), read
+    /// while tracing goes on.
+    pub fn counts(&self) -> KernelCounts {
+        self.tracer.counts()
+    }
+
+    /// Zap stacks stored so far, as function names; empty when the stack
+    /// map could not be opened.
+    pub fn stacks(&self) -> BTreeMap<i32, Vec<String>> {
+        self.stacks
+            .as_ref()
+            .map(|m| name_stacks(m, &self.symbols))
+            .unwrap_or_default()
+    }
+
+    /// Whether the zap stack map could be opened.
+    pub fn stack_map_readable(&self) -> bool {
+        self.stacks.is_some()
+    }
+
+    /// Ring readers that have ended while tracing: their later events are lost.
+    pub fn failed_readers(&self) -> usize {
+        self.readers
+            .iter()
+            .filter(|(_, r)| r.handle.is_finished())
+            .count()
+    }
+
     /// Detaches every probe, then lets each reader drain its ring and end.
     pub async fn stop(self) -> Stopped {
         let plan = self.tracer.plan.clone();
