@@ -68,6 +68,7 @@ impl Latency {
     /// Samples at or below each bound (ns, ascending), as a cumulative
     /// histogram: a sample counts under the first bound its precision
     /// bucket starts at or below.
+    #[must_use]
     pub fn cumulative(&self, bounds_ns: &[u64]) -> Vec<u64> {
         let mut out = vec![0; bounds_ns.len()];
         let Some(h) = &self.hist else {
@@ -89,6 +90,11 @@ impl Latency {
     }
 
     /// Sum of the samples (ns), from the mean: exact to the precision.
+    #[must_use]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a sum in ns as a float, for seconds; past 2^53 samples it rounds"
+    )]
     pub fn sum_ns(&self) -> f64 {
         self.hist
             .as_ref()

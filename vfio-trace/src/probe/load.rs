@@ -121,6 +121,7 @@ impl Tracer {
 
     /// What the kernel side has counted so far: losses, and the programs'
     /// run time. Reads maps and program info only; nothing changes.
+    #[must_use]
     pub fn counts(&self) -> KernelCounts {
         let names = attach::detach_order(&self.plan);
         // The kernel keeps run time only while `kernel.bpf_stats_enabled` is on.

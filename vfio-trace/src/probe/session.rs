@@ -164,12 +164,14 @@ impl Session {
 
     /// What the kernel side has counted so far (losses, run time), read
     /// while tracing goes on.
+    #[must_use]
     pub fn counts(&self) -> KernelCounts {
         self.tracer.counts()
     }
 
     /// Zap stacks stored so far, as function names; empty when the stack
     /// map could not be opened.
+    #[must_use]
     pub fn stacks(&self) -> BTreeMap<i32, Vec<String>> {
         self.stacks
             .as_ref()
@@ -178,11 +180,13 @@ impl Session {
     }
 
     /// Whether the zap stack map could be opened.
+    #[must_use]
     pub fn stack_map_readable(&self) -> bool {
         self.stacks.is_some()
     }
 
     /// Ring readers that have ended while tracing: their later events are lost.
+    #[must_use]
     pub fn failed_readers(&self) -> usize {
         self.readers
             .iter()

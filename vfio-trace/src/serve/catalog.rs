@@ -24,6 +24,7 @@ pub struct Spec {
 impl Spec {
     /// The series names a query may use: a histogram's `_bucket`, `_sum`
     /// and `_count`, else the name itself.
+    #[must_use]
     pub fn series(&self) -> Vec<String> {
         match self.kind {
             Kind::Histogram => ["_bucket", "_sum", "_count"]
@@ -293,6 +294,7 @@ pub const METRICS: &[Spec] = &[
 ];
 
 /// The spec of `name`.
+#[must_use]
 pub fn find(name: &str) -> Option<&'static Spec> {
     METRICS.iter().find(|s| s.name == name)
 }

@@ -31,6 +31,7 @@ pub enum Route {
 }
 
 /// Routes a request head; the bool is true for HEAD (headers only).
+#[must_use]
 pub fn route(head: &str) -> (Route, bool) {
     let mut parts = head.lines().next().unwrap_or("").split(' ');
     let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
@@ -55,6 +56,7 @@ pub fn route(head: &str) -> (Route, bool) {
 }
 
 /// A whole response.
+#[must_use]
 pub fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
@@ -69,6 +71,7 @@ pub fn response(status: &str, content_type: &str, body: &str, head_only: bool) -
 }
 
 /// The landing page.
+#[must_use]
 pub fn landing() -> String {
     format!(
         "<!doctype html>\n<html><head><title>vfio-trace exporter</title></head><body>\n\

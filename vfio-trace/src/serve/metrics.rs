@@ -26,6 +26,8 @@ pub struct Exporter {
 }
 
 impl Exporter {
+    /// # Errors
+    /// When a catalogued name or label is not a valid Prometheus one.
     pub fn new(scrape: Scrape) -> prometheus::Result<Self> {
         let descs = METRICS
             .iter()
@@ -115,7 +117,7 @@ impl Families {
                     .zip(&b.cumulative)
                     .map(|(bound, n)| {
                         let mut bucket = proto::Bucket::default();
-                        bucket.set_upper_bound(*bound as f64 / 1e9);
+                        bucket.set_upper_bound(f(*bound) / 1e9);
                         bucket.set_cumulative_count(*n);
                         bucket
                     })
@@ -254,6 +256,9 @@ impl Collector for Exporter {
 }
 
 /// The text exposition (format 0.0.4) of one scrape.
+///
+/// # Errors
+/// When the collector cannot be registered or the text cannot be encoded.
 pub fn render(scrape: Scrape) -> prometheus::Result<String> {
     let registry = Registry::new();
     registry.register(Box::new(Exporter::new(scrape)?))?;

@@ -58,6 +58,11 @@ pub struct ServeArgs {
     pub kprobes_only: bool,
 }
 
+/// Serves until SIGTERM or Ctrl-C.
+///
+/// # Errors
+/// When the arguments are bad, the port cannot be had, the machine cannot
+/// trace, or the probes cannot be attached.
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(mib) = args.ring_mib
         && (!mib.is_power_of_two() || mib > 1024)

@@ -97,6 +97,7 @@ pub struct DeviceView {
 
 /// The cause label of a zap: callers outside the known causes share `other`,
 /// so the label stays bounded whatever the kernel's call paths.
+#[must_use]
 pub fn cause_label(cause: &ZapCause) -> &'static str {
     match cause {
         ZapCause::DecodeOff => "decode-off",
@@ -121,6 +122,7 @@ pub const CAUSES: [&str; 7] = [
 ];
 
 impl DeviceView {
+    #[must_use]
     pub fn new(bdf: Bdf, d: &DeviceStats) -> Self {
         let mut zaps: Vec<(&'static str, u64)> = CAUSES.iter().map(|c| (*c, 0)).collect();
         for z in &d.zaps.zaps {
@@ -175,6 +177,7 @@ impl DeviceView {
 
 /// Events lost, by cause label; a stack that could not be stored loses no
 /// event and is a health counter instead.
+#[must_use]
 pub fn losses(counts: &KernelCounts) -> [(&'static str, u64); 4] {
     let by = |which: u32| counts.counters[which as usize];
     [
@@ -203,6 +206,7 @@ pub struct Scrape {
 impl Scrape {
     /// The model's counts for the devices bound now: a device unbound since
     /// it was traced leaves the metrics; one bound and idle shows zeros.
+    #[must_use]
     pub fn new(model: &Model, live: Live) -> Self {
         let idle = DeviceStats::default();
         let devices = live
@@ -221,6 +225,7 @@ impl Scrape {
     }
 
     /// True when nothing was lost and nothing went wrong.
+    #[must_use]
     pub fn healthy(&self) -> bool {
         let c = &self.live.counts;
         losses(c).iter().all(|(_, n)| *n == 0)

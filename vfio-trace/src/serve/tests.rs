@@ -207,8 +207,10 @@ fn the_exposition_holds_the_models_exact_counts() {
     assert!(!t.contains(UNBOUND), "{t}");
 }
 
-/// Each sample line: name, labels, value.
-fn samples(t: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+/// A sample line: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+fn samples(t: &str) -> Vec<Sample> {
     t.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
@@ -322,12 +324,10 @@ fn the_text_keeps_the_format_rules() {
         if !name.ends_with("_bucket") {
             continue;
         }
-        let key: String = labels
-            .iter()
-            .filter(|(k, _)| k != "le")
-            .map(|(k, v)| format!("{k}={v},"))
-            .collect::<String>()
-            + name;
+        let mut key = name.clone();
+        for (k, v) in labels.iter().filter(|(k, _)| k != "le") {
+            key.extend([",", k, "=", v]);
+        }
         if let Some((k, before)) = &last
             && *k == key
         {
@@ -355,4 +355,33 @@ fn the_text_keeps_the_format_rules() {
             spec.name
         );
     }
+}
+
+/// `promtool check metrics` over the text, where `cargo xtask test` (or the
+/// caller) names a promtool in `VFIO_TRACE_PROMTOOL`; skipped otherwise.
+#[test]
+fn promtool_finds_no_problem() {
+    let Some(promtool) = std::env::var_os("VFIO_TRACE_PROMTOOL") else {
+        eprintln!("VFIO_TRACE_PROMTOOL unset: promtool check skipped");
+        return;
+    };
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), text().as_bytes())
+        .expect("writes");
+    let out = child.wait_with_output().expect("promtool ends");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}"
+    );
 }
