@@ -11,6 +11,7 @@ mod check;
 mod faults;
 mod locks;
 mod pid;
+mod serve;
 mod signals;
 pub mod truth;
 mod zaps;
@@ -53,6 +54,7 @@ const SCENARIOS: &[Scenario] = &[
     zaps::SCENARIO,
     locks::SCENARIO,
     pid::SCENARIO,
+    serve::SCENARIO,
     // Unloads vfio-pci: always last.
     check::UNREADY,
 ];
