@@ -11,6 +11,7 @@ mod check;
 mod faults;
 mod locks;
 mod pid;
+mod prometheus;
 mod serve;
 mod signals;
 pub mod truth;
@@ -108,6 +109,9 @@ pub fn run_all(kernels: &[&str], scenarios: &[&'static Scenario]) -> Result<Summ
 fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Vec<TestResult> {
     let outcome = kernels::spec(kernel).and_then(|spec| {
         let lab = Lab::prepare(kernel)?;
+        if scenarios.iter().any(|s| s.name == serve::SCENARIO.name) {
+            prometheus::stage(&lab.share)?;
+        }
         let outcome = lab.run(&RunOpts {
             devices: DEVICES,
             script: Some(script.to_owned()),
