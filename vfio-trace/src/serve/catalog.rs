@@ -216,7 +216,7 @@ pub const METRICS: &[Spec] = &[
         PROBE_ATTACHED,
         Gauge,
         &["probe", "symbol"],
-        "1 when the probe is attached, 0 when it is absent or failed (symbol empty when none exists).",
+        "1 when the probe is attached; 0 when absent, failed, or not needed because another probe yields its count (vfio-trace check says which); symbol empty when none exists.",
     ),
     spec(
         BPF_RUN,
