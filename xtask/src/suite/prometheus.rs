@@ -67,10 +67,11 @@ pub fn stage(share: &Path) -> Result<()> {
         cmd::remove(&dest)?;
         fs::rename(&staging, &dest).with_context(|| format!("moving into {}", dest.display()))?;
     }
-    let queries: String = expressions()?
-        .iter()
-        .map(|e| format!("{}\n", encode(&concrete(e))))
-        .collect();
+    let mut queries = String::new();
+    for e in expressions()? {
+        queries.push_str(&encode(&concrete(&e)));
+        queries.push('\n');
+    }
     fs::write(dest.join(QUERIES), queries).context("writing the dashboard queries")
 }
 
