@@ -185,6 +185,23 @@ impl Session {
         self.stacks.is_some()
     }
 
+    /// Ring records dropped as undecodable so far, over every reader.
+    #[must_use]
+    pub fn undecodable(&self) -> u64 {
+        self.readers
+            .iter()
+            .map(|(_, r)| r.undecodable.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Diagnostics the programs logged so far (rare paths; not losses).
+    #[must_use]
+    pub fn diagnostics(&self) -> u64 {
+        self.diagnostics
+            .as_ref()
+            .map_or(0, diagnostics::Reader::received)
+    }
+
     /// Ring readers that have ended while tracing: their later events are lost.
     #[must_use]
     pub fn failed_readers(&self) -> usize {

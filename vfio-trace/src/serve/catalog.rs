@@ -107,6 +107,7 @@ pub const LOSS_MAPS: &str = "vfio_trace_loss_maps_readable";
 pub const STACK_MAP: &str = "vfio_trace_stack_map_readable";
 pub const READERS_FAILED: &str = "vfio_trace_ring_readers_failed";
 pub const HEALTHY: &str = "vfio_trace_healthy";
+pub const DIAGNOSTICS: &str = "vfio_trace_kernel_diagnostics_total";
 
 pub const METRICS: &[Spec] = &[
     spec(
@@ -210,7 +211,7 @@ pub const METRICS: &[Spec] = &[
         LOST,
         Counter,
         &["cause"],
-        "Events lost, by cause (ring_full, inflight_full, missed_return, recursion).",
+        "Events lost, by cause (ring_full, inflight_full, missed_return, recursion, undecodable).",
     ),
     spec(
         PROBE_ATTACHED,
@@ -284,6 +285,12 @@ pub const METRICS: &[Spec] = &[
         Gauge,
         &[],
         "Ring readers that ended early: their later events are lost.",
+    ),
+    spec(
+        DIAGNOSTICS,
+        Counter,
+        &[],
+        "Diagnostics the eBPF programs logged on rare paths (each kind once); not losses.",
     ),
     spec(
         HEALTHY,

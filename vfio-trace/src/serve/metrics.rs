@@ -217,7 +217,7 @@ impl Exporter {
                 flag(p.status == Status::Attached),
             );
         }
-        for (cause, n) in losses(&live.counts) {
+        for (cause, n) in losses(&live.counts, live.undecodable) {
             out.counter(c::LOST, &[("cause", cause)], f(n));
         }
         out.counter(c::UNATTRIBUTED_FAULTS, &[], f(s.unattributed_faults));
@@ -238,6 +238,7 @@ impl Exporter {
         out.gauge(c::LOSS_MAPS, &[], flag(live.counts.loss_maps_readable));
         out.gauge(c::STACK_MAP, &[], flag(live.stack_map_readable));
         out.gauge(c::READERS_FAILED, &[], f(live.readers_failed));
+        out.counter(c::DIAGNOSTICS, &[], f(live.diagnostics));
         out.gauge(c::HEALTHY, &[], flag(s.healthy()));
     }
 }

@@ -197,6 +197,8 @@ impl Tracing {
             bpf_stats_enabled: bpf_stats_enabled(),
             stack_map_readable: self.session.stack_map_readable(),
             readers_failed: self.session.failed_readers() as u64,
+            undecodable: self.session.undecodable(),
+            diagnostics: self.session.diagnostics(),
         };
         Scrape::new(&self.model, live)
     }
@@ -242,7 +244,11 @@ async fn serve(args: &ServeArgs, requested: &[Bdf]) -> anyhow::Result<()> {
         }
     }
     let faults: u64 = model.devices.values().map(|d| d.faults).sum();
-    let lost: u64 = scrape::losses(&stopped.kernel).iter().map(|(_, n)| n).sum();
+    let undecodable = stopped.rings.iter().map(|r| r.stats.undecodable).sum();
+    let lost: u64 = scrape::losses(&stopped.kernel, undecodable)
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
     eprintln!(
         "vfio-trace: {signal}: every probe detached; {faults} faults on {} device(s), {lost} lost",
         model.devices.len()

@@ -72,6 +72,10 @@ pub struct Live {
     pub bpf_stats_enabled: bool,
     pub stack_map_readable: bool,
     pub readers_failed: u64,
+    /// Ring records dropped as undecodable so far.
+    pub undecodable: u64,
+    /// Diagnostics the programs logged so far.
+    pub diagnostics: u64,
 }
 
 /// One device's counts.
@@ -178,7 +182,7 @@ impl DeviceView {
 /// Events lost, by cause label; a stack that could not be stored loses no
 /// event and is a health counter instead.
 #[must_use]
-pub fn losses(counts: &KernelCounts) -> [(&'static str, u64); 4] {
+pub fn losses(counts: &KernelCounts, undecodable: u64) -> [(&'static str, u64); 5] {
     let by = |which: u32| counts.counters[which as usize];
     [
         ("ring_full", by(counter::RING_FULL)),
@@ -188,6 +192,7 @@ pub fn losses(counts: &KernelCounts) -> [(&'static str, u64); 4] {
             by(counter::FAULT_ENTRIES).saturating_sub(by(counter::FAULT_RETURNS)),
         ),
         ("recursion", counts.recursion_misses),
+        ("undecodable", undecodable),
     ]
 }
 
@@ -228,7 +233,9 @@ impl Scrape {
     #[must_use]
     pub fn healthy(&self) -> bool {
         let c = &self.live.counts;
-        losses(c).iter().all(|(_, n)| *n == 0)
+        losses(c, self.live.undecodable)
+            .iter()
+            .all(|(_, n)| *n == 0)
             && c.loss_maps_readable
             && self.live.stack_map_readable
             && self.live.readers_failed == 0

@@ -128,6 +128,8 @@ pub fn synthetic() -> Scrape {
         bpf_stats_enabled: true,
         stack_map_readable: true,
         readers_failed: 0,
+        undecodable: 3,
+        diagnostics: 1,
     };
     Scrape::new(&m, live)
 }
@@ -193,6 +195,8 @@ fn the_exposition_holds_the_models_exact_counts() {
         "vfio_trace_lost_events_total{cause=\"ring_full\"} 2".into(),
         "vfio_trace_lost_events_total{cause=\"missed_return\"} 1".into(),
         "vfio_trace_lost_events_total{cause=\"recursion\"} 0".into(),
+        "vfio_trace_lost_events_total{cause=\"undecodable\"} 3".into(),
+        "vfio_trace_kernel_diagnostics_total 1".into(),
         "vfio_trace_unattributed_faults_total 1".into(),
         "vfio_trace_bpf_run_seconds_total 1.5".into(),
         "vfio_trace_bpf_runs_total 42".into(),
@@ -266,8 +270,14 @@ fn every_series_is_catalogued_with_bounded_labels() {
                 "result" => ["nopage", "fallback", "sigbus", "oom", "other"].contains(&v.as_str()),
                 "cause" => {
                     super::scrape::CAUSES.contains(&v.as_str())
-                        || ["ring_full", "inflight_full", "missed_return", "recursion"]
-                            .contains(&v.as_str())
+                        || [
+                            "ring_full",
+                            "inflight_full",
+                            "missed_return",
+                            "recursion",
+                            "undecodable",
+                        ]
+                        .contains(&v.as_str())
                 }
                 "mode" => ["read", "write", "other"].contains(&v.as_str()),
                 "size" => ["pte", "pmd", "pud", "remap"].contains(&v.as_str()),
