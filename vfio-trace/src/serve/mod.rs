@@ -8,6 +8,8 @@ pub mod catalog;
 #[cfg(test)]
 mod dashboard_tests;
 pub mod http;
+#[cfg(test)]
+mod http_tests;
 pub mod metrics;
 pub mod scrape;
 #[cfg(test)]
