@@ -23,6 +23,8 @@ enum Command {
     Record(vfio_trace::record::RecordArgs),
     /// Summarise a recording for people.
     Report(vfio_trace::report::ReportArgs),
+    /// Trace and serve Prometheus metrics until SIGTERM or Ctrl-C.
+    Serve(vfio_trace::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Command::Exercise(args) => vfio_trace::exercise::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Report(args) => vfio_trace::report::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Record(args) => vfio_trace::record::run(&args),
+        Command::Serve(args) => vfio_trace::serve::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@ mod initramfs;
 mod kernels;
 mod lab;
 mod paths;
+mod promtool;
 mod setup;
 mod suite;
 mod test;

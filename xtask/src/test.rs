@@ -5,7 +5,7 @@ use std::{env, process::Command};
 
 use anyhow::{Context as _, Result};
 
-use crate::{cmd, kernels, paths, setup, suite};
+use crate::{cmd, kernels, paths, promtool, setup, suite};
 
 #[derive(clap::Args, Debug)]
 pub struct TestArgs {
@@ -19,7 +19,7 @@ pub struct TestArgs {
     #[arg(long)]
     vm_only: bool,
     /// Limit the VM suite to this scenario (repeatable): check, faults,
-    /// signals, zaps, locks, pid, unready.
+    /// signals, zaps, locks, pid, serve, unready.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
 }
@@ -75,9 +75,12 @@ fn host_checks() -> Result<()> {
             &["test", "--workspace", "--exclude", "vfio-trace-ebpf"],
         ),
     ];
+    // The exposition tests also run promtool over the exporter's text.
+    let promtool = promtool::ensure(&mut None)?;
     for (name, args) in stages {
         println!("== {name}");
-        cmd::run(cargo().args(args)).with_context(|| format!("{name} failed"))?;
+        cmd::run(cargo().args(args).env(promtool::ENV, &promtool))
+            .with_context(|| format!("{name} failed"))?;
         if name == "clippy" {
             println!("== clippy (eBPF, bpf target)");
             cmd::run(&mut ebpf_clippy()).context("clippy of the eBPF crate failed")?;

@@ -65,6 +65,43 @@ impl Latency {
             .map_or(0, |h| h.distinct_values() * size_of::<u64>())
     }
 
+    /// Samples at or below each bound (ns, ascending), as a cumulative
+    /// histogram: a sample counts under the first bound its precision
+    /// bucket starts at or below.
+    #[must_use]
+    pub fn cumulative(&self, bounds_ns: &[u64]) -> Vec<u64> {
+        let mut out = vec![0; bounds_ns.len()];
+        let Some(h) = &self.hist else {
+            return out;
+        };
+        for v in h.iter_recorded() {
+            let low = h.lowest_equivalent(v.value_iterated_to());
+            let first = bounds_ns.partition_point(|b| *b < low);
+            if let Some(slot) = out.get_mut(first) {
+                *slot += v.count_at_value();
+            }
+        }
+        let mut running = 0;
+        for slot in &mut out {
+            running += *slot;
+            *slot = running;
+        }
+        out
+    }
+
+    /// Sum of the samples (ns), from the mean: exact to the precision.
+    #[must_use]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a sum in ns as a float, for seconds; past 2^53 samples it rounds"
+    )]
+    pub fn sum_ns(&self) -> f64 {
+        self.hist
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map_or(0.0, |h| h.mean() * h.len() as f64)
+    }
+
     pub fn summary(&self) -> Summary {
         let Some(h) = self.hist.as_ref().filter(|h| !h.is_empty()) else {
             return Summary::EMPTY;
@@ -109,6 +146,17 @@ mod tests {
         assert!(l.heap_bytes() <= 40 << 10, "{}", l.heap_bytes());
         // Past an hour saturates at the hour (to within the precision).
         assert!((HIGH_NS..HIGH_NS / 100 * 101).contains(&l.summary().max));
+    }
+
+    #[test]
+    fn cumulative_counts_fall_under_their_bound() {
+        let mut l = Latency::default();
+        assert_eq!(l.cumulative(&[10, 100]), [0, 0]);
+        for ns in [5, 50, 50, 500, 5000] {
+            l.record(ns);
+        }
+        assert_eq!(l.cumulative(&[10, 100, 1000]), [1, 3, 4]);
+        assert!((l.sum_ns() - 5605.0).abs() < 60.0, "{}", l.sum_ns());
     }
 
     #[test]

@@ -91,6 +91,12 @@ pub fn spawn(
 }
 
 impl Reader {
+    /// Diagnostics received so far.
+    #[must_use]
+    pub fn received(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Waits for the reader to end: the diagnostics received, and why the
     /// reader failed if it did (those after the failure are not counted).
     pub async fn finish(self) -> (u64, Option<String>) {

@@ -119,13 +119,12 @@ impl Tracer {
         self.ebpf.take_map(maps::STACKS)
     }
 
-    /// Stops new events: unloads entries first, then everything else.
-    /// Returns what the kernel side counted: losses, and the programs' run time.
-    pub fn detach(mut self) -> KernelCounts {
-        // Entries first, so nothing starts that cannot finish.
+    /// What the kernel side has counted so far: losses, and the programs'
+    /// run time. Reads maps and program info only; nothing changes.
+    #[must_use]
+    pub fn counts(&self) -> KernelCounts {
         let names = attach::detach_order(&self.plan);
-        // Run time is read before anything unloads; the kernel keeps it only
-        // while `kernel.bpf_stats_enabled` is on.
+        // The kernel keeps run time only while `kernel.bpf_stats_enabled` is on.
         let (mut run_ns, mut run_cnt, mut recursion_misses) = (0, 0, 0);
         // A return program's skipped runs already count as missed returns.
         let returns: Vec<&str> = self
@@ -143,9 +142,6 @@ impl Tracer {
                 }
             }
         }
-        for name in names {
-            self.ebpf.unload(name);
-        }
         let (by_device, device_map_ok) = lost(&self.ebpf);
         let (counters, cause_map_ok) = counters(&self.ebpf);
         KernelCounts {
@@ -158,6 +154,26 @@ impl Tracer {
             // Set by the session once its diagnostics reader has ended.
             diagnostics: 0,
             diagnostics_error: None,
+        }
+    }
+
+    /// Stops new events: unloads entries first, then everything else.
+    /// Returns what the kernel side counted: losses, and the programs' run time.
+    pub fn detach(mut self) -> KernelCounts {
+        // Run time is read before anything unloads.
+        let run = self.counts();
+        // Entries first, so nothing starts that cannot finish.
+        for name in attach::detach_order(&self.plan) {
+            self.ebpf.unload(name);
+        }
+        // Losses are read after: events of runs still in flight count.
+        let (by_device, device_map_ok) = lost(&self.ebpf);
+        let (counters, cause_map_ok) = counters(&self.ebpf);
+        KernelCounts {
+            lost_by_device: by_device,
+            counters,
+            loss_maps_readable: device_map_ok && cause_map_ok,
+            ..run
         }
     }
 }

@@ -2,7 +2,13 @@
 //! own async task, so a storm on one device cannot crowd out another.
 
 use aya::maps::{Map, MapData, RingBuf};
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
 use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, TaskEvent, ZapEvent, kind};
@@ -59,6 +65,8 @@ pub struct ReaderStats {
 /// A running reader; `stop` makes it drain what is left and end.
 pub struct Reader {
     pub handle: JoinHandle<std::io::Result<ReaderStats>>,
+    /// Records dropped as undecodable so far, for live readers of the session.
+    pub undecodable: Arc<AtomicU64>,
 }
 
 /// Starts a reader task for `map` sending decoded events to `tx`, a batch per
@@ -69,6 +77,8 @@ pub fn spawn(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Reader, aya::maps::MapError> {
     let ring = RingBuf::try_from(map)?;
+    let undecodable = Arc::new(AtomicU64::new(0));
+    let shared = Arc::clone(&undecodable);
     let handle = tokio::spawn(async move {
         // SAFETY: the ring owns its map fd and keeps it open until it is dropped
         // with this AsyncFd.
@@ -87,12 +97,17 @@ pub fn spawn(
                 _ = tick.tick() => drain(fd.get_mut(), &tx, &mut stats),
                 _ = stop.wait_for(|s| *s) => {
                     drain(fd.get_mut(), &tx, &mut stats);
+                    shared.store(stats.undecodable, Ordering::Relaxed);
                     return Ok(stats);
                 }
             }
+            shared.store(stats.undecodable, Ordering::Relaxed);
         }
     });
-    Ok(Reader { handle })
+    Ok(Reader {
+        handle,
+        undecodable,
+    })
 }
 
 fn drain(

@@ -162,6 +162,55 @@ impl Session {
         &self.tracer.plan
     }
 
+    /// What the kernel side has counted so far (losses, run time), read
+    /// while tracing goes on.
+    #[must_use]
+    pub fn counts(&self) -> KernelCounts {
+        self.tracer.counts()
+    }
+
+    /// Zap stacks stored so far, as function names; empty when the stack
+    /// map could not be opened.
+    #[must_use]
+    pub fn stacks(&self) -> BTreeMap<i32, Vec<String>> {
+        self.stacks
+            .as_ref()
+            .map(|m| name_stacks(m, &self.symbols))
+            .unwrap_or_default()
+    }
+
+    /// Whether the zap stack map could be opened.
+    #[must_use]
+    pub fn stack_map_readable(&self) -> bool {
+        self.stacks.is_some()
+    }
+
+    /// Ring records dropped as undecodable so far, over every reader.
+    #[must_use]
+    pub fn undecodable(&self) -> u64 {
+        self.readers
+            .iter()
+            .map(|(_, r)| r.undecodable.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Diagnostics the programs logged so far (rare paths; not losses).
+    #[must_use]
+    pub fn diagnostics(&self) -> u64 {
+        self.diagnostics
+            .as_ref()
+            .map_or(0, diagnostics::Reader::received)
+    }
+
+    /// Ring readers that have ended while tracing: their later events are lost.
+    #[must_use]
+    pub fn failed_readers(&self) -> usize {
+        self.readers
+            .iter()
+            .filter(|(_, r)| r.handle.is_finished())
+            .count()
+    }
+
     /// Detaches every probe, then lets each reader drain its ring and end.
     pub async fn stop(self) -> Stopped {
         let plan = self.tracer.plan.clone();

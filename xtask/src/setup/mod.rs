@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result};
 
-use crate::{apt::PrivateApt, cmd, kernels};
+use crate::{apt::PrivateApt, cmd, kernels, promtool};
 
 use toolchain::DEFAULT_TOOLCHAIN;
 pub use toolchain::DEFAULT_TOOLCHAIN as DEFAULT_EBPF_TOOLCHAIN;
@@ -63,6 +63,8 @@ pub fn run(args: &SetupArgs) -> Result<()> {
             kernels::ensure(spec, apt)?;
         }
     }
+    report("promtool", promtool::is_unpacked());
+    promtool::ensure(&mut apt)?;
     Ok(())
 }
 

@@ -11,6 +11,8 @@ mod check;
 mod faults;
 mod locks;
 mod pid;
+mod prometheus;
+mod serve;
 mod signals;
 pub mod truth;
 mod zaps;
@@ -56,6 +58,7 @@ const SCENARIOS: &[Scenario] = &[
     zaps::SCENARIO,
     locks::SCENARIO,
     pid::SCENARIO,
+    serve::SCENARIO,
     // Unloads vfio-pci: always last.
     check::UNREADY,
 ];
@@ -109,6 +112,9 @@ pub fn run_all(kernels: &[&str], scenarios: &[&'static Scenario]) -> Summary {
 fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Vec<TestResult> {
     let outcome = kernels::spec(kernel).and_then(|spec| {
         let lab = Lab::prepare(kernel)?;
+        if scenarios.iter().any(|s| s.name == serve::SCENARIO.name) {
+            prometheus::stage(&lab.share)?;
+        }
         let outcome = lab.run(&RunOpts {
             devices: DEVICES,
             script: Some(script.to_owned()),
