@@ -21,6 +21,8 @@ enum Command {
     Record(vfio_trace::record::RecordArgs),
     /// Summarise a recording for people.
     Report(vfio_trace::report::ReportArgs),
+    /// The live view of BAR faults per device, or a recording played back (--replay).
+    Top(vfio_trace::top::TopArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         Command::Exercise(args) => vfio_trace::exercise::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Report(args) => vfio_trace::report::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Record(args) => vfio_trace::record::run(&args),
+        Command::Top(args) => vfio_trace::top::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

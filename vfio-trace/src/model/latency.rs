@@ -65,6 +65,30 @@ impl Latency {
             .map_or(0, |h| h.distinct_values() * size_of::<u64>())
     }
 
+    /// Adds another distribution's samples to this one.
+    pub fn add(&mut self, other: &Latency) {
+        if let Some(o) = &other.hist {
+            self.hist
+                .get_or_insert_with(histogram)
+                .add(o)
+                .unwrap_or_else(|e| unreachable!("histograms of equal bounds add: {e}"));
+        }
+    }
+
+    /// Samples per bucket: up to `edges[0]` ns, then up to each next edge,
+    /// and the rest past the last (`edges.len() + 1` counts). Each sample
+    /// counts at its bucket's top, within the histogram's 1 %.
+    pub fn buckets(&self, edges: &[u64]) -> Vec<u64> {
+        let mut out = vec![0; edges.len() + 1];
+        if let Some(h) = &self.hist {
+            for v in h.iter_recorded() {
+                let at = edges.partition_point(|e| *e < v.value_iterated_to());
+                out[at] += v.count_at_value();
+            }
+        }
+        out
+    }
+
     pub fn summary(&self) -> Summary {
         let Some(h) = self.hist.as_ref().filter(|h| !h.is_empty()) else {
             return Summary::EMPTY;
@@ -109,6 +133,21 @@ mod tests {
         assert!(l.heap_bytes() <= 40 << 10, "{}", l.heap_bytes());
         // Past an hour saturates at the hour (to within the precision).
         assert!((HIGH_NS..HIGH_NS / 100 * 101).contains(&l.summary().max));
+    }
+
+    #[test]
+    fn distributions_add_and_bucket() {
+        let mut a = Latency::default();
+        let mut b = Latency::default();
+        for ns in [500, 1_500, 1_500] {
+            a.record(ns);
+        }
+        b.record(50_000);
+        a.add(&b);
+        a.add(&Latency::default());
+        assert_eq!(a.count(), 4);
+        assert_eq!(a.buckets(&[1_000, 10_000]), [1, 2, 1]);
+        assert_eq!(Latency::default().buckets(&[1]), [0, 0]);
     }
 
     #[test]

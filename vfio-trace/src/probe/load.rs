@@ -119,6 +119,25 @@ impl Tracer {
         self.ebpf.take_map(maps::STACKS)
     }
 
+    /// The programs' run time (ns) and runs so far, while attached; both 0
+    /// unless `kernel.bpf_stats_enabled` is on.
+    pub fn run_stats(&self) -> (u64, u64) {
+        attach::detach_order(&self.plan)
+            .iter()
+            .filter_map(|name| self.ebpf.program(name).and_then(|p| p.info().ok()))
+            .fold((0, 0), |(ns, cnt), info| {
+                (
+                    ns + u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
+                    cnt + info.run_count(),
+                )
+            })
+    }
+
+    /// Events dropped to full rings so far, by device key.
+    pub fn lost_by_device(&self) -> BTreeMap<u64, u64> {
+        lost(&self.ebpf).0
+    }
+
     /// Stops new events: unloads entries first, then everything else.
     /// Returns what the kernel side counted: losses, and the programs' run time.
     pub fn detach(mut self) -> KernelCounts {

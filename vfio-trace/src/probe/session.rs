@@ -162,6 +162,16 @@ impl Session {
         &self.tracer.plan
     }
 
+    /// The programs' run time (ns) and runs so far (see `Tracer::run_stats`).
+    pub fn run_stats(&self) -> (u64, u64) {
+        self.tracer.run_stats()
+    }
+
+    /// Events dropped to full rings so far, by device key.
+    pub fn lost_by_device(&self) -> BTreeMap<u64, u64> {
+        self.tracer.lost_by_device()
+    }
+
     /// Detaches every probe, then lets each reader drain its ring and end.
     pub async fn stop(self) -> Stopped {
         let plan = self.tracer.plan.clone();
