@@ -45,11 +45,13 @@ impl Events {
         self.rx.recv().await
     }
 
-    /// A tick every `interval`, the first at once. Needs a tokio runtime.
+    /// A tick every `interval`, the first after one interval (the
+    /// caller draws the first screen). Needs a tokio runtime.
     pub fn ticks(&self, interval: Duration) {
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let mut t = tokio::time::interval(interval);
+            let first = tokio::time::Instant::now() + interval;
+            let mut t = tokio::time::interval_at(first, interval);
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 t.tick().await;

@@ -298,7 +298,7 @@ pub const HELP: [(&str, &str); 14] = [
 ];
 
 fn render_help(app: &App, frame: &mut Frame, area: Rect) {
-    let [area] = Layout::horizontal([Constraint::Length(64)])
+    let [area] = Layout::horizontal([Constraint::Length(68)])
         .flex(Flex::Center)
         .areas(area);
     let [area] = Layout::vertical([Constraint::Length(HELP.len() as u16 + 2)])

@@ -205,10 +205,11 @@ fn detail(dev: &DeviceDoc, timeline: &DeviceTimelineDoc, at: u64) -> Detail {
             }
         })
         .collect();
-    let orders = dev
-        .faults
-        .by_order
-        .iter()
+    // By order number, not as the JSON's text keys sort ("18" before "9").
+    let mut by_order: Vec<(&String, &u64)> = dev.faults.by_order.iter().collect();
+    by_order.sort_by_key(|(k, _)| k.parse::<u32>().unwrap_or(u32::MAX));
+    let orders = by_order
+        .into_iter()
         .map(|(k, n)| OrderLine {
             label: order_label(k),
             faults: *n,
