@@ -78,6 +78,7 @@ impl Latency {
     /// Samples per bucket: up to `edges[0]` ns, then up to each next edge,
     /// and the rest past the last (`edges.len() + 1` counts). Each sample
     /// counts at its bucket's top, within the histogram's 1 %.
+    #[must_use]
     pub fn buckets(&self, edges: &[u64]) -> Vec<u64> {
         let mut out = vec![0; edges.len() + 1];
         if let Some(h) = &self.hist {

@@ -121,6 +121,7 @@ impl Tracer {
 
     /// The programs' run time (ns) and runs so far, while attached; both 0
     /// unless `kernel.bpf_stats_enabled` is on.
+    #[must_use]
     pub fn run_stats(&self) -> (u64, u64) {
         attach::detach_order(&self.plan)
             .iter()
@@ -134,6 +135,7 @@ impl Tracer {
     }
 
     /// Events dropped to full rings so far, by device key.
+    #[must_use]
     pub fn lost_by_device(&self) -> BTreeMap<u64, u64> {
         lost(&self.ebpf).0
     }

@@ -163,11 +163,13 @@ impl Session {
     }
 
     /// The programs' run time (ns) and runs so far (see `Tracer::run_stats`).
+    #[must_use]
     pub fn run_stats(&self) -> (u64, u64) {
         self.tracer.run_stats()
     }
 
     /// Events dropped to full rings so far, by device key.
+    #[must_use]
     pub fn lost_by_device(&self) -> BTreeMap<u64, u64> {
         self.tracer.lost_by_device()
     }

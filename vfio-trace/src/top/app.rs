@@ -41,6 +41,7 @@ impl SortKey {
         Self::Bdf,
     ];
 
+    #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Self::Faults => "faults/s",
@@ -96,6 +97,7 @@ pub struct Playback {
 }
 
 impl Playback {
+    #[must_use]
     pub fn new(length: u64) -> Self {
         Self {
             at: 0,
@@ -106,6 +108,7 @@ impl Playback {
         }
     }
 
+    #[must_use]
     pub fn speed(&self) -> f64 {
         SPEEDS[self.speed]
     }
@@ -119,13 +122,14 @@ impl Playback {
             return;
         }
         self.carry += wall.as_secs_f64() * self.speed();
+        let floor = self.carry.floor();
+        self.carry -= floor;
         #[expect(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
             reason = "a whole, non-negative number of seconds"
         )]
-        let whole = self.carry.floor() as u64;
-        self.carry -= whole as f64;
+        let whole = floor as u64;
         self.at = (self.at + whole).min(self.last());
         // The end holds still rather than looping.
         if self.at == self.last() {
@@ -145,6 +149,10 @@ impl Playback {
 }
 
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of the view, each flipped by its own key"
+)]
 pub struct App {
     pub sample: Sample,
     pub screen: Screen,
@@ -163,6 +171,7 @@ pub struct App {
 
 impl App {
     /// `replay_length`: seconds of a recording played back; `None` when live.
+    #[must_use]
     pub fn new(replay_length: Option<u64>) -> Self {
         Self {
             sample: Sample::default(),
@@ -179,6 +188,7 @@ impl App {
     }
 
     /// The devices shown, filtered and sorted.
+    #[must_use]
     pub fn rows(&self) -> Vec<&DeviceRow> {
         let needle = self.filter.to_lowercase();
         let mut rows: Vec<&DeviceRow> = self
@@ -206,11 +216,13 @@ impl App {
         rows
     }
 
+    #[must_use]
     pub fn selected_row(&self) -> Option<&DeviceRow> {
         self.rows().get(self.selected).copied()
     }
 
     /// The device the device view shows, if it is open and still there.
+    #[must_use]
     pub fn device(&self) -> Option<&DeviceRow> {
         match self.screen {
             Screen::Device(bdf) => self.sample.devices.iter().find(|r| r.bdf == bdf),
@@ -219,6 +231,7 @@ impl App {
     }
 
     /// The recorded second to show; `None` when live.
+    #[must_use]
     pub fn position(&self) -> Option<u64> {
         self.playback.map(|p| p.at)
     }

@@ -161,6 +161,7 @@ fn render_latency(row: &DeviceRow, frame: &mut Frame, area: Rect) {
 /// Shades from no fault to the most faulted cell.
 const SHADES: [char; 5] = ['·', '░', '▒', '▓', '█'];
 
+#[must_use]
 pub fn heat_line(cells: &[u64]) -> String {
     let max = cells.iter().copied().max().unwrap_or(0);
     cells

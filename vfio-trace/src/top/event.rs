@@ -32,6 +32,7 @@ pub struct Events {
 }
 
 impl Events {
+    #[must_use]
     pub fn new() -> Self {
         let (tx, rx) = unbounded_channel();
         Self {
@@ -75,6 +76,9 @@ impl Events {
     }
 
     /// SIGINT, SIGTERM and SIGHUP end `top` like q does.
+    ///
+    /// # Errors
+    /// When a handler cannot be installed.
     pub fn signals(&self) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         for kind in [
@@ -123,6 +127,12 @@ impl Events {
     }
 }
 
+impl Default for Events {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for Events {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -130,6 +140,7 @@ impl Drop for Events {
 }
 
 /// A terminal key as `top` knows it; others are ignored.
+#[must_use]
 pub fn key(code: KeyCode, modifiers: KeyModifiers) -> Option<Key> {
     Some(match code {
         KeyCode::Char('c') if modifiers.contains(KeyModifiers::CONTROL) => Key::CtrlC,

@@ -3,6 +3,7 @@
 use crate::model::latency::Summary;
 
 /// A rate per second: `0`, `12`, `3.4k`, `1.2M`.
+#[must_use]
 pub fn rate(per_s: f64) -> String {
     if per_s <= 0.0 {
         "0".into()
@@ -18,6 +19,7 @@ pub fn rate(per_s: f64) -> String {
 }
 
 /// A count: `999`, `12.3k`, `4.5M`.
+#[must_use]
 pub fn count(n: u64) -> String {
     #[expect(clippy::cast_precision_loss, reason = "shown to 3 digits")]
     let f = n as f64;
@@ -31,6 +33,7 @@ pub fn count(n: u64) -> String {
 }
 
 /// A duration in ns: `850ns`, `4.1µs`, `23ms`, `1.2s`.
+#[must_use]
 pub fn ns(ns: u64) -> String {
     #[expect(clippy::cast_precision_loss, reason = "shown to 3 digits")]
     let f = ns as f64;
@@ -48,11 +51,13 @@ pub fn ns(ns: u64) -> String {
 }
 
 /// A quantile of a summary, `-` when it has no samples.
+#[must_use]
 pub fn quantile(s: &Summary, q: fn(&Summary) -> u64) -> String {
     if s.count == 0 { "-".into() } else { ns(q(s)) }
 }
 
 /// Bytes in binary units: `4K`, `2M`, `256M`, `1G`.
+#[must_use]
 pub fn size(bytes: u64) -> String {
     const UNITS: [(u64, &str); 4] = [
         (1 << 40, "T"),
@@ -61,7 +66,7 @@ pub fn size(bytes: u64) -> String {
         (1 << 10, "K"),
     ];
     for (unit, name) in UNITS {
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{}{name}", bytes / unit);
         }
     }
@@ -69,6 +74,7 @@ pub fn size(bytes: u64) -> String {
 }
 
 /// `vvvv:dddd`, or `-` when unknown.
+#[must_use]
 pub fn ids(vendor: Option<u16>, device: Option<u16>) -> String {
     match (vendor, device) {
         (Some(v), Some(d)) => format!("{v:04x}:{d:04x}"),

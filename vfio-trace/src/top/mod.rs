@@ -51,6 +51,9 @@ pub struct TopArgs {
     pub devices: Vec<String>,
 }
 
+/// # Errors
+/// A bad `--interval`, a recording that cannot be read, probes that cannot
+/// attach, or a terminal that cannot be used.
 pub fn run(args: &TopArgs) -> anyhow::Result<()> {
     if !(args.interval.is_finite() && args.interval >= 0.05) {
         bail!(

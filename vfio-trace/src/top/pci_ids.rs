@@ -18,6 +18,7 @@ pub struct PciIds {
 
 impl PciIds {
     /// The first database found in [`PATHS`]; empty when there is none.
+    #[must_use]
     pub fn system() -> Self {
         PATHS
             .iter()
@@ -25,6 +26,7 @@ impl PciIds {
             .unwrap_or_default()
     }
 
+    #[must_use]
     pub fn read(path: &Path) -> Option<Self> {
         // The file is mostly UTF-8 with a few Latin-1 names.
         let bytes = std::fs::read(path).ok()?;
@@ -33,6 +35,7 @@ impl PciIds {
 
     /// Parses `vvvv  Vendor` lines and their `\tdddd  Device` lines; the
     /// class list at the end (`C xx`) and subsystems (`\t\t`) are skipped.
+    #[must_use]
     pub fn parse(text: &str) -> Self {
         let mut ids = Self::default();
         let mut vendor = None;
@@ -57,6 +60,7 @@ impl PciIds {
     }
 
     /// `Vendor Device`, the vendor alone, or `None`.
+    #[must_use]
     pub fn name(&self, vendor: u16, device: u16) -> Option<String> {
         let v = self.vendors.get(&vendor)?;
         Some(match self.devices.get(&(vendor, device)) {

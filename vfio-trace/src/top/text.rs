@@ -7,6 +7,7 @@ use super::{
     ui::{COLUMNS, cells, header_lines},
 };
 
+#[must_use]
 pub fn once(app: &App) -> String {
     let mut out = String::new();
     for line in header_lines(&app.sample.header, app) {

@@ -76,6 +76,7 @@ fn status_name(status: ProbeStatus) -> &'static str {
 }
 
 /// The header's three lines: the run, the probe plan, the tool's cost.
+#[must_use]
 pub fn header_lines(h: &Header, app: &App) -> Vec<Line<'static>> {
     let mut first = vec![
         Span::styled("vfio-trace top", Style::new().bold()),
@@ -171,6 +172,7 @@ pub const COLUMNS: [&str; 15] = [
     "refault", "lock p99", "lost", "name",
 ];
 
+#[must_use]
 pub fn cells(r: &DeviceRow) -> [String; 15] {
     let bound = if r.fault_latency_bound { "≤" } else { "" };
     [
@@ -301,9 +303,13 @@ fn render_help(app: &App, frame: &mut Frame, area: Rect) {
     let [area] = Layout::horizontal([Constraint::Length(68)])
         .flex(Flex::Center)
         .areas(area);
-    let [area] = Layout::vertical([Constraint::Length(HELP.len() as u16 + 2)])
-        .flex(Flex::Center)
-        .areas(area);
+    let [area] = Layout::vertical([Constraint::Length(
+        u16::try_from(HELP.len())
+            .unwrap_or(u16::MAX)
+            .saturating_add(2),
+    )])
+    .flex(Flex::Center)
+    .areas(area);
     let lines: Vec<Line> = HELP
         .iter()
         .filter(|(k, _)| app.playback.is_some() || !is_replay_key(k))

@@ -76,6 +76,7 @@ pub struct DeviceRow {
 
 impl DeviceRow {
     /// A device with nothing seen yet.
+    #[must_use]
     pub fn new(bdf: Bdf) -> Self {
         Self {
             bdf,
@@ -171,6 +172,7 @@ pub struct ZapLine {
 }
 
 /// Faults by page bucketed into `cells` equal parts of `pages` pages.
+#[must_use]
 pub fn heat(runs: impl IntoIterator<Item = (u64, u64, u64)>, pages: u64, cells: usize) -> Vec<u64> {
     let mut out = vec![0; cells];
     let pages = pages.max(1);
@@ -186,6 +188,7 @@ pub fn heat(runs: impl IntoIterator<Item = (u64, u64, u64)>, pages: u64, cells: 
 }
 
 /// An order key as the table labels it.
+#[must_use]
 pub fn order_label(order: &str) -> String {
     match order {
         "0" => "4K".into(),

@@ -66,6 +66,10 @@ pub struct Live {
 impl Live {
     /// Attaches as `record` does, to `devices` (empty: every vfio-pci
     /// device). Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    /// A device not bound to vfio-pci, a machine `check` calls not ready,
+    /// or a session that cannot start (what `record` refuses too).
     pub fn start(devices: &[String], names: PciIds) -> anyhow::Result<Self> {
         let sysfs = Sysfs::default();
         let pci = record::resolve_devices(&sysfs, devices)?;

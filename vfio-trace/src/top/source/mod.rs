@@ -21,6 +21,7 @@ pub trait Source {
 /// device, the modes of a lock). With one set it is exact; with more, each
 /// quantile is the largest of the sets', an upper bound of the merged
 /// quantile (and `true` says so). Count, min, max and mean are exact.
+#[must_use]
 pub fn merge_summaries<'a>(parts: impl IntoIterator<Item = &'a Summary>) -> (Summary, bool) {
     let parts: Vec<&Summary> = parts.into_iter().filter(|s| s.count > 0).collect();
     match parts.as_slice() {
@@ -51,6 +52,7 @@ pub fn merge_summaries<'a>(parts: impl IntoIterator<Item = &'a Summary>) -> (Sum
 mod tests {
     use super::*;
 
+    #[expect(clippy::cast_precision_loss, reason = "small test values")]
     fn s(count: u64, p50: u64, p99: u64) -> Summary {
         Summary {
             count,

@@ -22,6 +22,7 @@ pub struct Replay {
 }
 
 impl Replay {
+    #[must_use]
     pub fn new(doc: Document, names: PciIds) -> Self {
         let last = doc
             .timeline
@@ -44,6 +45,7 @@ impl Replay {
     }
 
     /// Seconds in the recording.
+    #[must_use]
     pub fn length(&self) -> u64 {
         self.length
     }
@@ -103,46 +105,43 @@ impl Replay {
         if let (Some(v), Some(d)) = (row.vendor, row.device) {
             row.name = self.names.name(v, d);
         }
-        match at {
-            Some(t) => {
-                let s = timeline
-                    .seconds
-                    .iter()
-                    .find(|s| s.t == t)
+        if let Some(t) = at {
+            let s = timeline
+                .seconds
+                .iter()
+                .find(|s| s.t == t)
+                .copied()
+                .unwrap_or_default();
+            let upto = || timeline.seconds.iter().take_while(|s| s.t <= t);
+            rates_of_second(&mut row, &s);
+            row.refaulted_pages = upto().map(|s| s.refaulted_pages).sum();
+            row.lost = upto().map(|s| s.lost).sum();
+        } else {
+            let secs = self.doc.duration_seconds.max(1e-9);
+            #[expect(clippy::cast_precision_loss, reason = "rates")]
+            let per_s = |n: u64| n as f64 / secs;
+            let order = |k: &str| per_s(dev.faults.by_order.get(k).copied().unwrap_or(0));
+            let known: u64 = ["0", "9", "18"]
+                .iter()
+                .filter_map(|k| dev.faults.by_order.get(*k))
+                .sum();
+            row.faults_per_s = per_s(dev.faults.total);
+            row.by_order_per_s = [
+                order("0"),
+                order("9"),
+                order("18"),
+                per_s(dev.faults.total.saturating_sub(known)),
+            ];
+            row.fallbacks_per_s = per_s(
+                dev.faults
+                    .by_result
+                    .get(&crate::model::fault::Outcome::Fallback)
                     .copied()
-                    .unwrap_or_default();
-                let upto = || timeline.seconds.iter().take_while(|s| s.t <= t);
-                rates_of_second(&mut row, &s);
-                row.refaulted_pages = upto().map(|s| s.refaulted_pages).sum();
-                row.lost = upto().map(|s| s.lost).sum();
-            }
-            None => {
-                let secs = self.doc.duration_seconds.max(1e-9);
-                #[expect(clippy::cast_precision_loss, reason = "rates")]
-                let per_s = |n: u64| n as f64 / secs;
-                let order = |k: &str| per_s(dev.faults.by_order.get(k).copied().unwrap_or(0));
-                let known: u64 = ["0", "9", "18"]
-                    .iter()
-                    .filter_map(|k| dev.faults.by_order.get(*k))
-                    .sum();
-                row.faults_per_s = per_s(dev.faults.total);
-                row.by_order_per_s = [
-                    order("0"),
-                    order("9"),
-                    order("18"),
-                    per_s(dev.faults.total.saturating_sub(known)),
-                ];
-                row.fallbacks_per_s = per_s(
-                    dev.faults
-                        .by_result
-                        .get(&crate::model::fault::Outcome::Fallback)
-                        .copied()
-                        .unwrap_or(0),
-                );
-                row.zaps_per_s = per_s(dev.zaps.count);
-                row.refaulted_pages = dev.refaults.pages;
-                row.lost = dev.lost_events;
-            }
+                    .unwrap_or(0),
+            );
+            row.zaps_per_s = per_s(dev.zaps.count);
+            row.refaulted_pages = dev.refaults.pages;
+            row.lost = dev.lost_events;
         }
         (row.fault_latency, row.fault_latency_bound) =
             merge_summaries(dev.latency_ns.by_order.values());
