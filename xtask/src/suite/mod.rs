@@ -12,6 +12,7 @@ mod faults;
 mod locks;
 mod pid;
 mod signals;
+mod top;
 pub mod truth;
 mod zaps;
 
@@ -53,6 +54,7 @@ const SCENARIOS: &[Scenario] = &[
     zaps::SCENARIO,
     locks::SCENARIO,
     pid::SCENARIO,
+    top::SCENARIO,
     // Unloads vfio-pci: always last.
     check::UNREADY,
 ];
