@@ -136,7 +136,7 @@ pub fn header_lines(h: &Header, app: &App) -> Vec<Line<'static>> {
             format::ns(round_ns(per)),
             format::rate(runs)
         ),
-        _ => "BPF run time n/a (kernel.bpf_stats_enabled=0)".into(),
+        _ => "BPF run time n/a (BPF statistics off)".into(),
     };
     let cpu = c
         .cpu_percent

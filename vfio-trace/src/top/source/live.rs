@@ -59,6 +59,9 @@ pub struct Live {
     pci: Vec<PciDevice>,
     names: PciIds,
     before: Option<Before>,
+    /// Keeps the kernel's BPF run-time statistics on; `None` when they
+    /// could not be turned on (then only `kernel.bpf_stats_enabled` does).
+    _run_stats: Option<std::os::fd::OwnedFd>,
     /// Faults and zaps per second at each refresh, by device.
     history: BTreeMap<Bdf, (VecDeque<u64>, VecDeque<u64>)>,
 }
@@ -96,6 +99,7 @@ impl Live {
             verbose: false,
         };
         let session = Session::start(preflight, &opts)?;
+        let run_stats = probe::run_stats::enable().ok();
         model.set_origin_ns(record::monotonic_ns());
         model.set_zap_walks_known(
             session
@@ -110,6 +114,7 @@ impl Live {
             pci,
             names,
             before: None,
+            _run_stats: run_stats,
             history: BTreeMap::new(),
         })
     }
