@@ -286,7 +286,8 @@ impl Source for Live {
                             .map(|(_, v)| v)
                             .sum::<f64>()
                     };
-                    row.by_order_per_s = [by(0), by(9), by(18), r.faults - by(0) - by(9) - by(18)];
+                    let other = (r.faults - by(0) - by(9) - by(18)).max(0.0);
+                    row.by_order_per_s = [by(0), by(9), by(18), other];
                 }
                 row
             })
