@@ -17,3 +17,4 @@ pub mod probe;
 pub mod record;
 pub mod report;
 pub mod serve;
+pub mod top;

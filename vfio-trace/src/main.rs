@@ -25,6 +25,8 @@ enum Command {
     Report(vfio_trace::report::ReportArgs),
     /// Trace and serve Prometheus metrics until SIGTERM or Ctrl-C.
     Serve(vfio_trace::serve::ServeArgs),
+    /// The live view of BAR faults per device, or a recording played back (--replay).
+    Top(vfio_trace::top::TopArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Report(args) => vfio_trace::report::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Record(args) => vfio_trace::record::run(&args),
         Command::Serve(args) => vfio_trace::serve::run(&args),
+        Command::Top(args) => vfio_trace::top::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

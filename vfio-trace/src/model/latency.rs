@@ -89,6 +89,31 @@ impl Latency {
         out
     }
 
+    /// Adds another distribution's samples to this one.
+    pub fn add(&mut self, other: &Latency) {
+        if let Some(o) = &other.hist {
+            self.hist
+                .get_or_insert_with(histogram)
+                .add(o)
+                .unwrap_or_else(|e| unreachable!("histograms of equal bounds add: {e}"));
+        }
+    }
+
+    /// Samples per bucket: up to `edges[0]` ns, then up to each next edge,
+    /// and the rest past the last (`edges.len() + 1` counts). Each sample
+    /// counts at its bucket's top, within the histogram's 1 %.
+    #[must_use]
+    pub fn buckets(&self, edges: &[u64]) -> Vec<u64> {
+        let mut out = vec![0; edges.len() + 1];
+        if let Some(h) = &self.hist {
+            for v in h.iter_recorded() {
+                let at = edges.partition_point(|e| *e < v.value_iterated_to());
+                out[at] += v.count_at_value();
+            }
+        }
+        out
+    }
+
     /// Sum of the samples (ns), from the mean: exact to the precision.
     #[must_use]
     #[expect(
@@ -157,6 +182,21 @@ mod tests {
         }
         assert_eq!(l.cumulative(&[10, 100, 1000]), [1, 3, 4]);
         assert!((l.sum_ns() - 5605.0).abs() < 60.0, "{}", l.sum_ns());
+    }
+
+    #[test]
+    fn distributions_add_and_bucket() {
+        let mut a = Latency::default();
+        let mut b = Latency::default();
+        for ns in [500, 1_500, 1_500] {
+            a.record(ns);
+        }
+        b.record(50_000);
+        a.add(&b);
+        a.add(&Latency::default());
+        assert_eq!(a.count(), 4);
+        assert_eq!(a.buckets(&[1_000, 10_000]), [1, 2, 1]);
+        assert_eq!(Latency::default().buckets(&[1]), [0, 0]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod preempt;
 pub mod preflight;
 pub mod rings;
 pub mod role;
+pub mod run_stats;
 pub mod session;
 pub mod table;
 pub mod tracefs;

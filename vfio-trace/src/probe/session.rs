@@ -211,6 +211,20 @@ impl Session {
             .count()
     }
 
+    /// The programs' run time (ns) and runs so far; both 0 unless
+    /// `kernel.bpf_stats_enabled` is on.
+    #[must_use]
+    pub fn run_stats(&self) -> (u64, u64) {
+        let c = self.counts();
+        (c.bpf_run_ns, c.bpf_run_cnt)
+    }
+
+    /// Events dropped to full rings so far, by device key.
+    #[must_use]
+    pub fn lost_by_device(&self) -> BTreeMap<u64, u64> {
+        self.counts().lost_by_device
+    }
+
     /// Detaches every probe, then lets each reader drain its ring and end.
     pub async fn stop(self) -> Stopped {
         let plan = self.tracer.plan.clone();

@@ -295,7 +295,7 @@ async fn record(
 }
 
 /// Now on the clock of the events' timestamps (`bpf_ktime_get_ns`).
-fn monotonic_ns() -> u64 {
+pub fn monotonic_ns() -> u64 {
     // SAFETY: clock_gettime fills the timespec it is given.
     let ts = unsafe {
         let mut ts: libc::timespec = std::mem::zeroed();

@@ -20,6 +20,8 @@ const APT_PACKAGES: &[&str] = &[
     "kmod",
     "xz-utils",
     "zstd",
+    // `top`'s terminal test runs it in tmux.
+    "tmux",
 ];
 /// llvm-22 only exists in bookworm-security; pinning the release keeps apt from
 /// pulling anything else from there.

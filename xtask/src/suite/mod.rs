@@ -14,6 +14,7 @@ mod pid;
 mod prometheus;
 mod serve;
 mod signals;
+mod top;
 pub mod truth;
 mod zaps;
 
@@ -59,6 +60,7 @@ const SCENARIOS: &[Scenario] = &[
     locks::SCENARIO,
     pid::SCENARIO,
     serve::SCENARIO,
+    top::SCENARIO,
     // Unloads vfio-pci: always last.
     check::UNREADY,
 ];
