@@ -11,3 +11,4 @@ pub mod model;
 pub mod probe;
 pub mod record;
 pub mod report;
+pub mod verdict;

@@ -54,6 +54,10 @@ pub struct BarDoc {
     /// `null` for faults whose BAR could not be resolved.
     pub index: Option<u32>,
     pub size: Option<u64>,
+    /// Physical address of the BAR (sysfs `resource`), when known: its
+    /// alignment bounds the page sizes a fault can insert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phys_start: Option<u64>,
     pub faults: u64,
     pub inserts: InsertsDoc,
     /// Entries inserted, by mapping size in bytes.
@@ -103,14 +107,11 @@ pub struct DeviceContext<'a> {
 }
 
 fn bar_doc(index: Option<u32>, b: &stats::BarStats, pci: Option<&PciDevice>) -> BarDoc {
+    let bar = index.and_then(|i| pci?.bars.iter().find(|bar| bar.index == i));
     BarDoc {
         index,
-        size: index.and_then(|i| {
-            pci?.bars
-                .iter()
-                .find(|bar| bar.index == i)
-                .map(|bar| bar.size)
-        }),
+        size: bar.map(|bar| bar.size),
+        phys_start: bar.map(|bar| bar.start).filter(|s| *s != 0),
         faults: b.faults,
         inserts: InsertsDoc::from(&b.inserts),
         mapping_sizes: [
