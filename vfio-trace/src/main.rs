@@ -19,7 +19,8 @@ enum Command {
     Exercise(vfio_trace::exercise::ExerciseArgs),
     /// Trace BAR faults while a command runs (or for a duration), then write JSON.
     Record(vfio_trace::record::RecordArgs),
-    /// Summarise a recording for people.
+    /// Summarise a recording for people: the huge-fault verdict, a comparison
+    /// with a baseline, bounds for CI (--expect) and SVG charts (--charts).
     Report(vfio_trace::report::ReportArgs),
 }
 
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => vfio_trace::check::run(&args),
         Command::Exercise(args) => vfio_trace::exercise::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Report(args) => vfio_trace::report::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Report(args) => vfio_trace::report::run(&args),
         Command::Record(args) => vfio_trace::record::run(&args),
     };
     match result {

@@ -5,6 +5,7 @@
 //! functions over a [`Document`]: no I/O.
 
 pub mod advice;
+pub mod charts;
 pub mod compare;
 pub mod expect;
 pub mod pages;
@@ -289,5 +290,7 @@ pub fn verdict(doc: &Document) -> Verdict {
     }
 }
 
+#[cfg(test)]
+mod output_tests;
 #[cfg(test)]
 mod tests;

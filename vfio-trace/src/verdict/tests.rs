@@ -12,7 +12,7 @@ use crate::{
     record::document::{Document, build},
 };
 
-const BAR2_START: u64 = 0x8_0000_0000;
+pub const BAR2_START: u64 = 0x8_0000_0000;
 const GIB: u64 = 1 << 30;
 
 fn bdf() -> Bdf {
@@ -39,7 +39,7 @@ fn fault(order: u32, page: u64, result: u32, latency_ns: u64) -> Event {
 }
 
 /// The document of `events` on a 1 GiB BAR 2 at `bar_start`.
-fn document(generation: Generation, bar_start: u64, events: &[Event]) -> Document {
+pub fn document(generation: Generation, bar_start: u64, events: &[Event]) -> Document {
     let mut m = Model::new(generation);
     m.set_origin_ns(0);
     m.add_device(bdf(), vec![(2, bar_start, GIB)]);
@@ -73,7 +73,7 @@ fn document(generation: Generation, bar_start: u64, events: &[Event]) -> Documen
 
 /// 64 MiB read every 4 KiB behind a 4K-only alignment: each 2 MiB window's
 /// first fault tries a PMD and falls back, the first tries a PUD too.
-fn unaligned_storm() -> Vec<Event> {
+pub fn unaligned_storm() -> Vec<Event> {
     let mut events = vec![fault(18, 0, 0x800, 1_000)];
     for page in 0..16384 {
         if page % 512 == 0 {
@@ -86,7 +86,7 @@ fn unaligned_storm() -> Vec<Event> {
 
 /// The same 64 MiB, 2 MiB- but not 1 GiB-aligned: a PUD attempt falls
 /// back, then 32 PMD faults map it.
-fn pmd_aligned() -> Vec<Event> {
+pub fn pmd_aligned() -> Vec<Event> {
     let mut events = vec![fault(18, 0, 0x800, 1_000)];
     events.extend((0..32).map(|w| fault(9, w * 512, 0x100, 60_000)));
     events
