@@ -24,10 +24,10 @@ pub struct ReportArgs {
     /// Another recording to compare with: figures side by side, with the
     /// change and the ratio.
     pub baseline: Option<PathBuf>,
-    /// text for a terminal, markdown for a write-up, json for tools.
+    /// `text` for a terminal, `markdown` for a write-up, `json` for tools.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// A bound such as 'faults.by_order.0 <= 64' (repeatable): exit 1 naming
+    /// A bound such as `faults.by_order.0 <= 64` (repeatable): exit 1 naming
     /// each that fails, 2 when one cannot be read.
     #[arg(long = "expect", value_name = "EXPR")]
     pub expects: Vec<String>,
@@ -37,6 +37,7 @@ pub struct ReportArgs {
 }
 
 /// Nanoseconds as people read them.
+#[must_use]
 pub fn duration(ns: u64) -> String {
     match ns {
         0..1_000 => format!("{ns} ns"),
@@ -128,6 +129,7 @@ fn device(s: &mut String, d: &DeviceDoc) {
 }
 
 /// The text summary of a record document.
+#[must_use]
 pub fn render(doc: &Document) -> String {
     let mut s = String::new();
     let generation = doc.kernel.generation.map_or("?", |g| g.name());
@@ -175,6 +177,9 @@ struct JsonReport<'a> {
 
 /// The report of `doc` (and `base`) in `format`; `charts` are files
 /// written beside it, named as markdown links them.
+///
+/// # Errors
+/// Only if the JSON report cannot be serialized.
 pub fn write_report(
     doc: &Document,
     base: Option<&Document>,
@@ -226,6 +231,11 @@ pub fn write_report(
     })
 }
 
+/// Prints the report; the exit status says whether every bound held.
+///
+/// # Errors
+/// When a document cannot be read (one line naming the file) or a chart
+/// cannot be written.
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let expects = match args
         .expects

@@ -1,6 +1,8 @@
 //! One line a person can act on, per BAR: what its mapping cost, what
 //! alignment would give, and what stands in the way.
 
+use std::fmt::Write as _;
+
 use super::{
     BarVerdict, Blocker,
     pages::{order_name, size_name, thousands},
@@ -8,6 +10,7 @@ use super::{
 use crate::report::duration;
 
 /// PMD or PUD, as kernel people say it.
+#[must_use]
 pub fn entry_name(order: u32) -> &'static str {
     match order {
         0 => "PTE",
@@ -31,6 +34,7 @@ fn timed(faults: u64, ns: Option<u64>) -> String {
 
 /// "PUD impossible: misaligned virtual address" for each huge order that
 /// did not map.
+#[must_use]
 pub fn blockers(v: &BarVerdict) -> Vec<String> {
     v.huge
         .iter()
@@ -42,7 +46,7 @@ pub fn blockers(v: &BarVerdict) -> Vec<String> {
                 if b == Blocker::MisalignedBar
                     && let Some(a) = v.phys_alignment
                 {
-                    s.push_str(&format!(" (only {}-aligned)", size_name(a)));
+                    let _ = write!(s, " (only {}-aligned)", size_name(a));
                 }
                 s
             })
@@ -51,6 +55,7 @@ pub fn blockers(v: &BarVerdict) -> Vec<String> {
 }
 
 /// The advice line of one BAR of device `bdf`.
+#[must_use]
 pub fn line(bdf: &str, v: &BarVerdict, huge_faults: bool) -> String {
     let what = format!("{} of {bdf}", bar_name(v));
     let now_ns = v

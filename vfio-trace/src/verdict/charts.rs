@@ -21,6 +21,8 @@ const HEAT_ROWS: u64 = 64;
 const QUANTILES: [&str; 5] = ["min", "p50", "p90", "p99", "max"];
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+/// A named, coloured series of (second, count).
+type Series = (&'static str, RGBColor, Vec<(u64, u64)>);
 
 fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("drawing a chart: {e}")
@@ -39,6 +41,9 @@ fn svg(draw: impl FnOnce(&Area<'_>) -> anyhow::Result<()>) -> anyhow::Result<Str
 }
 
 /// Fault latency quantiles per order of one device, on a log scale.
+///
+/// # Errors
+/// When plotters fails to draw (it does not, into a string, short of a bug).
 pub fn latency(doc: &Document, device: usize) -> anyhow::Result<String> {
     let d = &doc.devices[device];
     let bars: Vec<(String, u64)> = d
@@ -97,6 +102,9 @@ pub fn latency(doc: &Document, device: usize) -> anyhow::Result<String> {
 
 /// Faults per page of a BAR: pages in rows of cells, each cell the sum of
 /// its pages' faults, white (none) to red (the most).
+///
+/// # Errors
+/// When plotters fails to draw (it does not, into a string, short of a bug).
 pub fn heatmap(bdf: &str, bar: &BarDoc) -> anyhow::Result<String> {
     let end = bar
         .page_faults
@@ -151,6 +159,9 @@ pub fn heatmap(bdf: &str, bar: &BarDoc) -> anyhow::Result<String> {
 }
 
 /// Faults, zaps and refaulted pages per second of one device.
+///
+/// # Errors
+/// When plotters fails to draw (it does not, into a string, short of a bug).
 pub fn timeline(doc: &Document, device: usize) -> anyhow::Result<String> {
     let bdf = doc.devices[device].bdf;
     let seconds = doc
@@ -160,7 +171,7 @@ pub fn timeline(doc: &Document, device: usize) -> anyhow::Result<String> {
         .find(|t| t.bdf == bdf)
         .map_or(&[][..], |t| &t.seconds[..]);
     let last = seconds.last().map_or(1, |s| s.t + 1);
-    let series: [(&str, RGBColor, Vec<(u64, u64)>); 3] = [
+    let series: [Series; 3] = [
         (
             "faults",
             BLUE,
@@ -221,6 +232,9 @@ pub fn timeline(doc: &Document, device: usize) -> anyhow::Result<String> {
 }
 
 /// Baseline and run side by side, per figure, on a log scale.
+///
+/// # Errors
+/// When plotters fails to draw (it does not, into a string, short of a bug).
 pub fn comparison(c: &compare::Comparison, device: usize) -> anyhow::Result<String> {
     let d = &c.devices[device];
     let rows: Vec<&compare::Row> = d
@@ -299,6 +313,9 @@ pub fn comparison(c: &compare::Comparison, device: usize) -> anyhow::Result<Stri
 
 /// Writes every chart of `doc` (and the comparison with `base`) into `dir`;
 /// returns their paths in the order written.
+///
+/// # Errors
+/// When `dir` cannot be made or a chart cannot be written.
 pub fn write_all(
     dir: &Path,
     doc: &Document,

@@ -27,11 +27,13 @@ pub struct Row {
 }
 
 impl Row {
+    #[must_use]
     pub fn delta(&self) -> f64 {
         self.run - self.baseline
     }
 
     /// Run over baseline; `None` when the baseline is 0.
+    #[must_use]
     pub fn ratio(&self) -> Option<f64> {
         (self.baseline != 0.0).then(|| self.run / self.baseline)
     }
@@ -108,6 +110,7 @@ fn pairs<'a>(run: &'a Document, base: &'a Document) -> Vec<(&'a DeviceDoc, &'a D
         .collect()
 }
 
+#[must_use]
 pub fn compare(run: &Document, base: &Document) -> Comparison {
     Comparison {
         run_kernel: run.kernel.release.clone(),

@@ -104,6 +104,8 @@ fn split_path(path: &str) -> Result<Vec<String>, String> {
 }
 
 impl Expect {
+    /// # Errors
+    /// When `text` is not `PATH OP NUMBER`.
     pub fn parse(text: &str) -> Result<Self, ExpectError> {
         let fail = |why: &str| ExpectError::Syntax {
             text: text.to_owned(),
@@ -161,6 +163,9 @@ fn at<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
 }
 
 /// The value a bound compares: the document's field, or the sum over devices.
+///
+/// # Errors
+/// When the path names no field, or one that is not a number.
 pub fn value(doc: &Value, e: &Expect) -> Result<f64, ExpectError> {
     let shown = || e.path.join(".");
     let number = |v: &Value| {
@@ -200,7 +205,10 @@ impl fmt::Display for Failed {
     }
 }
 
-/// Checks every bound; `Err` when one cannot be evaluated at all.
+/// Checks every bound, returning those that fail.
+///
+/// # Errors
+/// When a bound cannot be evaluated at all (see [`value`]).
 pub fn check(doc: &Value, expects: &[Expect]) -> Result<Vec<Failed>, ExpectError> {
     let mut failed = Vec::new();
     for e in expects {

@@ -4,6 +4,14 @@
 //! same run's own per-order latencies, and one line of advice. Pure
 //! functions over a [`Document`]: no I/O.
 
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "counts and nanoseconds stay far below 2^52; projected times are rounded \
+              non-negative products of them, shown or compared, never indexed"
+)]
+
 pub mod advice;
 pub mod charts;
 pub mod compare;
@@ -42,6 +50,7 @@ pub enum Blocker {
 }
 
 impl Blocker {
+    #[must_use]
     pub fn describe(self) -> &'static str {
         match self {
             Self::KernelWithoutHugeFaults => "kernel without huge faults",
@@ -233,6 +242,7 @@ impl DeviceDoc {
     }
 
     /// Time in the fault handler: per order, count times mean.
+    #[must_use]
     pub fn fault_ns(&self) -> u64 {
         self.latency_ns
             .by_order
@@ -259,6 +269,7 @@ fn refault_cost(d: &DeviceDoc) -> RefaultCost {
 }
 
 /// The verdict of a recording.
+#[must_use]
 pub fn verdict(doc: &Document) -> Verdict {
     let generation = doc.kernel.generation;
     let huge_faults = generation == Some(Generation::HugeFault);

@@ -14,27 +14,31 @@ pub const ORDERS: [u32; 3] = [0, 9, 18];
 const ENTRIES_PER_TABLE: u64 = 512;
 
 /// Bytes mapped by one entry of `order`.
+#[must_use]
 pub fn order_bytes(order: u32) -> u64 {
     1 << (order + PAGE_SHIFT)
 }
 
 /// `4 KiB`, `2 MiB`, `1 GiB`, for any power-of-two size.
+#[must_use]
 pub fn size_name(bytes: u64) -> String {
     match bytes {
-        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
-        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
-        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b if b >= 1 << 30 && b.is_multiple_of(1 << 30) => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b.is_multiple_of(1 << 20) => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b.is_multiple_of(1 << 10) => format!("{} KiB", b >> 10),
         b => format!("{b} B"),
     }
 }
 
 /// The page size of an order, as people name it.
+#[must_use]
 pub fn order_name(order: u32) -> String {
     size_name(order_bytes(order))
 }
 
 /// The largest power of two dividing `address` (0 counts as aligned to
 /// anything: capped at 1 TiB, past every page size).
+#[must_use]
 pub fn alignment(address: u64) -> u64 {
     if address == 0 {
         1 << 40
@@ -46,6 +50,7 @@ pub fn alignment(address: u64) -> u64 {
 /// Distinct windows of `1 << order` pages that the runs' pages fall in:
 /// the faults a walk over those pages takes when every fault maps a whole
 /// window. Runs are sorted by first page, as the document has them.
+#[must_use]
 pub fn windows(runs: &[PageRun], order: u32) -> u64 {
     let mut count = 0;
     let mut last: Option<u64> = None;
@@ -67,6 +72,7 @@ pub fn windows(runs: &[PageRun], order: u32) -> u64 {
 /// Span of the runs in pages, from the start of the first touched window
 /// of `1 << order` pages to the end of the last: with the order a BAR was
 /// mapped at, the pages its inserts covered end to end.
+#[must_use]
 pub fn span_pages(runs: &[PageRun], order: u32) -> u64 {
     match (runs.first(), runs.last()) {
         (Some(a), Some(b)) => {
@@ -77,16 +83,18 @@ pub fn span_pages(runs: &[PageRun], order: u32) -> u64 {
 }
 
 /// Bytes of page-table pages holding `entries` leaf entries.
+#[must_use]
 pub fn table_bytes(entries: u64) -> u64 {
     entries.div_ceil(ENTRIES_PER_TABLE) << PAGE_SHIFT
 }
 
 /// `16384` as `16,384`.
+#[must_use]
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -34,6 +34,7 @@ impl Basis {
     }
 
     /// One phrase saying what the time rests on.
+    #[must_use]
     pub fn describe(&self, order: u32) -> String {
         let name = super::pages::order_name(order);
         match self {
@@ -93,6 +94,7 @@ fn measured(d: &DeviceDoc, order: u32) -> Option<Basis> {
 }
 
 /// The basis for `order`: measured, else the largest order measured.
+#[must_use]
 pub fn basis(d: &DeviceDoc, order: u32) -> Basis {
     measured(d, order).unwrap_or_else(|| {
         super::pages::ORDERS
@@ -110,6 +112,7 @@ pub fn basis(d: &DeviceDoc, order: u32) -> Basis {
 }
 
 /// Projections for each order from `from` to `to` (x86-64 orders only).
+#[must_use]
 pub fn project(d: &DeviceDoc, b: &BarDoc, from: u32, to: u32) -> Vec<Projection> {
     super::pages::ORDERS
         .iter()

@@ -141,6 +141,7 @@ fn head(v: &Verdict) -> String {
     )
 }
 
+#[must_use]
 pub fn text(v: &Verdict) -> String {
     let mut s = head(v);
     s.push('\n');
@@ -230,6 +231,7 @@ fn ratio(r: &Row) -> String {
 }
 
 /// Side by side, as a fixed-width table.
+#[must_use]
 pub fn comparison_text(c: &Comparison) -> String {
     let mut s = format!(
         "\ncomparison: run {} against baseline {}\n",
@@ -257,6 +259,7 @@ pub fn comparison_text(c: &Comparison) -> String {
     s
 }
 
+#[must_use]
 pub fn comparison_markdown(c: &Comparison) -> String {
     let mut s = format!(
         "\n## Comparison\n\nRun on {} against the baseline on {}.\n",
