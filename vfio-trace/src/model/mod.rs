@@ -4,6 +4,7 @@ pub mod cause;
 pub mod devices;
 pub mod fault;
 pub mod latency;
+pub mod mappings;
 pub mod page_counts;
 pub mod pages;
 pub mod processes;

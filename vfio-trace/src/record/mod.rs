@@ -7,6 +7,7 @@ pub mod document;
 #[cfg(test)]
 pub(crate) mod document_tests;
 pub mod health;
+pub mod mappings;
 pub mod timeline;
 pub mod zaps;
 
