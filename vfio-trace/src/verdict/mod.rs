@@ -16,6 +16,7 @@ pub mod advice;
 pub mod charts;
 pub mod compare;
 pub mod expect;
+pub mod mapping;
 pub mod pages;
 pub mod projection;
 pub mod render;
@@ -42,6 +43,8 @@ pub enum Blocker {
     MisalignedBar,
     /// The BAR is smaller than the page size.
     BarTooSmall,
+    /// The mapping is smaller than the page size.
+    MappingTooSmall,
     /// Attempts at the order fell back while the BAR allows it: the mapping's
     /// virtual address (or its end) is not aligned to the page size.
     MisalignedVirtualAddress,
@@ -56,6 +59,7 @@ impl Blocker {
             Self::KernelWithoutHugeFaults => "kernel without huge faults",
             Self::MisalignedBar => "misaligned BAR",
             Self::BarTooSmall => "BAR smaller than the page",
+            Self::MappingTooSmall => "mapping smaller than the page",
             Self::MisalignedVirtualAddress => "misaligned virtual address",
             Self::NotAttempted => "never attempted",
         }
@@ -101,7 +105,11 @@ pub struct BarVerdict {
     pub page_table_bytes: u64,
     /// Faults and time at each order from the achieved one up to the best.
     pub projections: Vec<Projection>,
+    /// From the BAR's own figures; the mappings' lines say more when the
+    /// recording has them.
     pub advice: String,
+    /// Each mapping (VMA) the faults came through.
+    pub mappings: Vec<mapping::MappingVerdict>,
 }
 
 /// The cost of zaps and the refaults after them.
@@ -225,6 +233,11 @@ fn bar_verdict(d: &DeviceDoc, b: &BarDoc, huge_faults: bool) -> BarVerdict {
         page_table_bytes,
         projections,
         advice: String::new(),
+        mappings: b
+            .mappings
+            .iter()
+            .map(|m| mapping::verdict(d, b, m, huge_faults))
+            .collect(),
     };
     v.advice = advice::line(&d.bdf.to_string(), &v, huge_faults);
     v
@@ -301,6 +314,8 @@ pub fn verdict(doc: &Document) -> Verdict {
     }
 }
 
+#[cfg(test)]
+mod mapping_tests;
 #[cfg(test)]
 mod output_tests;
 #[cfg(test)]

@@ -76,7 +76,7 @@ fn every_format_carries_the_verdict() {
     let text = write_report(&doc, None, Format::Text, &[], &[]).expect("text");
     assert!(text.contains("\nverdict: kernel 6.12.117+deb12-amd64 (huge-fault): huge faults"));
     assert!(
-        text.contains("  advice: BAR2 of 0000:01:00.0 mmap is only 4 KiB-aligned: 16,384 faults")
+        text.contains("  advice: BAR2 mmap at 0x7f1234001000 (64 MiB, pid 300) is only 4 KiB-aligned: 16,384 faults")
     );
     assert!(
         text.contains(

@@ -108,7 +108,12 @@ fn device_text(s: &mut String, d: &DeviceVerdict) {
         for line in huge_lines(b).iter().chain(&projection_lines(b)) {
             let _ = writeln!(s, "    {line}");
         }
-        let _ = writeln!(s, "  advice: {}", b.advice);
+        if b.mappings.is_empty() {
+            let _ = writeln!(s, "  advice: {}", b.advice);
+        }
+        for m in &b.mappings {
+            let _ = writeln!(s, "  advice: {}", m.advice);
+        }
     }
     let r = &d.refaults;
     if r.zaps > 0 {
@@ -201,10 +206,52 @@ pub fn markdown(v: &Verdict) -> String {
             for line in huge_lines(b) {
                 let _ = writeln!(s, "\n- {line}");
             }
-            let _ = writeln!(s, "\n> {}\n", b.advice);
+            if b.mappings.is_empty() {
+                let _ = writeln!(s, "\n> {}\n", b.advice);
+            } else {
+                mappings_markdown(&mut s, b);
+            }
         }
     }
     s
+}
+
+/// One row per mapping, then its advice.
+fn mappings_markdown(s: &mut String, b: &BarVerdict) {
+    let _ = writeln!(
+        s,
+        "\n| mapping | size | VA aligned | PA aligned | got | faults | fault time | best aligned |\n\
+         |---|---:|---:|---:|---|---:|---:|---|"
+    );
+    for m in &b.mappings {
+        let best = m
+            .projections
+            .iter()
+            .rfind(|p| p.order > m.achieved_order.unwrap_or(0))
+            .map_or("-".into(), |p| {
+                format!("{} faults at {}", thousands(p.faults), order_name(p.order))
+            });
+        let _ = writeln!(
+            s,
+            "| {:#x} (pid {}) | {} | {} | {} | {} | {} | {} | {best} |",
+            m.start,
+            m.pid,
+            if m.size == 0 {
+                "?".into()
+            } else {
+                size_name(m.size)
+            },
+            m.va_alignment.map_or("?".into(), size_name),
+            m.pa_alignment.map_or("?".into(), size_name),
+            m.achieved_order.map_or("-".into(), order_name),
+            thousands(m.faults),
+            duration(m.fault_ns),
+        );
+    }
+    s.push('\n');
+    for m in &b.mappings {
+        let _ = writeln!(s, "> {}\n", m.advice);
+    }
 }
 
 fn value(unit: Unit, v: f64) -> String {

@@ -19,9 +19,31 @@ fn bdf() -> Bdf {
     Bdf::parse("0000:01:00.0").expect("bdf")
 }
 
-/// A fault on BAR 2, `page` pages into a mapping of the BAR from offset 0.
-fn fault(order: u32, page: u64, result: u32, latency_ns: u64) -> Event {
+/// A 64 MiB mapping at a 4 KiB-only aligned address, and one 2 MiB- but not
+/// 1 GiB-aligned.
+pub const UNALIGNED: u64 = 0x7f12_3400_1000;
+pub const PMD_ALIGNED: u64 = 0x7f12_3420_0000;
+const MIB64_PAGES: u32 = 16384;
+
+/// A fault on BAR 2, `page` pages into a 64 MiB mapping at `start` of the
+/// BAR from offset 0.
+fn fault(start: u64, order: u32, page: u64, result: u32, latency_ns: u64) -> Event {
+    fault_in(start, MIB64_PAGES, order, page, result, latency_ns)
+}
+
+/// The same in a mapping of `pages` pages.
+pub fn fault_in(
+    start: u64,
+    pages: u32,
+    order: u32,
+    page: u64,
+    result: u32,
+    latency_ns: u64,
+) -> Event {
     let mut e = FaultEvent::zeroed();
+    e.vma_start = start;
+    e.vma_pages = pages;
+    e.pid = 300;
     e.device = bdf().key();
     e.vma_pgoff = 2 << 28;
     e.page_in_vma = page;
@@ -74,12 +96,12 @@ pub fn document(generation: Generation, bar_start: u64, events: &[Event]) -> Doc
 /// 64 MiB read every 4 KiB behind a 4K-only alignment: each 2 MiB window's
 /// first fault tries a PMD and falls back, the first tries a PUD too.
 pub fn unaligned_storm() -> Vec<Event> {
-    let mut events = vec![fault(18, 0, 0x800, 1_000)];
+    let mut events = vec![fault(UNALIGNED, 18, 0, 0x800, 1_000)];
     for page in 0..16384 {
         if page % 512 == 0 {
-            events.push(fault(9, page, 0x800, 1_000));
+            events.push(fault(UNALIGNED, 9, page, 0x800, 1_000));
         }
-        events.push(fault(0, page, 0x100, 10_000));
+        events.push(fault(UNALIGNED, 0, page, 0x100, 10_000));
     }
     events
 }
@@ -87,8 +109,8 @@ pub fn unaligned_storm() -> Vec<Event> {
 /// The same 64 MiB, 2 MiB- but not 1 GiB-aligned: a PUD attempt falls
 /// back, then 32 PMD faults map it.
 pub fn pmd_aligned() -> Vec<Event> {
-    let mut events = vec![fault(18, 0, 0x800, 1_000)];
-    events.extend((0..32).map(|w| fault(9, w * 512, 0x100, 60_000)));
+    let mut events = vec![fault(PMD_ALIGNED, 18, 0, 0x800, 1_000)];
+    events.extend((0..32).map(|w| fault(PMD_ALIGNED, 9, w * 512, 0x100, 60_000)));
     events
 }
 
