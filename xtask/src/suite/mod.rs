@@ -13,6 +13,7 @@ mod locks;
 mod pid;
 mod signals;
 pub mod truth;
+mod verdict;
 mod zaps;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +54,7 @@ const SCENARIOS: &[Scenario] = &[
     zaps::SCENARIO,
     locks::SCENARIO,
     pid::SCENARIO,
+    verdict::SCENARIO,
     // Unloads vfio-pci: always last.
     check::UNREADY,
 ];
