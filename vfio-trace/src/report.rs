@@ -34,6 +34,24 @@ pub struct ReportArgs {
     /// Write SVG charts to this directory (markdown embeds them).
     #[arg(long, value_name = "DIR")]
     pub charts: Option<PathBuf>,
+    /// Read RUN as the events file of `record --events` and write it to OUT
+    /// in the Chrome trace-event format (Perfetto), instead of a report.
+    #[arg(long, value_name = "OUT", conflicts_with_all = ["baseline", "expects", "charts"])]
+    pub trace_event: Option<PathBuf>,
+}
+
+/// Converts an events file to a trace-event file.
+fn trace_event(events: &std::path::Path, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let name = events.display().to_string();
+    let file =
+        std::fs::File::open(events).map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
+    let lines = crate::record::events::read(std::io::BufReader::new(file), &name)?;
+    let trace = crate::verdict::trace_event::convert(&lines);
+    let text = serde_json::to_string(&trace)?;
+    std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("vfio-trace: {} events to {}", lines.len(), out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Nanoseconds as people read them.
@@ -237,6 +255,9 @@ pub fn write_report(
 /// When a document cannot be read (one line naming the file) or a chart
 /// cannot be written.
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    if let Some(out) = &args.trace_event {
+        return trace_event(&args.file, out);
+    }
     let expects = match args
         .expects
         .iter()

@@ -47,11 +47,13 @@ pub struct Mapping {
 
 impl Mapping {
     /// Distinct 2 MiB windows of the mapping that saw a fault.
+    #[must_use]
     pub fn pmd_windows(&self) -> u64 {
         self.windows.iter().map(|w| u64::from(w.count_ones())).sum()
     }
 
     /// Distinct 1 GiB windows of the mapping that saw a fault.
+    #[must_use]
     pub fn pud_windows(&self) -> u64 {
         // 512 windows of 2 MiB are 8 words.
         self.windows
@@ -127,6 +129,7 @@ impl Mappings {
         self.list.iter()
     }
 
+    #[must_use]
     pub fn heap_bytes(&self) -> usize {
         self.list.capacity() * size_of::<Mapping>()
             + self

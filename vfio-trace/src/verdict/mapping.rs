@@ -98,6 +98,7 @@ fn faults_at(m: &MappingDoc, order: u32) -> u64 {
     }
 }
 
+#[must_use]
 pub fn verdict(d: &DeviceDoc, bar: &BarDoc, m: &MappingDoc, huge_faults: bool) -> MappingVerdict {
     let va = (m.start != 0).then(|| alignment(m.start));
     let pa = bar.phys_start.map(|p| alignment(p + m.bar_offset));
@@ -178,6 +179,7 @@ fn basis_ns(b: &Basis, faults: u64) -> Option<u64> {
 }
 
 /// "PUD impossible: misaligned virtual address, mapping smaller than 1 GiB".
+#[must_use]
 pub fn blocker_text(v: &MappingVerdict) -> String {
     v.blockers
         .iter()

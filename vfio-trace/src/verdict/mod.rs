@@ -20,6 +20,7 @@ pub mod mapping;
 pub mod pages;
 pub mod projection;
 pub mod render;
+pub mod trace_event;
 
 use serde::Serialize;
 

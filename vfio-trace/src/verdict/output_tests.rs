@@ -23,6 +23,7 @@ fn args(file: std::path::PathBuf) -> ReportArgs {
         format: Format::Text,
         expects: Vec::new(),
         charts: None,
+        trace_event: None,
     }
 }
 

@@ -11,8 +11,9 @@ use crate::record::devices::{BarDoc, DeviceDoc};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Basis {
-    /// The mean of this order's faults in the same run; `fallbacks` of them
-    /// did not map (their time is in the mean too).
+    /// The mean of this order's faults in the same run: of mappings where
+    /// each mapped when there are any, else of all of them, `fallbacks` of
+    /// which did not map (their time is in the mean too).
     Measured {
         faults: u64,
         fallbacks: u64,
@@ -81,9 +82,34 @@ fn mapped(d: &DeviceDoc, order: u32) -> u64 {
     }
 }
 
+/// The mean of `order` faults in mappings where every such fault mapped:
+/// a fallback returns early, so a mean that mixes them in says little of a
+/// mapped fault's cost. `None` when no mapping qualifies.
+fn clean(d: &DeviceDoc, order: u32) -> Option<Basis> {
+    let key = order.to_string();
+    let (faults, ns) = d
+        .bars
+        .iter()
+        .flat_map(|b| &b.mappings)
+        .filter_map(|m| {
+            let n = *m.faults_by_order.get(&key)?;
+            (n > 0 && m.mapped_by_order.get(&key) == Some(&n))
+                .then(|| (n, m.fault_ns_by_order.get(&key).copied().unwrap_or(0)))
+        })
+        .fold((0, 0), |(a, b), (n, ns)| (a + n, b + ns));
+    (faults > 0).then(|| Basis::Measured {
+        faults,
+        fallbacks: 0,
+        mean_ns: ns as f64 / faults as f64,
+    })
+}
+
 /// Latency mean of `order` in a device, if a fault of it mapped: the mean
 /// of attempts that all fell back says nothing of a mapped fault's cost.
 fn measured(d: &DeviceDoc, order: u32) -> Option<Basis> {
+    if let Some(b) = clean(d, order) {
+        return Some(b);
+    }
     let l = d.latency_ns.by_order.get(&order.to_string())?;
     let mapped = mapped(d, order);
     (l.count > 0 && mapped > 0).then(|| Basis::Measured {
