@@ -9,9 +9,12 @@ use super::fault::{Fault, Location, Outcome};
 /// Mappings kept per device; faults through more are counted, not kept.
 pub const MAX_MAPPINGS: usize = 1024;
 
-/// 2 MiB windows a mapping tracks touched (a 2 TiB mapping); faults past
-/// them count but are not placed.
-const MAX_WINDOWS: u64 = 1 << 20;
+/// Pages of a mapping whose size is not known that place windows: 64 GiB,
+/// as for a BAR of unknown size. Page numbers come from the kernel and are
+/// not trusted: a fault past its mapping's size (or this bound) counts but
+/// marks no window, so it cannot grow memory (4 KiB of windows at most for
+/// a mapping of unknown size, 2 KiB per 32 GiB of a known one).
+const UNKNOWN_SIZE_PAGES: u64 = super::page_counts::UNKNOWN_SIZE_PAGES;
 
 /// Slot of an order: 4 KiB, 2 MiB, 1 GiB, any other.
 fn slot(order: u32) -> usize {
@@ -72,8 +75,13 @@ impl Mapping {
         self.mapped[0] += u64::from(f.inserts_pte) + f.remap_pages;
         self.mapped[1] += u64::from(f.inserts_pmd);
         self.mapped[2] += u64::from(f.inserts_pud);
-        let window = f.page_in_vma >> 9;
-        if window < MAX_WINDOWS {
+        let bound = if self.pages == 0 {
+            UNKNOWN_SIZE_PAGES
+        } else {
+            self.pages
+        };
+        if f.page_in_vma < bound {
+            let window = f.page_in_vma >> 9;
             let word = (window / 64) as usize;
             if self.windows.len() <= word {
                 self.windows.resize(word + 1, 0);
@@ -182,9 +190,9 @@ mod tests {
         }
         // The same BAR pages through another process's aligned mapping.
         m.add(&fault(11, 0x7f00_0020_0000, 0, 9, Outcome::Nopage), at(0));
-        let all: Vec<&Mapping> = m.iter().collect();
+        let all: Vec<Mapping> = m.iter().cloned().collect();
         assert_eq!(all.len(), 2);
-        let a = all[0];
+        let a = &all[0];
         assert_eq!(
             (a.start, a.pages, a.bar, a.bar_page),
             (start, 16384, Some(2), 0)
@@ -194,6 +202,10 @@ mod tests {
         assert_eq!(a.fallbacks, 2);
         assert_eq!(a.fault_ns, [1024 * 1000, 2 * 512_000, 0, 0]);
         assert_eq!((a.pmd_windows(), a.pud_windows()), (2, 1));
+        // A page past the mapping's size counts, marks no window.
+        m.add(&fault(10, start, 1 << 40, 0, Outcome::Nopage), at(1 << 40));
+        let a = m.iter().next().expect("a mapping");
+        assert_eq!((a.attempts[0], a.pmd_windows()), (1025, 2));
         assert_eq!(all[1].mapped, [0, 1, 0, 0]);
     }
 
