@@ -34,6 +34,9 @@ pub enum EventLine {
         pmd: u32,
         pud: u32,
         remap_pages: u64,
+        /// Pages this fault brought back after a zap.
+        #[serde(default)]
+        refaulted_pages: u64,
     },
     Zap {
         t_ns: u64,
@@ -99,8 +102,9 @@ impl Lines {
         ns.saturating_sub(self.origin_ns)
     }
 
+    /// The line of `event`, which brought `refaulted` pages back after zaps.
     #[must_use]
-    pub fn line(&self, event: &Event) -> EventLine {
+    pub fn line(&self, event: &Event, refaulted: u64) -> EventLine {
         match event {
             Event::Fault(e) => {
                 let dev = device(e.device);
@@ -125,6 +129,7 @@ impl Lines {
                     pmd: e.inserts_pmd,
                     pud: e.inserts_pud,
                     remap_pages: e.remap_pages,
+                    refaulted_pages: refaulted,
                 }
             }
             Event::Zap(e) => EventLine::Zap {
@@ -167,16 +172,18 @@ impl Lines {
         }
     }
 
-    /// Writes each event of `batch` as a line.
+    /// Writes the line of an event.
     ///
     /// # Errors
     /// When the writer fails.
-    pub fn write(&self, out: &mut impl Write, batch: &[Event]) -> std::io::Result<()> {
-        for e in batch {
-            serde_json::to_writer(&mut *out, &self.line(e))?;
-            out.write_all(b"\n")?;
-        }
-        Ok(())
+    pub fn write(
+        &self,
+        out: &mut impl Write,
+        event: &Event,
+        refaulted: u64,
+    ) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, &self.line(event, refaulted))?;
+        out.write_all(b"\n")
     }
 }
 
@@ -210,13 +217,14 @@ impl EventSink {
         self.lines = Some(lines);
     }
 
-    pub fn write(&mut self, batch: &[Event]) {
+    /// Writes an event that brought `refaulted` pages back after zaps.
+    pub fn write(&mut self, event: &Event, refaulted: u64) {
         let Some(lines) = &self.lines else { return };
         if self.error.is_some() {
             return;
         }
-        match lines.write(&mut self.out, batch) {
-            Ok(()) => self.lines_written += batch.len() as u64,
+        match lines.write(&mut self.out, event, refaulted) {
+            Ok(()) => self.lines_written += 1,
             Err(e) => self.error = Some(format!("writing {}: {e}", self.path)),
         }
     }
@@ -273,9 +281,8 @@ mod tests {
         z.latency_ns = 40;
         z.pages = 16;
         let mut out = Vec::new();
-        lines
-            .write(&mut out, &[Event::Fault(f), Event::Zap(z)])
-            .expect("writes");
+        lines.write(&mut out, &Event::Fault(f), 0).expect("writes");
+        lines.write(&mut out, &Event::Zap(z), 0).expect("writes");
         let text = String::from_utf8(out).expect("utf-8");
         let first = text.lines().next().expect("a line");
         assert!(

@@ -336,11 +336,18 @@ fn monotonic_ns() -> u64 {
 }
 
 fn ingest(model: &mut Model, sink: Option<&mut events::EventSink>, batch: &[crate::event::Event]) {
-    for ev in batch {
-        model.ingest(ev);
-    }
-    if let Some(s) = sink {
-        s.write(batch);
+    match sink {
+        None => {
+            for ev in batch {
+                model.ingest(ev);
+            }
+        }
+        Some(s) => {
+            for ev in batch {
+                let refaulted = model.ingest_refaults(ev);
+                s.write(ev, refaulted);
+            }
+        }
     }
 }
 

@@ -51,13 +51,19 @@ fn event_slice(
             result,
             bar,
             page,
+            refaulted_pages,
             ..
         } => {
             let p = pid_of(device);
-            let args = json!({"result": result, "bar": bar, "page": page, "process": pid});
-            let name = format!("{} fault", order_name(*order));
+            let args = json!({"result": result, "bar": bar, "page": page, "process": pid,
+                              "refaulted_pages": refaulted_pages});
+            let (name, cat) = if *refaulted_pages > 0 {
+                (format!("{} refault", order_name(*order)), "refault")
+            } else {
+                (format!("{} fault", order_name(*order)), "fault")
+            };
             (
-                slice(&name, "fault", p, *tid, *t_ns, *dur_ns, &args),
+                slice(&name, cat, p, *tid, *t_ns, *dur_ns, &args),
                 Some((p, *tid)),
             )
         }
@@ -108,6 +114,59 @@ fn event_slice(
     })
 }
 
+/// From the end of each zap to the last refault before the device's next
+/// zap: how long repopulating took, on the zap track.
+fn refault_windows(events: &[EventLine], pid_of: &impl Fn(&Option<Bdf>) -> u32) -> Vec<Value> {
+    // Per device: the zap's end and the end of its last refault so far.
+    let mut open: BTreeMap<u32, (u64, Option<u64>)> = BTreeMap::new();
+    let mut out = Vec::new();
+    let close = |out: &mut Vec<Value>, p: u32, (from, to): (u64, Option<u64>)| {
+        if let Some(to) = to {
+            let args = json!({});
+            out.push(slice(
+                "refault window",
+                "refault",
+                p,
+                ZAP_TRACK,
+                from,
+                to.saturating_sub(from),
+                &args,
+            ));
+        }
+    };
+    for e in events {
+        match e {
+            EventLine::Zap {
+                t_ns,
+                dur_ns,
+                device,
+                ..
+            } => {
+                let p = pid_of(device);
+                if let Some(w) = open.insert(p, (t_ns + dur_ns, None)) {
+                    close(&mut out, p, w);
+                }
+            }
+            EventLine::Fault {
+                t_ns,
+                dur_ns,
+                device,
+                refaulted_pages,
+                ..
+            } if *refaulted_pages > 0 => {
+                if let Some(w) = open.get_mut(&pid_of(device)) {
+                    w.1 = Some(t_ns + dur_ns);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (p, w) in open {
+        close(&mut out, p, w);
+    }
+    out
+}
+
 /// Converts events; devices become processes numbered from 1 in address order.
 #[must_use]
 pub fn convert(events: &[EventLine]) -> Trace {
@@ -139,6 +198,7 @@ pub fn convert(events: &[EventLine]) -> Trace {
             out.push(v);
         }
     }
+    out.extend(refault_windows(events, &pid_of));
     let mut meta: Vec<Value> = devices
         .iter()
         .flat_map(|(d, p)| {
@@ -186,6 +246,7 @@ mod tests {
             pmd: 0,
             pud: 0,
             remap_pages: 0,
+            refaulted_pages: u64::from(t_ns > 9_000),
         };
         let events = vec![
             EventLine::Task {
@@ -207,11 +268,19 @@ mod tests {
                 pages: 2,
                 vmas: 1,
             },
+            fault(20_000, 0),
         ];
         let v = serde_json::to_value(convert(&events)).expect("json");
         let all = v["traceEvents"].as_array().expect("events");
         let slices: Vec<&Value> = all.iter().filter(|e| e["ph"] == "X").collect();
-        assert_eq!(slices.len(), 3);
+        assert_eq!(slices.len(), 5);
+        assert_eq!(slices[3]["name"], "4 KiB refault");
+        // From the zap's end (13 us) to the refault's end (22.5 us).
+        assert_eq!(slices[4]["name"], "refault window");
+        assert_eq!(
+            (slices[4]["ts"].as_f64(), slices[4]["dur"].as_f64()),
+            (Some(13.0), Some(9.5))
+        );
         assert_eq!(slices[0]["name"], "4 KiB fault");
         assert_eq!(slices[1]["name"], "2 MiB fault");
         assert_eq!(
