@@ -239,6 +239,14 @@ fn advice(bar: Option<u32>, v: &MappingVerdict, huge_faults: bool) -> String {
         );
     } else if achieved >= v.best_order {
         let _ = write!(s, ": {now}: the best it allows");
+    } else if achieved < v.allowed_order {
+        // Aligned for a larger page, yet mapped smaller: alignment is not
+        // what stood in the way.
+        let _ = write!(
+            s,
+            " allows {} pages but got {now}: not an alignment problem; the fallbacks say more",
+            order_name(v.allowed_order)
+        );
     } else {
         let aligned = v
             .va_alignment

@@ -154,3 +154,23 @@ fn a_bar_offset_off_the_page_size_is_a_misaligned_bar() {
     assert_eq!(m.blockers[0], (9, vec![Blocker::MisalignedBar]));
     assert!(m.advice.ends_with(": the best it allows [PMD impossible: misaligned BAR (only 4 KiB-aligned); PUD impossible: misaligned BAR (only 4 KiB-aligned), mapping smaller than 1 GiB, misaligned virtual address]"), "{}", m.advice);
 }
+
+#[test]
+fn an_aligned_mapping_mapped_small_is_not_told_to_align() {
+    // 2 MiB-aligned, yet every PMD attempt fell back and 4 KiB mapped.
+    let mut events = Vec::new();
+    for page in 0..1024 {
+        if page % 512 == 0 {
+            events.push(fault_in(PMD_ALIGNED, 16384, 9, page, 0x800, 1_000));
+        }
+        events.push(fault_in(PMD_ALIGNED, 16384, 0, page, 0x100, 5_000));
+    }
+    let m = mapping(&events);
+    assert_eq!((m.allowed_order, m.achieved_order), (9, Some(0)));
+    assert_eq!(
+        m.advice,
+        "BAR2 mmap at 0x7f1234200000 (64 MiB, pid 300) allows 2 MiB pages but got 1,024 faults \
+         at 4 KiB in 5.1 ms (+2 fallbacks): not an alignment problem; the fallbacks say more \
+         [PUD impossible: mapping smaller than 1 GiB, misaligned virtual address]"
+    );
+}
