@@ -21,12 +21,13 @@ echo $? > report.status
 vfio-trace report record.json --format markdown --charts charts > report.md 2> md.stderr
 echo $? > md.status
 ls charts > charts.list
-vfio-trace report record.json --expect 'faults.by_order.0 >= 16384' --expect 'zaps.count == 0' \
+# Bounds that hold on every kernel (6.1 faults once per mapping).
+vfio-trace report record.json --expect 'faults.total >= 2' --expect 'zaps.count == 0' \
   > /dev/null 2> pass.stderr
 echo $? > pass.code
-vfio-trace report record.json --expect 'faults.by_order.0 <= 64' > /dev/null 2> fail.stderr
+vfio-trace report record.json --expect 'faults.total < 1' > /dev/null 2> fail.stderr
 echo $? > fail.code
-vfio-trace report record.json --expect 'faults.by_order.0 <=' > /dev/null 2> bad.stderr
+vfio-trace report record.json --expect 'faults.total <=' > /dev/null 2> bad.stderr
 echo $? > bad.code
 vfio-trace report missing.json > /dev/null 2> missing.stderr
 echo $? > missing.code
@@ -153,12 +154,7 @@ fn check(ctx: &Ctx) -> Vec<TestResult> {
         ("expect-passes".into(), exits(ctx, "pass", "0", "")),
         (
             "expect-fails".into(),
-            exits(
-                ctx,
-                "fail",
-                "1",
-                "expect failed: faults.by_order.0 <= 64 (got ",
-            ),
+            exits(ctx, "fail", "1", "expect failed: faults.total < 1 (got "),
         ),
         (
             "expect-unreadable".into(),
