@@ -81,11 +81,27 @@ fn every_format_carries_the_verdict() {
     );
     assert!(
         text.contains(
+            "    mmap 0x7f1234001000 (64 MiB, pid 300): VA 4 KiB-aligned, PA 32 GiB-aligned: \
+             4 KiB pages, 2 MiB if aligned; 16,417 faults in 163.9 ms, page tables 128 KiB\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("      at 2 MiB: 32 faults, 320.0 us, page tables 4 KiB (no mapped 2 MiB fault in this run: estimated at the mean 4 KiB fault)\n"), "{text}");
+    // Without mappings (an older recording), the BAR's own figures.
+    let mut old = doc.clone();
+    old.devices[0].bars[0].mappings.clear();
+    let text = write_report(&old, None, Format::Text, &[], &[]).expect("text");
+    assert!(
+        text.contains(
             "    PMD (2 MiB): 32 attempts, 0 mapped, 32 fell back: misaligned virtual address\n"
         ),
         "{text}"
     );
-    assert!(text.contains("    at 2 MiB: 32 faults, "), "{text}");
+    assert!(text.contains("    at 1 GiB: 1 fault, "), "{text}");
+    assert!(
+        text.contains("  advice: BAR2 of 0000:01:00.0 mmap is only 4 KiB-aligned"),
+        "{text}"
+    );
     let md = write_report(
         &doc,
         Some(&aligned()),

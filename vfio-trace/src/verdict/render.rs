@@ -42,8 +42,8 @@ fn mix(b: &BarVerdict) -> String {
     }
 }
 
-fn projection_lines(b: &BarVerdict) -> Vec<String> {
-    b.projections
+fn projection_lines(projections: &[super::Projection]) -> Vec<String> {
+    projections
         .iter()
         .map(|p| {
             let time = p.fault_ns.map_or("time unknown".into(), duration);
@@ -56,9 +56,9 @@ fn projection_lines(b: &BarVerdict) -> Vec<String> {
                 String::new()
             };
             format!(
-                "at {}: {} faults, {time}, page tables {}{cond} ({})",
+                "at {}: {}, {time}, page tables {}{cond} ({})",
                 order_name(p.order),
-                thousands(p.faults),
+                faults(p.faults),
                 size_name(p.page_table_bytes.max(1)),
                 p.basis.describe(p.order)
             )
@@ -71,9 +71,7 @@ fn huge_lines(b: &BarVerdict) -> Vec<String> {
         .iter()
         .filter(|h| h.attempts > 0 || h.mapped > 0 || h.blocked.is_some())
         .map(|h| {
-            let status = h
-                .blocked
-                .map_or("mapped".into(), |x| x.describe().to_owned());
+            let status = h.blocked.map_or("maps".into(), |x| x.describe().to_owned());
             format!(
                 "{} ({}): {} attempts, {} mapped, {} fell back: {status}",
                 entry_name(h.order),
@@ -84,6 +82,42 @@ fn huge_lines(b: &BarVerdict) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// "1 fault", "32 faults".
+fn faults(n: u64) -> String {
+    if n == 1 {
+        "1 fault".into()
+    } else {
+        format!("{} faults", thousands(n))
+    }
+}
+
+fn mapping_text(s: &mut String, m: &super::mapping::MappingVerdict) {
+    let known = |a: Option<u64>| a.map_or("?".into(), size_name);
+    let _ = writeln!(
+        s,
+        "    mmap {:#x} ({}, pid {}): VA {}-aligned, PA {}-aligned: {} pages, {} if aligned; \
+         {} in {}, page tables {}",
+        m.start,
+        if m.size == 0 {
+            "size ?".into()
+        } else {
+            size_name(m.size)
+        },
+        m.pid,
+        known(m.va_alignment),
+        known(m.pa_alignment),
+        order_name(m.allowed_order),
+        order_name(m.best_order),
+        faults(m.faults),
+        duration(m.fault_ns),
+        size_name(m.page_table_bytes.max(1))
+    );
+    for line in projection_lines(&m.projections) {
+        let _ = writeln!(s, "      {line}");
+    }
+    let _ = writeln!(s, "    advice: {}", m.advice);
 }
 
 fn device_text(s: &mut String, d: &DeviceVerdict) {
@@ -105,14 +139,17 @@ fn device_text(s: &mut String, d: &DeviceVerdict) {
             mix(b),
             size_name(b.page_table_bytes.max(1))
         );
-        for line in huge_lines(b).iter().chain(&projection_lines(b)) {
-            let _ = writeln!(s, "    {line}");
-        }
         if b.mappings.is_empty() {
+            for line in huge_lines(b)
+                .iter()
+                .chain(&projection_lines(&b.projections))
+            {
+                let _ = writeln!(s, "    {line}");
+            }
             let _ = writeln!(s, "  advice: {}", b.advice);
         }
         for m in &b.mappings {
-            let _ = writeln!(s, "  advice: {}", m.advice);
+            mapping_text(s, m);
         }
     }
     let r = &d.refaults;
