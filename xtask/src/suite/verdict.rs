@@ -135,10 +135,12 @@ fn check_outputs(ctx: &Ctx) -> Result<(), String> {
     status_ok(ctx, "md")?;
     let md = read_out(ctx, "report.md")?;
     let charts = read_out(ctx, "charts.list")?;
-    if !charts
-        .lines()
-        .any(|c| c.starts_with("pages-") && c.ends_with(".svg"))
-    {
+    if !charts.lines().any(|c| {
+        c.starts_with("pages-")
+            && std::path::Path::new(c)
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+    }) {
         return Err(format!("no BAR heat map among the charts: {charts}"));
     }
     if !md.contains("## Verdict") || !md.contains("](charts/") {
