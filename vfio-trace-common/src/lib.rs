@@ -94,7 +94,8 @@ pub struct Config {
     /// Wake the ring reader once a ring holds this many bytes; below it the
     /// reader drains on its timer. 0 wakes it for every event.
     pub wake_bytes: u32,
-    _pad: u32,
+    /// `vm_area_struct.vm_end`
+    pub vma_end: u32,
 }
 
 impl Config {
@@ -128,7 +129,7 @@ impl Config {
             tp_ret: MISSING,
             inserts_from_result: 0,
             wake_bytes: 0,
-            _pad: 0,
+            vma_end: MISSING,
         }
     }
 }
@@ -213,12 +214,17 @@ pub struct FaultEvent {
     pub inserts_pud: u32,
     /// `remap_pfn_range` calls (whole-VMA remaps before 6.10).
     pub remaps: u32,
-    _pad: u32,
+    /// Size of the VMA in pages (`vm_end - vm_start`, saturated at
+    /// `u32::MAX`); 0 where the kernel's BTF lacks `vm_end`.
+    pub vma_pages: u32,
     /// Pages mapped by those remaps.
     pub remap_pages: u64,
+    /// `vm_start` of the VMA: with `vma_pgoff` and the BAR's address, the
+    /// alignments that decide the page size a fault can insert.
+    pub vma_start: u64,
 }
 
-const _: () = assert!(size_of::<FaultEvent>() == 88);
+const _: () = assert!(size_of::<FaultEvent>() == 96);
 
 impl FaultEvent {
     pub const fn zeroed() -> Self {
@@ -237,8 +243,9 @@ impl FaultEvent {
             inserts_pmd: 0,
             inserts_pud: 0,
             remaps: 0,
-            _pad: 0,
+            vma_pages: 0,
             remap_pages: 0,
+            vma_start: 0,
         }
     }
 }

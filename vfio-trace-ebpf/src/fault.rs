@@ -73,6 +73,10 @@ fn finish(cfg: &Config, st: &mut TaskState, end_ns: u64, result: u32) {
         let address = read::<u64>(st.vmf, cfg.vmf_address).unwrap_or(start);
         ev.vma_pgoff = read::<u64>(vma, cfg.vma_pgoff).unwrap_or(0);
         ev.page_in_vma = address.wrapping_sub(start) >> 12;
+        ev.vma_start = start;
+        if let Some(end) = read::<u64>(vma, cfg.vma_end) {
+            ev.vma_pages = u32::try_from(end.wrapping_sub(start) >> 12).unwrap_or(u32::MAX);
+        }
         match vdev_of_vma(cfg, vma) {
             Some(vdev) => {
                 if let Some(device) = device_of_vma(cfg, vma, vdev) {

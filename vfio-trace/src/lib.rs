@@ -18,3 +18,4 @@ pub mod record;
 pub mod report;
 pub mod serve;
 pub mod top;
+pub mod verdict;

@@ -21,7 +21,8 @@ enum Command {
     Exercise(vfio_trace::exercise::ExerciseArgs),
     /// Trace BAR faults while a command runs (or for a duration), then write JSON.
     Record(vfio_trace::record::RecordArgs),
-    /// Summarise a recording for people.
+    /// Summarise a recording for people: the huge-fault verdict, a comparison
+    /// with a baseline, bounds for CI (--expect) and SVG charts (--charts).
     Report(vfio_trace::report::ReportArgs),
     /// Trace and serve Prometheus metrics until SIGTERM or Ctrl-C.
     Serve(vfio_trace::serve::ServeArgs),
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => vfio_trace::check::run(&args),
         Command::Exercise(args) => vfio_trace::exercise::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Report(args) => vfio_trace::report::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Report(args) => vfio_trace::report::run(&args),
         Command::Record(args) => vfio_trace::record::run(&args),
         Command::Serve(args) => vfio_trace::serve::run(&args),
         Command::Top(args) => vfio_trace::top::run(&args).map(|()| ExitCode::SUCCESS),

@@ -1,6 +1,8 @@
-//! `vfio-trace report FILE`: a recording, summarised for people.
+//! `vfio-trace report RUN.json [BASELINE.json]`: a recording, summarised for
+//! people, with the huge-fault verdict, a comparison against a baseline and
+//! bounds for CI.
 
-use std::{fmt::Write as _, path::PathBuf};
+use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
 
 use crate::{
     model::fault::Outcome,
@@ -8,15 +10,52 @@ use crate::{
         devices::DeviceDoc,
         document::{Document, ProbeStatus},
     },
+    verdict::{
+        self, compare,
+        expect::{self, Expect},
+        render::{self, Format},
+    },
 };
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
     /// JSON written by `vfio-trace record`.
     pub file: PathBuf,
+    /// Another recording to compare with: figures side by side, with the
+    /// change and the ratio.
+    pub baseline: Option<PathBuf>,
+    /// `text` for a terminal, `markdown` for a write-up, `json` for tools.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// A bound such as `faults.by_order.0 <= 64` (repeatable): exit 1 naming
+    /// each that fails, 2 when one cannot be read.
+    #[arg(long = "expect", value_name = "EXPR")]
+    pub expects: Vec<String>,
+    /// Write SVG charts to this directory (markdown embeds them).
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<PathBuf>,
+    /// Read RUN as the events file of `record --events` and write it to OUT
+    /// in the Chrome trace-event format (Perfetto), instead of a report.
+    #[arg(long, value_name = "OUT", conflicts_with_all = ["baseline", "expects", "charts"])]
+    pub trace_event: Option<PathBuf>,
+}
+
+/// Converts an events file to a trace-event file.
+fn trace_event(events: &std::path::Path, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let name = events.display().to_string();
+    let file =
+        std::fs::File::open(events).map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
+    let lines = crate::record::events::read(std::io::BufReader::new(file), &name)?;
+    let trace = crate::verdict::trace_event::convert(&lines);
+    let text = serde_json::to_string(&trace)?;
+    std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("vfio-trace: {} events to {}", lines.len(), out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Nanoseconds as people read them.
+#[must_use]
 pub fn duration(ns: u64) -> String {
     match ns {
         0..1_000 => format!("{ns} ns"),
@@ -112,6 +151,7 @@ fn device(s: &mut String, d: &DeviceDoc) {
 }
 
 /// The text summary of a record document.
+#[must_use]
 pub fn render(doc: &Document) -> String {
     let mut s = String::new();
     let generation = doc.kernel.generation.map_or("?", |g| g.name());
@@ -142,10 +182,123 @@ pub fn render(doc: &Document) -> String {
     s
 }
 
-pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
+/// Exit status of a bound that cannot be read.
+const BAD_EXPECT: u8 = 2;
+
+/// Everything `--format json` writes.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    verdict: &'a verdict::Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<&'a verdict::Verdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comparison: Option<&'a compare::Comparison>,
+    expect_failed: Vec<String>,
+    charts: Vec<String>,
+}
+
+/// The report of `doc` (and `base`) in `format`; `charts` are files
+/// written beside it, named as markdown links them.
+///
+/// # Errors
+/// Only if the JSON report cannot be serialized.
+pub fn write_report(
+    doc: &Document,
+    base: Option<&Document>,
+    format: Format,
+    failed: &[expect::Failed],
+    charts: &[String],
+) -> anyhow::Result<String> {
+    let v = verdict::verdict(doc);
+    let bv = base.map(verdict::verdict);
+    let cmp = base.map(|b| compare::compare(doc, b));
+    Ok(match format {
+        Format::Text => {
+            let mut s = render(doc);
+            s.push('\n');
+            s.push_str(&render::text(&v));
+            if let Some(c) = &cmp {
+                s.push_str(&render::comparison_text(c));
+            }
+            s
+        }
+        Format::Markdown => {
+            let mut s = format!(
+                "# vfio-trace report\n\n```\n{}```\n\n{}",
+                render(doc),
+                render::markdown(&v)
+            );
+            if let Some(c) = &cmp {
+                s.push_str(&render::comparison_markdown(c));
+            }
+            if !charts.is_empty() {
+                s.push_str("\n## Charts\n");
+                for c in charts {
+                    let _ = write!(s, "\n![{c}]({c})\n");
+                }
+            }
+            s
+        }
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&JsonReport {
+                verdict: &v,
+                baseline: bv.as_ref(),
+                comparison: cmp.as_ref(),
+                expect_failed: failed.iter().map(ToString::to_string).collect(),
+                charts: charts.to_vec(),
+            })?;
+            s.push('\n');
+            s
+        }
+    })
+}
+
+/// Prints the report; the exit status says whether every bound held.
+///
+/// # Errors
+/// When a document cannot be read (one line naming the file) or a chart
+/// cannot be written.
+pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    if let Some(out) = &args.trace_event {
+        return trace_event(&args.file, out);
+    }
+    let expects = match args
+        .expects
+        .iter()
+        .map(|e| Expect::parse(e))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(e) => e,
+        Err(err) => {
+            eprintln!("vfio-trace: {err}");
+            return Ok(ExitCode::from(BAD_EXPECT));
+        }
+    };
     let doc = Document::read(&args.file)?;
-    print!("{}", render(&doc));
-    Ok(())
+    let base = args.baseline.as_deref().map(Document::read).transpose()?;
+    let failed = match expect::check(&serde_json::to_value(&doc)?, &expects) {
+        Ok(f) => f,
+        Err(err) => {
+            eprintln!("vfio-trace: {err}");
+            return Ok(ExitCode::from(BAD_EXPECT));
+        }
+    };
+    let charts = match &args.charts {
+        Some(dir) => crate::verdict::charts::write_all(dir, &doc, base.as_ref())?,
+        None => Vec::new(),
+    };
+    print!(
+        "{}",
+        write_report(&doc, base.as_ref(), args.format, &failed, &charts)?
+    );
+    for f in &failed {
+        eprintln!("vfio-trace: {f}");
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[cfg(test)]

@@ -16,10 +16,14 @@ const PRELUDE: &str = "BDF=$(basename /sys/bus/pci/drivers/vfio-pci/0000:*)\n";
 
 /// Run in the guest in order, echoed first; the demo stops at the first failure.
 /// The workload: a 4 KiB fault storm, 2 MiB and 1 GiB aligned touches, a zap and
-/// refault, a reset, and threads faulting through resets; recorded, then summarised.
+/// refault, a reset, and threads faulting through resets; recorded with every
+/// event, then written up (markdown with SVG charts beside the JSON, the events
+/// as a trace-event file) and summarised with its verdict last.
 const STEPS: &[&str] = &[
     "vfio-trace check",
-    r#"vfio-trace record -o /mnt/host/out/demo.json -- vfio-trace exercise --device "$BDF" touch:4k:64m:4k touch:4k:64m:2m touch:2m:1g:1g refault:4k:4m:4k reset contend:2:5:4m"#,
+    r#"vfio-trace record -o /mnt/host/out/demo.json --events /mnt/host/out/demo.events.jsonl -- vfio-trace exercise --device "$BDF" touch:4k:64m:4k touch:4k:64m:2m touch:2m:1g:1g refault:4k:4m:4k reset contend:2:5:4m"#,
+    "cd /mnt/host/out && vfio-trace report demo.json --format markdown --charts charts > demo.md",
+    "vfio-trace report demo.events.jsonl --trace-event demo.trace.json",
     "vfio-trace report /mnt/host/out/demo.json",
 ];
 
@@ -39,8 +43,9 @@ pub fn run() -> Result<i32> {
         ..RunOpts::default()
     })?;
     println!(
-        "The recording: {}",
-        outcome.out_dir.join("demo.json").display()
+        "In {}: the recording (demo.json), its events (demo.events.jsonl, and as a Perfetto \
+         trace in demo.trace.json), the report with its verdict (demo.md) and its charts (charts/)",
+        outcome.out_dir.display()
     );
     Ok(outcome.status)
 }

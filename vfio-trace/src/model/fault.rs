@@ -107,6 +107,9 @@ pub struct Fault {
     pub device: Option<Bdf>,
     pub vma_pgoff: u64,
     pub page_in_vma: u64,
+    /// `vm_start` of the mapping (0: not read) and its size in pages (0: unknown).
+    pub vma_start: u64,
+    pub vma_pages: u32,
     pub order: u32,
     pub outcome: Outcome,
     pub latency_ns: u64,
@@ -133,6 +136,8 @@ impl From<&FaultEvent> for Fault {
             device: (e.device != UNKNOWN_DEVICE).then(|| Bdf::from_key(e.device)),
             vma_pgoff: e.vma_pgoff,
             page_in_vma: e.page_in_vma,
+            vma_start: e.vma_start,
+            vma_pages: e.vma_pages,
             order: e.order,
             outcome: Outcome::from_vm_fault(e.result),
             latency_ns: e.latency_ns,

@@ -4,6 +4,7 @@ pub mod cause;
 pub mod devices;
 pub mod fault;
 pub mod latency;
+pub mod mappings;
 pub mod page_counts;
 pub mod pages;
 pub mod processes;
@@ -151,8 +152,17 @@ impl Model {
     }
 
     pub fn ingest(&mut self, event: &Event) {
+        self.ingest_refaults(event);
+    }
+
+    /// Ingests an event; returns the pages it brought back after zaps (only
+    /// a fault does).
+    pub fn ingest_refaults(&mut self, event: &Event) -> u64 {
+        if let Event::Fault(e) = event {
+            return self.fault(e);
+        }
         match event {
-            Event::Fault(e) => self.fault(e),
+            Event::Fault(_) => {}
             // The thread group leader names the process; another thread only
             // until the leader is seen.
             Event::Task(e) => {
@@ -190,13 +200,14 @@ impl Model {
                 }
             }
         }
+        0
     }
 
-    fn fault(&mut self, event: &FaultEvent) {
+    fn fault(&mut self, event: &FaultEvent) -> u64 {
         let f = Fault::from(event);
         let Some(bdf) = f.device else {
             self.unattributed += 1;
-            return;
+            return 0;
         };
         let generation = self.generation;
         let t = self.clock.second(f.end_ns);
@@ -207,6 +218,7 @@ impl Model {
             s.add_fault(f.order, f.outcome);
             s.refaulted_pages += refaulted;
         }
+        refaulted
     }
 }
 

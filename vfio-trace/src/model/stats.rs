@@ -10,6 +10,7 @@ use vfio_trace_common::{LockEvent, ZapEvent, lock_flags};
 use super::{
     fault::{Fault, Location},
     latency::Latency,
+    mappings::Mappings,
     processes::Processes,
     slots::{PerBar, PerOrder, PerOutcome},
     timeline::Timeline,
@@ -66,6 +67,8 @@ pub struct DeviceStats {
     pub bars: PerBar<BarStats>,
     /// Faults per process id; names are in `Model::comms`.
     pub processes: Processes,
+    /// The mappings the faults came through.
+    pub mappings: Mappings,
     pub zaps: ZapStats,
     /// Contended `memory_lock` waits by mode (`read`, `write`, `other`).
     pub lock_waits: BTreeMap<&'static str, Latency>,
@@ -130,6 +133,7 @@ impl DeviceStats {
             .get_mut(f.outcome)
             .record(f.latency_ns);
         self.processes.add(f.pid);
+        self.mappings.add(f, at);
         inserted(f, at).map_or(0, |(start, end)| self.zaps.on_insert(start, end, f.end_ns))
     }
 
@@ -158,6 +162,7 @@ impl DeviceStats {
         latencies
             + pages
             + self.processes.heap_bytes()
+            + self.mappings.heap_bytes()
             + self.zaps.heap_bytes()
             + self.timeline.heap_bytes()
             + self.layout.capacity() * size_of::<(u32, u64, u64)>()
@@ -190,6 +195,8 @@ mod tests {
             device: None,
             vma_pgoff: 0,
             page_in_vma: 0,
+            vma_start: 0,
+            vma_pages: 0,
             order,
             outcome: Outcome::from_vm_fault(ret),
             latency_ns: ns,

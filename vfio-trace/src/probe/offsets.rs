@@ -100,6 +100,15 @@ const WANTS: &[Want] = &[
     },
     Want {
         strukt: "vm_area_struct",
+        member: "vm_end",
+        name: "vm_area_struct.vm_end",
+        needed_for: "size of each mapping (report's verdict)",
+        need: Need::Mappings,
+        optional: false,
+        set: |c, v| c.vma_end = v,
+    },
+    Want {
+        strukt: "vm_area_struct",
         member: "vm_pgoff",
         name: "vm_area_struct.vm_pgoff",
         needed_for: "BAR and page of every fault",

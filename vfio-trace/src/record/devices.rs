@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::zaps::{LockWaitDoc, RefaultsDoc, ZapsDoc, zaps_doc};
+use super::{
+    mappings::MappingDoc,
+    zaps::{LockWaitDoc, RefaultsDoc, ZapsDoc, zaps_doc},
+};
 use crate::{
     device::{Bdf, PciDevice},
     model::{
@@ -54,6 +57,10 @@ pub struct BarDoc {
     /// `null` for faults whose BAR could not be resolved.
     pub index: Option<u32>,
     pub size: Option<u64>,
+    /// Physical address of the BAR (sysfs `resource`), when known: its
+    /// alignment bounds the page sizes a fault can insert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phys_start: Option<u64>,
     pub faults: u64,
     pub inserts: InsertsDoc,
     /// Entries inserted, by mapping size in bytes.
@@ -61,6 +68,9 @@ pub struct BarDoc {
     pub pages_faulted: u64,
     /// Per-page fault counts as runs of consecutive pages with equal counts.
     pub page_faults: Vec<PageRun>,
+    /// The mappings (VMAs) its faults came through, in the order first faulted.
+    #[serde(default)]
+    pub mappings: Vec<MappingDoc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,15 +112,13 @@ pub struct DeviceContext<'a> {
     pub stacks: &'a BTreeMap<i32, Stack>,
 }
 
-fn bar_doc(index: Option<u32>, b: &stats::BarStats, pci: Option<&PciDevice>) -> BarDoc {
+fn bar_doc(index: Option<u32>, d: &DeviceStats, pci: Option<&PciDevice>) -> BarDoc {
+    let b = &d.bars[&index];
+    let bar = index.and_then(|i| pci?.bars.iter().find(|bar| bar.index == i));
     BarDoc {
         index,
-        size: index.and_then(|i| {
-            pci?.bars
-                .iter()
-                .find(|bar| bar.index == i)
-                .map(|bar| bar.size)
-        }),
+        size: bar.map(|bar| bar.size),
+        phys_start: bar.map(|bar| bar.start).filter(|s| *s != 0),
         faults: b.faults,
         inserts: InsertsDoc::from(&b.inserts),
         mapping_sizes: [
@@ -124,6 +132,12 @@ fn bar_doc(index: Option<u32>, b: &stats::BarStats, pci: Option<&PciDevice>) -> 
         .collect(),
         pages_faulted: b.page_faults.len(),
         page_faults: stats::page_runs(&b.page_faults),
+        mappings: d
+            .mappings
+            .iter()
+            .filter(|m| m.bar == index)
+            .map(MappingDoc::from)
+            .collect(),
     }
 }
 
@@ -163,7 +177,7 @@ pub fn device_doc(bdf: Bdf, d: &DeviceStats, cx: &DeviceContext<'_>) -> DeviceDo
             .bars
             .iter()
             .filter(|(_, b)| b.faults > 0)
-            .map(|(index, b)| bar_doc(index, b, cx.pci))
+            .map(|(index, _)| bar_doc(index, d, cx.pci))
             .collect(),
         processes: d
             .processes

@@ -15,7 +15,7 @@ use crate::{
     probe::{load::KernelCounts, rings::ReaderStats, session::RingCount},
 };
 
-fn info() -> RunInfo {
+pub fn info() -> RunInfo {
     RunInfo {
         kernel: Kernel::from_release("6.12.117+deb12-amd64".into()),
         command: Some(vec!["true".into()]),

@@ -6,7 +6,9 @@ pub mod devices;
 pub mod document;
 #[cfg(test)]
 pub(crate) mod document_tests;
+pub mod events;
 pub mod health;
+pub mod mappings;
 pub mod timeline;
 pub mod zaps;
 
@@ -58,6 +60,10 @@ pub struct RecordArgs {
     /// failed, an unexpected fault order) to stderr.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Also write every fault, zap, write hold, lock wait and task name to
+    /// FILE, one JSON object a line (`report --trace-event` converts it).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
     /// Command to run while recording.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -93,7 +99,7 @@ fn validate(args: &RecordArgs) -> anyhow::Result<()> {
 /// emulation and several times that natively, while the reader may wait a
 /// scheduler tick or more for the CPU (seen: ~80 ms on a lazily preempting
 /// kernel, where 1 MiB lost 1.4% of a 262,144-fault storm). 4 MiB holds
-/// ~47,000 events; with many devices each gets less, 8 MiB in all and at
+/// ~40,000 events; with many devices each gets less, 8 MiB in all and at
 /// least 1 MiB, since every ring page is mapped twice and counts in RSS.
 pub fn default_ring_mib(devices: usize) -> u32 {
     let share = 8 / u32::try_from(devices.max(1)).unwrap_or(u32::MAX).max(1);
@@ -111,11 +117,23 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         ),
         None => Box::new(std::io::stdout()),
     };
+    let mut sink = args
+        .events
+        .as_deref()
+        .map(events::EventSink::create)
+        .transpose()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (doc, status) = runtime.block_on(record(args, pci))?;
+    let (doc, status) = runtime.block_on(record(args, pci, sink.as_mut()))?;
+    if let Some(sink) = sink {
+        let written = sink.lines_written;
+        match sink.finish() {
+            Some(err) => eprintln!("vfio-trace: events file incomplete: {err}"),
+            None => eprintln!("vfio-trace: {written} events written"),
+        }
+    }
     serde_json::to_writer_pretty(&mut out, &doc).context("writing JSON")?;
     writeln!(out).context("writing JSON")?;
     out.flush().context("writing JSON")?;
@@ -152,6 +170,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 async fn record(
     args: &RecordArgs,
     pci: Vec<PciDevice>,
+    mut sink: Option<&mut events::EventSink>,
 ) -> anyhow::Result<(document::Document, Option<i32>)> {
     // Attach time includes the preflight (parsing BTF is most of it), as
     // it did when the session read the machine itself.
@@ -198,7 +217,22 @@ async fn record(
     }
     let attach_ms = attach_started.elapsed().as_secs_f64() * 1000.0;
     let (cpu_at_attach, _) = health::own_usage();
-    model.set_origin_ns(monotonic_ns());
+    let origin_ns = monotonic_ns();
+    model.set_origin_ns(origin_ns);
+    if let Some(s) = sink.as_deref_mut() {
+        s.start(events::Lines::new(
+            generation,
+            origin_ns,
+            pci.iter()
+                .map(|d| {
+                    (
+                        d.bdf,
+                        d.bars.iter().map(|b| (b.index, b.start, b.size)).collect(),
+                    )
+                })
+                .collect(),
+        ));
+    }
     model.set_zap_walks_known(
         session
             .plan()
@@ -238,7 +272,7 @@ async fn record(
     } else {
         loop {
             tokio::select! {
-                Some(batch) = session.events.recv() => ingest(&mut model, &batch),
+                Some(batch) = session.events.recv() => ingest(&mut model, sink.as_deref_mut(), &batch),
                 s = wait_child(child.as_mut()), if child.is_some() => {
                     status = s;
                     break StopReason::CommandExited;
@@ -262,7 +296,7 @@ async fn record(
     let stopped = session.stop().await;
     let mut events = stopped.events;
     while let Some(batch) = events.recv().await {
-        ingest(&mut model, &batch);
+        ingest(&mut model, sink.as_deref_mut(), &batch);
     }
     model.add_stacks(stopped.stacks);
     // The loss counters are read once, at the end: their second is the last.
@@ -305,9 +339,19 @@ pub fn monotonic_ns() -> u64 {
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
-fn ingest(model: &mut Model, batch: &[crate::event::Event]) {
-    for ev in batch {
-        model.ingest(ev);
+fn ingest(model: &mut Model, sink: Option<&mut events::EventSink>, batch: &[crate::event::Event]) {
+    match sink {
+        None => {
+            for ev in batch {
+                model.ingest(ev);
+            }
+        }
+        Some(s) => {
+            for ev in batch {
+                let refaulted = model.ingest_refaults(ev);
+                s.write(ev, refaulted);
+            }
+        }
     }
 }
 
@@ -385,6 +429,7 @@ mod tests {
     #[test]
     fn bad_numbers_are_refused() {
         let mut a = RecordArgs {
+            events: None,
             devices: vec![],
             pid: None,
             duration: Some(-1.0),

@@ -200,7 +200,7 @@ fn latency_shape(ctx: &Ctx) -> Result<(), String> {
 }
 
 /// Most ring wake-ups per 1000 events: the programs wake the reader only when
-/// a ring is a quarter full (~2,900 fault events in the default 1 MiB), so a
+/// a ring is a quarter full (~2,500 fault events in the default 1 MiB), so a
 /// storm needs well under one. A reader woken per event would show ~1000.
 const MAX_WAKEUPS_PER_1000: f64 = 2.0;
 /// Records beyond one per fault: a task event per faulting thread.

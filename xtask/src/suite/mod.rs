@@ -16,6 +16,7 @@ mod serve;
 mod signals;
 mod top;
 pub mod truth;
+mod verdict;
 mod zaps;
 
 use std::{
@@ -61,6 +62,7 @@ const SCENARIOS: &[Scenario] = &[
     pid::SCENARIO,
     serve::SCENARIO,
     top::SCENARIO,
+    verdict::SCENARIO,
     // Unloads vfio-pci: always last.
     check::UNREADY,
 ];
