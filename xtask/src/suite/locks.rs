@@ -126,8 +126,9 @@ fn check(ctx: &Ctx) -> Vec<TestResult> {
                     "{bdf}: {count} waits recorded, tracefs paired {pairs} at {address:#x}"
                 ));
             }
-            // Both clocks are read a few µs apart from the event itself.
-            let slack = 0.02 * wait as f64 + 50_000.0 * pairs as f64;
+            // Both tools read the same clock a few µs apart per event, but a
+            // TCG vCPU can be descheduled by a busy host between the two reads.
+            let slack = 0.05 * wait as f64 + 200_000.0 * pairs as f64;
             if (total - wait as f64).abs() > slack {
                 return Err(format!(
                     "{bdf}: {total:.0} ns of waits recorded, tracefs {wait} ns"
