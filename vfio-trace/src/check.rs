@@ -127,7 +127,7 @@ pub fn render(r: &Report) -> String {
         };
         let _ = write!(
             s,
-            "probe     {:<13} {kind:<10} {symbol:<40} {status}",
+            "probe     {:<17} {kind:<10} {symbol:<40} {status}",
             p.role.name()
         );
         if let Some(reason) = &p.reason {
