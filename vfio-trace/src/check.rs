@@ -206,11 +206,11 @@ mod tests {
         assert!(r.ready, "{:?}", r.problems);
         let text = render(&r);
         assert!(
-            text.contains("fault_entry   fentry     vfio_pci_mmap_huge_fault [vfio_pci_core]"),
+            text.contains("fault_entry       fentry     vfio_pci_mmap_huge_fault [vfio_pci_core]"),
             "{text}"
         );
         assert!(
-            text.contains("insert_pte    kprobe     vmf_insert_pfn"),
+            text.contains("insert_pte        kprobe     vmf_insert_pfn"),
             "{text}"
         );
         let json: serde_json::Value = serde_json::to_value(&r).expect("serializes");
