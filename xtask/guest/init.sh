@@ -33,6 +33,17 @@ for dev in /sys/bus/pci/devices/*; do
     echo "${dev##*/}" >/sys/bus/pci/drivers_probe
 done
 
+# Networking only when asked for: QEMU user-mode networking's fixed addresses.
+if grep -qw vfio_trace.net /proc/cmdline; then
+    while read -r module; do
+        insmod "/lib/modules/$module" || echo "init: insmod $module failed"
+    done </etc/modules.net
+    ip link set lo up
+    { ip link set eth0 up &&
+        ip addr add 10.0.2.15/24 dev eth0 &&
+        ip route add default via 10.0.2.2; } || echo "init: configuring eth0 failed"
+fi
+
 # VFIO pins the DMA-mapped memory.
 ulimit -l unlimited
 export PATH=/mnt/host/bin:/bin:/sbin:/usr/bin:/usr/sbin

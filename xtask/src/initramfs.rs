@@ -1,5 +1,7 @@
 //! The guest initramfs: static busybox, the vfio/virtio/9p module closure
 //! (decompressed, since busybox insmod reads only plain .ko) and guest/init.sh.
+//! The virtio-net closure is there too, listed apart: init loads it only when
+//! the kernel command line asks for networking.
 
 use std::{
     fmt::Write as _,
@@ -23,18 +25,21 @@ const MODULES: &[&str] = &[
     "9pnet_virtio",
     "9p",
 ];
+/// Loaded only with `vfio_trace.net` on the kernel command line.
+const NET_MODULES: &[&str] = &["virtio_net"];
 
 /// `dir/initrd.cpio.gz` for `kernel`, rebuilt when its inputs changed.
 pub fn ensure(kernel: &Kernel, dir: &Path) -> Result<PathBuf> {
-    let modules = module_closure(kernel)?;
+    let modules = module_closure(kernel, MODULES, &[])?;
+    let net_modules = module_closure(kernel, NET_MODULES, &modules)?;
     let initrd = dir.join("initrd.cpio.gz");
     let stamp_file = dir.join("initrd.stamp");
-    let stamp = stamp(kernel, &modules)?;
+    let stamp = stamp(kernel, &modules, &net_modules)?;
     if initrd.is_file() && fs::read_to_string(&stamp_file).ok() == Some(stamp.clone()) {
         return Ok(initrd);
     }
     let staging = dir.join("initramfs");
-    stage(&staging, &modules).context("staging the initramfs")?;
+    stage(&staging, &modules, &net_modules).context("staging the initramfs")?;
     let tmp = dir.join("initrd.cpio.gz.tmp");
     pack(&staging, &tmp)?;
     fs::rename(&tmp, &initrd).with_context(|| format!("renaming to {}", initrd.display()))?;
@@ -43,7 +48,7 @@ pub fn ensure(kernel: &Kernel, dir: &Path) -> Result<PathBuf> {
 }
 
 /// What the initramfs is made of; a different stamp means a rebuild.
-fn stamp(kernel: &Kernel, modules: &[PathBuf]) -> Result<String> {
+fn stamp(kernel: &Kernel, modules: &[PathBuf], net_modules: &[PathBuf]) -> Result<String> {
     let busybox = fs::metadata(BUSYBOX).with_context(|| format!("{BUSYBOX} (busybox-static)"))?;
     let mut init_hash = DefaultHasher::new();
     INIT.hash(&mut init_hash);
@@ -58,17 +63,21 @@ fn stamp(kernel: &Kernel, modules: &[PathBuf]) -> Result<String> {
     for m in modules {
         let _ = writeln!(s, "module {}", m.display());
     }
+    for m in net_modules {
+        let _ = writeln!(s, "net module {}", m.display());
+    }
     Ok(s)
 }
 
-/// The ordered, de-duplicated module files for MODULES, dependencies first.
-fn module_closure(kernel: &Kernel) -> Result<Vec<PathBuf>> {
+/// The ordered, de-duplicated module files for `wanted`, dependencies first,
+/// leaving out those already in `loaded`.
+fn module_closure(kernel: &Kernel, wanted: &[&str], loaded: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = Vec::new();
     let modules_dir = kernel.root.join("lib/modules").join(&kernel.release);
     // 7.3's packages ship no modules.builtin, so modprobe cannot tell a built-in
     // module from a missing one; there, not found means built in.
     let builtin_known = modules_dir.join("modules.builtin").is_file();
-    for module in MODULES {
+    for module in wanted {
         let out = cmd::output(
             Command::new("modprobe")
                 .arg("-d")
@@ -88,7 +97,7 @@ fn module_closure(kernel: &Kernel) -> Result<Vec<PathBuf>> {
             }
         };
         for path in parse_show_depends(&out) {
-            if !files.contains(&path) {
+            if !files.contains(&path) && !loaded.contains(&path) {
                 files.push(path);
             }
         }
@@ -119,7 +128,7 @@ fn plain_name(path: &Path) -> Result<String> {
     Ok(plain.to_owned())
 }
 
-fn stage(root: &Path, modules: &[PathBuf]) -> Result<()> {
+fn stage(root: &Path, modules: &[PathBuf], net_modules: &[PathBuf]) -> Result<()> {
     cmd::remove(root)?;
     for dir in [
         "bin",
@@ -147,15 +156,17 @@ fn stage(root: &Path, modules: &[PathBuf]) -> Result<()> {
         symlink("/bin/busybox", &link).with_context(|| format!("linking {applet}"))?;
     }
 
-    let mut order = String::new();
-    for module in modules {
-        let name = plain_name(module)?;
-        let dest = root.join("lib/modules").join(&name);
-        decompress(module, &dest)?;
-        order.push_str(&name);
-        order.push('\n');
+    for (list, modules) in [("modules.order", modules), ("modules.net", net_modules)] {
+        let mut order = String::new();
+        for module in modules {
+            let name = plain_name(module)?;
+            let dest = root.join("lib/modules").join(&name);
+            decompress(module, &dest)?;
+            order.push_str(&name);
+            order.push('\n');
+        }
+        fs::write(root.join("etc").join(list), order).with_context(|| format!("writing {list}"))?;
     }
-    fs::write(root.join("etc/modules.order"), order).context("writing modules.order")?;
 
     let init = root.join("init");
     fs::write(&init, INIT).context("writing /init")?;
