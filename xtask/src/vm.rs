@@ -46,6 +46,7 @@ pub fn run(args: &VmArgs) -> Result<i32> {
         } else {
             Console::Echo
         },
+        ..RunOpts::default()
     };
     let outcome = lab.run(&opts)?;
     eprintln!(

@@ -12,8 +12,13 @@ mod qemu;
 use std::{
     fs,
     io::{self, Read as _, Write as _},
+    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{self, Child, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -25,6 +30,8 @@ use crate::{cmd, guest, initramfs, kernels, paths};
 pub const MAX_DEVICES: u8 = 4;
 /// vCPUs a lab guest may have (QEMU's q35 takes far more; this keeps typos out).
 pub const MAX_SMP: u8 = 64;
+/// How long a guest asked to stop has to power off before QEMU is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// What the console does while the guest runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +57,21 @@ pub struct RunOpts {
     /// vfio-trace on PATH. None gives an interactive shell instead.
     pub script: Option<String>,
     pub console: Console,
+    /// A host port on 127.0.0.1 forwarded to a guest port, through QEMU
+    /// user-mode networking (the guest is 10.0.2.15). None, the default,
+    /// gives the guest no network device at all.
+    pub forward: Option<Forward>,
+    /// Once set (by a signal handler, say), the lab creates /mnt/host/stop for
+    /// the script to notice and power off; QEMU is killed if it still runs
+    /// `STOP_GRACE` later. With a flag, QEMU runs in its own process group, so
+    /// a Ctrl-C at the terminal reaches the xtask and not QEMU.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    pub host_port: u16,
+    pub guest_port: u16,
 }
 
 impl Default for RunOpts {
@@ -61,6 +83,8 @@ impl Default for RunOpts {
             timeout: Some(Duration::from_mins(10)),
             script: None,
             console: Console::Echo,
+            forward: None,
+            stop: None,
         }
     }
 }
@@ -124,6 +148,8 @@ impl Lab {
         let out_dir = self.share.join("out");
         cmd::remove(&out_dir)?;
         cmd::mkdir(&out_dir)?;
+        let stop_file = self.share.join("stop");
+        cmd::remove(&stop_file)?;
         let run_sh = self.share.join("run.sh");
         cmd::remove(&run_sh)?;
         if let Some(script) = &opts.script {
@@ -144,13 +170,13 @@ impl Lab {
             memory_mb: opts.memory_mb,
             smp: opts.smp,
             kvm,
-            cmdline_extra: if opts.script.is_none() {
-                " vfio_trace.shell"
-            } else {
-                ""
-            },
+            cmdline_extra: &init_flags(opts),
             shm_files: &shm.0,
+            forward: opts.forward,
         });
+        if opts.stop.is_some() {
+            command.process_group(0);
+        }
         command
             .stdout(Stdio::piped())
             .stdin(if opts.console == Console::Interactive {
@@ -162,7 +188,8 @@ impl Lab {
         let start = Instant::now();
         let mut child = command.spawn().context("starting qemu-system-x86_64")?;
         let console = stream_console(&mut child, opts.console, &out_dir.join("console.log"))?;
-        let exit = wait(&mut child, opts.timeout)?;
+        let stop = opts.stop.as_deref().map(|flag| (flag, stop_file.as_path()));
+        let exit = wait(&mut child, opts.timeout, stop)?;
         let elapsed = start.elapsed();
         // The pipe closes when QEMU exits, so this ends promptly.
         if console.join().is_err() {
@@ -173,6 +200,10 @@ impl Lab {
         let status_file = out_dir.join("status");
         let what = match exit {
             Exit::TimedOut => format!("timed out after {}s", elapsed.as_secs()),
+            Exit::Killed => format!(
+                "killed {}s after it was asked to stop",
+                STOP_GRACE.as_secs()
+            ),
             Exit::Status(s) => format!("QEMU {s}"),
         };
         match fs::read_to_string(&status_file) {
@@ -209,21 +240,55 @@ impl Lab {
     }
 }
 
+/// Kernel command-line words for guest/init.sh.
+fn init_flags(opts: &RunOpts) -> String {
+    let mut flags = String::new();
+    if opts.script.is_none() {
+        flags.push_str(" vfio_trace.shell");
+    }
+    if opts.forward.is_some() {
+        flags.push_str(" vfio_trace.net");
+    }
+    flags
+}
+
 enum Exit {
     Status(process::ExitStatus),
     TimedOut,
+    /// Asked to stop, it was still running `STOP_GRACE` later.
+    Killed,
 }
 
-fn wait(child: &mut Child, timeout: Option<Duration>) -> Result<Exit> {
+/// Waits for QEMU to exit; `stop` is the flag that asks the guest to power
+/// off and the file that tells it so.
+fn wait(
+    child: &mut Child,
+    timeout: Option<Duration>,
+    stop: Option<(&AtomicBool, &Path)>,
+) -> Result<Exit> {
     let start = Instant::now();
+    let mut stopping: Option<Instant> = None;
     loop {
         if let Some(status) = child.try_wait().context("waiting for QEMU")? {
             return Ok(Exit::Status(status));
         }
-        if timeout.is_some_and(|t| start.elapsed() > t) {
+        let timed_out = timeout.is_some_and(|t| start.elapsed() > t);
+        if let Some((flag, file)) = stop
+            && stopping.is_none()
+            && flag.load(Ordering::Relaxed)
+        {
+            fs::write(file, "").with_context(|| format!("creating {}", file.display()))?;
+            stopping = Some(Instant::now());
+        }
+        let overdue = stopping.is_some_and(|s| s.elapsed() > STOP_GRACE);
+        if timed_out || overdue {
             child.kill().context("killing QEMU")?;
             child.wait().context("reaping QEMU")?;
-            return Ok(Exit::TimedOut);
+            return Ok(if timed_out {
+                Exit::TimedOut
+            } else {
+                Exit::Killed
+            });
         }
         thread::sleep(Duration::from_millis(50));
     }

@@ -29,6 +29,8 @@ pub struct QemuConfig<'a> {
     pub cmdline_extra: &'a str,
     /// One 1 GiB ivshmem device behind its own root port per entry.
     pub shm_files: &'a [PathBuf],
+    /// User-mode networking with this port forwarded; None: no network device.
+    pub forward: Option<super::Forward>,
 }
 
 pub fn command(c: &QemuConfig) -> Command {
@@ -73,5 +75,58 @@ pub fn command(c: &QemuConfig) -> Command {
         "local,path={},mount_tag=host0,security_model=none",
         c.share.display()
     ));
+    if let Some(f) = c.forward {
+        q.arg("-netdev")
+            .arg(format!(
+                "user,id=n0,hostfwd=tcp:127.0.0.1:{}-:{}",
+                f.host_port, f.guest_port
+            ))
+            .args(["-device", "virtio-net-pci,netdev=n0"]);
+    }
     q
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::{QemuConfig, command};
+    use crate::lab::Forward;
+
+    fn args(forward: Option<Forward>) -> Vec<String> {
+        let shm = [PathBuf::from("/dev/shm/x")];
+        let q = command(&QemuConfig {
+            vmlinuz: Path::new("vmlinuz"),
+            initrd: Path::new("initrd"),
+            share: Path::new("share"),
+            memory_mb: 2048,
+            smp: 1,
+            kvm: false,
+            cmdline_extra: "",
+            shm_files: &shm,
+            forward,
+        });
+        q.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn network_only_when_forwarding() {
+        let plain = args(None);
+        assert!(
+            !plain
+                .iter()
+                .any(|a| a == "-netdev" || a.contains("virtio-net"))
+        );
+        let net = args(Some(Forward {
+            host_port: 19748,
+            guest_port: 9748,
+        }));
+        let at = net.iter().position(|a| a == "-netdev").expect("-netdev");
+        assert_eq!(net[at + 1], "user,id=n0,hostfwd=tcp:127.0.0.1:19748-:9748");
+        assert_eq!(net[at + 2..at + 4], ["-device", "virtio-net-pci,netdev=n0"]);
+        // Everything else is the plain boot's.
+        assert_eq!(net[..at], plain[..]);
+    }
 }
