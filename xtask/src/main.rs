@@ -37,8 +37,8 @@ enum Command {
     Vm(vm::VmArgs),
     /// Formatting, lints, unit tests and the VM suite on every lab kernel.
     Test(test::TestArgs),
-    /// Show vfio-trace at work in a 6.12 guest.
-    Demo,
+    /// Show vfio-trace at work in a 6.12 guest (--serve: its exporter, until Ctrl-C).
+    Demo(demo::DemoArgs),
     /// What tracing costs a VFIO workload: untraced, tracefs, vfio-trace, bpftrace.
     Bench(bench::BenchArgs),
 }
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         Command::Setup(args) => setup::run(&args).map(|()| 0),
         Command::Vm(args) => vm::run(&args),
         Command::Test(args) => test::run(&args),
-        Command::Demo => demo::run(),
+        Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

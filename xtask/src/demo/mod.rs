@@ -1,4 +1,7 @@
-//! `cargo xtask demo`: vfio-trace at work in a 6.12 guest with one device.
+//! `cargo xtask demo`: vfio-trace at work in a 6.12 guest with one device;
+//! `--serve` keeps it working with its exporter reachable from the host.
+
+mod serve;
 
 use std::fmt::Write as _;
 
@@ -27,7 +30,21 @@ const STEPS: &[&str] = &[
     "vfio-trace report /mnt/host/out/demo.json",
 ];
 
-pub fn run() -> Result<i32> {
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Keep the guest running the exercise in a loop, with `vfio-trace serve`
+    /// reachable on 127.0.0.1, until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
+    /// With --serve: the host port forwarded to the guest's exporter.
+    #[arg(long, default_value_t = serve::GUEST_PORT, requires = "serve")]
+    port: u16,
+}
+
+pub fn run(args: &DemoArgs) -> Result<i32> {
+    if args.serve {
+        return serve::run(args.port);
+    }
     setup::run(&setup::SetupArgs::default_toolchain())?;
     let lab = Lab::prepare(KERNEL)?;
     let steps = STEPS.iter().fold(String::new(), |mut s, step| {
