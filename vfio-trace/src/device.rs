@@ -1,6 +1,7 @@
 //! PCI addresses, and PCI devices from sysfs (the `sysfs` module: its root is
 //! a parameter so tests use a fake tree). Every command parses `--device` here.
 
+pub mod pci_ids;
 mod sysfs;
 
 use std::str::FromStr;

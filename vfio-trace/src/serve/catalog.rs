@@ -71,6 +71,7 @@ pub const LABELS: &[&str] = &[
     "version",
     "vendor",
     "device_id",
+    "name",
     "driver",
     "iommu_group",
 ];
@@ -119,8 +120,15 @@ pub const METRICS: &[Spec] = &[
     spec(
         DEVICE_INFO,
         Gauge,
-        &["device", "vendor", "device_id", "driver", "iommu_group"],
-        "A traced device bound to vfio-pci, with its PCI ids, driver and IOMMU group (always 1).",
+        &[
+            "device",
+            "vendor",
+            "device_id",
+            "name",
+            "driver",
+            "iommu_group",
+        ],
+        "A traced device bound to vfio-pci, with its PCI ids, its name from pci.ids (empty without one), driver and IOMMU group (always 1).",
     ),
     spec(
         FAULTS,

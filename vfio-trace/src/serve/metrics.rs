@@ -142,8 +142,10 @@ fn f(n: u64) -> f64 {
 
 impl Exporter {
     fn devices(&self, out: &mut Families) {
-        for p in &self.scrape.live.devices {
+        let names = &self.scrape.live.names;
+        for (i, p) in self.scrape.live.devices.iter().enumerate() {
             let bdf = p.bdf.to_string();
+            let name = names.get(i).map_or("", String::as_str);
             let group = p.iommu_group.map(|g| g.to_string()).unwrap_or_default();
             out.gauge(
                 c::DEVICE_INFO,
@@ -151,6 +153,7 @@ impl Exporter {
                     ("device", &bdf),
                     ("vendor", &format!("0x{:04x}", p.vendor)),
                     ("device_id", &format!("0x{:04x}", p.device)),
+                    ("name", name),
                     ("driver", p.driver.as_deref().unwrap_or("")),
                     ("iommu_group", &group),
                 ],

@@ -25,7 +25,7 @@ use tokio::{
 };
 
 use crate::{
-    device::{Bdf, PciDevice, Sysfs},
+    device::{Bdf, PciDevice, Sysfs, pci_ids::PciIds},
     kernel::Generation,
     model::Model,
     probe::{
@@ -107,6 +107,8 @@ struct Tracing {
     kernel: crate::kernel::Kernel,
     requested: Vec<Bdf>,
     events: u64,
+    /// Vendor and device names, read once.
+    pci_ids: PciIds,
 }
 
 impl Tracing {
@@ -162,6 +164,7 @@ impl Tracing {
             kernel,
             requested: requested.to_vec(),
             events: 0,
+            pci_ids: PciIds::system(),
         })
     }
 
@@ -190,6 +193,10 @@ impl Tracing {
         let (cpu_ns, max_rss_kib) = health::own_usage();
         let live = Live {
             kernel: self.kernel.clone(),
+            names: devices
+                .iter()
+                .map(|d| self.pci_ids.name(d.vendor, d.device).unwrap_or_default())
+                .collect(),
             devices,
             probes: self.session.plan().to_vec(),
             counts: self.session.counts(),

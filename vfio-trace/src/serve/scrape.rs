@@ -63,6 +63,9 @@ pub struct Live {
     pub kernel: Kernel,
     /// Devices bound to vfio-pci now (and asked for, if any were).
     pub devices: Vec<PciDevice>,
+    /// Their `Vendor Device` names from pci.ids, in the same order; empty
+    /// where the system has no database.
+    pub names: Vec<String>,
     pub probes: Vec<PlannedProbe>,
     pub counts: KernelCounts,
     /// Events read from the rings.

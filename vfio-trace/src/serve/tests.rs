@@ -106,6 +106,7 @@ pub fn synthetic() -> Scrape {
             generation: Some(Generation::HugeFault),
         },
         devices: vec![pci(TRACED), pci(IDLE)],
+        names: vec!["Red Hat, Inc. Inter-VM shared memory".into(), String::new()],
         probes: vec![
             probe(
                 Role::FaultEntry,
@@ -182,7 +183,7 @@ fn the_exposition_holds_the_models_exact_counts() {
         format!("vfio_trace_memory_lock_wait_seconds_count{{{d},mode=\"read\"}} 0"),
         format!(
             "vfio_trace_device_info{{{d},device_id=\"0x1110\",driver=\"vfio-pci\",\
-             iommu_group=\"7\",vendor=\"0x1af4\"}} 1"
+             iommu_group=\"7\",name=\"Red Hat, Inc. Inter-VM shared memory\",vendor=\"0x1af4\"}} 1"
         ),
         format!("vfio_trace_faults_total{{device=\"{IDLE}\",order=\"9\"}} 0"),
         format!(

@@ -8,7 +8,7 @@ pub mod app;
 pub mod device_view;
 pub mod event;
 pub mod format;
-pub mod pci_ids;
+pub use crate::device::pci_ids;
 pub mod source;
 pub mod text;
 mod tui;

@@ -1,5 +1,5 @@
 //! Vendor and device names from the system's pci.ids database, when it has
-//! one; without it `top` shows the numbers only.
+//! one; without it `top` and `serve` show the numbers only.
 
 use std::{collections::HashMap, path::Path};
 
