@@ -9,6 +9,7 @@ pub mod device_view;
 pub mod event;
 pub mod format;
 pub mod pci_ids;
+pub mod projection;
 pub mod source;
 pub mod text;
 mod tui;
