@@ -230,6 +230,15 @@ impl App {
         }
     }
 
+    /// The device whose view is open.
+    #[must_use]
+    pub fn focus(&self) -> Option<Bdf> {
+        match self.screen {
+            Screen::Device(bdf) => Some(bdf),
+            Screen::Table => None,
+        }
+    }
+
     /// The recorded second to show; `None` when live.
     #[must_use]
     pub fn position(&self) -> Option<u64> {

@@ -112,8 +112,11 @@ fn enter_opens_the_selected_device_and_esc_goes_back() {
     let bdf = Bdf::parse("0000:02:00.0").expect("bdf");
     assert_eq!(a.screen, Screen::Device(bdf));
     assert_eq!(a.device().map(|r| r.bdf), Some(bdf));
+    // The device a live source works the projection out for.
+    assert_eq!(a.focus(), Some(bdf));
     a.on_key(Key::Esc);
     assert_eq!(a.screen, Screen::Table);
+    assert_eq!(a.focus(), None);
     assert!(app(vec![]).device().is_none());
     let mut empty = app(vec![]);
     empty.on_key(Key::Enter);

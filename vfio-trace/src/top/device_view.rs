@@ -1,5 +1,6 @@
 //! The device view (Enter): per-BAR mappings, the order mix, latency,
-//! where faults land, rates over time and the last zaps.
+//! where faults land, rates over time, the projection at the best page
+//! size and the last zaps.
 
 use ratatui::{
     Frame,
@@ -16,17 +17,21 @@ use super::{
 
 /// Zaps listed at most.
 const ZAPS_SHOWN: usize = 8;
+/// Projection lines shown at most (the last says how many more there are).
+const PROJECTION_SHOWN: usize = 4;
 
 pub fn render(row: &DeviceRow, frame: &mut Frame, area: Rect) {
     let d = &row.detail;
     let bars = u16::try_from(d.bars.len().max(1)).unwrap_or(8).min(8);
+    let projection_lines = projection_lines(&d.projection);
+    let projection_height = u16::try_from(projection_lines.len()).unwrap_or(1) + 2;
     let [title, bar_table, middle, heat, sparks, projection, zaps] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(bars + 3),
         Constraint::Length(9),
         Constraint::Length(bars + 2),
         Constraint::Length(4),
-        Constraint::Length(3),
+        Constraint::Length(projection_height),
         Constraint::Min(3),
     ])
     .areas(area);
@@ -67,17 +72,34 @@ pub fn render(row: &DeviceRow, frame: &mut Frame, area: Rect) {
             .style(Style::new().fg(Color::Yellow)),
         zap_rate,
     );
-    let text = if d.projection.is_empty() {
-        "best achievable order and projected gain per BAR: not computed (analysis not wired in)"
-            .to_owned()
-    } else {
-        d.projection.join("  |  ")
-    };
     frame.render_widget(
-        Paragraph::new(text).block(Block::bordered().title(" projection (analysis) ")),
+        Paragraph::new(projection_lines).block(
+            Block::bordered().title(" projection: faults at the best page size (run, analysis) "),
+        ),
         projection,
     );
     render_zaps(row, frame, zaps);
+}
+
+/// The panel's lines: up to [`PROJECTION_SHOWN`], the last of them
+/// counting the rest when there are more.
+fn projection_lines(lines: &[String]) -> Vec<Line<'static>> {
+    if lines.is_empty() {
+        // Live works it out for the open view only, at its next refresh.
+        return vec![Line::from("worked out at the next refresh")];
+    }
+    if lines.len() <= PROJECTION_SHOWN {
+        return lines.iter().map(|l| Line::from(l.clone())).collect();
+    }
+    let shown = PROJECTION_SHOWN - 1;
+    lines[..shown]
+        .iter()
+        .map(|l| Line::from(l.clone()))
+        .chain([Line::from(format!(
+            "and {} more mappings: `vfio-trace report` lists each",
+            lines.len() - shown
+        ))])
+        .collect()
 }
 
 fn tail(v: &[u64], width: u16) -> Vec<u64> {

@@ -3,10 +3,12 @@
 //! `the_checked_in_recording_is_current`).
 //!
 //! Device 0000:01:00.0 (1af4:1110) faults on its 32 MiB BAR 2 for ten
-//! seconds: in second t, 100 + 10 t 2 MiB faults and 20 4 KiB faults; in
-//! second 4 also 5 2 MiB faults that fall back. A zap in second 3 removes
-//! the first 2 MiB page (512 pages), which refaults in second 4. Device 0000:02:00.0
-//! (8086:10ca) takes 7 4 KiB faults a second in seconds 5 to 7.
+//! seconds, through a 32 MiB mapping aligned to 2 MiB: in second t,
+//! 100 + 10 t 2 MiB faults and 20 4 KiB faults; in second 4 also 5 2 MiB
+//! faults that fall back. A zap in second 3 removes the first 2 MiB page
+//! (512 pages), which refaults in second 4. Device 0000:02:00.0 (8086:10ca)
+//! takes 7 4 KiB faults a second in seconds 5 to 7, through a mapping
+//! aligned to 4 KiB only.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +30,9 @@ pub const A: &str = "0000:01:00.0";
 pub const B: &str = "0000:02:00.0";
 pub const SECOND: u64 = 1_000_000_000;
 const BAR2: u64 = 32 << 20;
+/// Where each device's mapping of its BAR 2 starts: 2 MiB-aligned, 4 KiB-aligned.
+pub const VMA_A: u64 = 0x7f12_3420_0000;
+pub const VMA_B: u64 = 0x7f56_0000_1000;
 
 fn bdf(s: &str) -> Bdf {
     Bdf::parse(s).unwrap_or_else(|e| unreachable!("{e}"))
@@ -38,6 +43,8 @@ fn fault(dev: &str, t: u64, page: u64, order: u32, result: u32, latency_ns: u64)
     e.device = bdf(dev).key();
     e.vma_pgoff = 2 << 28;
     e.page_in_vma = page;
+    e.vma_start = if dev == A { VMA_A } else { VMA_B };
+    e.vma_pages = u32::try_from(BAR2 >> 12).unwrap_or(u32::MAX);
     e.order = order;
     e.result = result;
     e.latency_ns = latency_ns;
@@ -52,7 +59,7 @@ fn fault(dev: &str, t: u64, page: u64, order: u32, result: u32, latency_ns: u64)
     Event::Fault(e)
 }
 
-fn pci(s: &str, vendor: u16, device: u16) -> PciDevice {
+pub fn pci(s: &str, vendor: u16, device: u16) -> PciDevice {
     PciDevice {
         bdf: bdf(s),
         vendor,

@@ -9,6 +9,7 @@ pub mod device_view;
 pub mod event;
 pub mod format;
 pub use crate::device::pci_ids;
+pub mod projection;
 pub mod source;
 pub mod text;
 mod tui;
@@ -124,6 +125,12 @@ async fn live(args: &TopArgs, mut src: Live, interval: Duration) -> anyhow::Resu
     result
 }
 
+/// A new sample, told first which device's view is open.
+fn refresh<S: Source>(app: &mut App, src: &mut S) {
+    src.focus(app.focus());
+    app.set_sample(src.sample(app.position()));
+}
+
 /// The view until q, Ctrl-C or a signal; the terminal is restored on
 /// every way out (`tui::Tui`'s Drop and its panic hook).
 async fn interactive<S: Source>(
@@ -134,7 +141,7 @@ async fn interactive<S: Source>(
 ) -> anyhow::Result<()> {
     let mut tui = tui::Tui::enter()?;
     events.terminal();
-    app.set_sample(src.sample(app.position()));
+    refresh(app, src);
     tui.draw(app)?;
     while let Some(ev) = events.next().await {
         match ev {
@@ -144,13 +151,13 @@ async fn interactive<S: Source>(
             }
             Event::Tick => {
                 app.on_tick(interval);
-                app.set_sample(src.sample(app.position()));
+                refresh(app, src);
             }
             Event::Key(key) => {
                 let was = app.position();
                 app.on_key(key);
                 if app.position() != was {
-                    app.set_sample(src.sample(app.position()));
+                    refresh(app, src);
                 }
             }
             Event::Resize => {}

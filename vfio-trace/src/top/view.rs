@@ -111,8 +111,9 @@ pub struct Detail {
     pub zap_rate: Vec<u64>,
     /// The newest zaps last.
     pub zaps: Vec<ZapLine>,
-    /// Per BAR, its best achievable order and the projected gain: filled by
-    /// the analysis when it is wired in; empty means not computed.
+    /// Per mapping of each BAR, the faults it took against those at the
+    /// best page size it allows, over the run (`top::projection`); empty
+    /// means not worked out (live works it out for the open view only).
     pub projection: Vec<String>,
 }
 

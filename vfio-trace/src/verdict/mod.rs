@@ -282,36 +282,44 @@ fn refault_cost(d: &DeviceDoc) -> RefaultCost {
     }
 }
 
+/// Whether a kernel of `generation` maps with huge faults (6.12+).
+#[must_use]
+pub fn huge_faults(generation: Option<Generation>) -> bool {
+    generation == Some(Generation::HugeFault)
+}
+
+/// The verdict of one device of a recording.
+#[must_use]
+pub fn device(d: &DeviceDoc, huge_faults: bool) -> DeviceVerdict {
+    DeviceVerdict {
+        bdf: d.bdf.to_string(),
+        faults: d.faults.total,
+        fault_ns: d.fault_ns(),
+        fallbacks: d
+            .faults
+            .by_result
+            .get(&crate::model::fault::Outcome::Fallback)
+            .copied()
+            .unwrap_or(0),
+        bars: d
+            .bars
+            .iter()
+            .map(|b| bar_verdict(d, b, huge_faults))
+            .collect(),
+        refaults: refault_cost(d),
+    }
+}
+
 /// The verdict of a recording.
 #[must_use]
 pub fn verdict(doc: &Document) -> Verdict {
     let generation = doc.kernel.generation;
-    let huge_faults = generation == Some(Generation::HugeFault);
+    let huge_faults = huge_faults(generation);
     Verdict {
         kernel: doc.kernel.release.clone(),
         generation,
         huge_faults,
-        devices: doc
-            .devices
-            .iter()
-            .map(|d| DeviceVerdict {
-                bdf: d.bdf.to_string(),
-                faults: d.faults.total,
-                fault_ns: d.fault_ns(),
-                fallbacks: d
-                    .faults
-                    .by_result
-                    .get(&crate::model::fault::Outcome::Fallback)
-                    .copied()
-                    .unwrap_or(0),
-                bars: d
-                    .bars
-                    .iter()
-                    .map(|b| bar_verdict(d, b, huge_faults))
-                    .collect(),
-                refaults: refault_cost(d),
-            })
-            .collect(),
+        devices: doc.devices.iter().map(|d| device(d, huge_faults)).collect(),
     }
 }
 

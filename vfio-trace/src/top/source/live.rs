@@ -25,6 +25,7 @@ use crate::{
     record::{self, document::ProbeDoc, health},
     top::{
         pci_ids::PciIds,
+        projection,
         view::{
             BarLine, Cost, Detail, DeviceRow, HEAT_CELLS, Header, LatencyBars, LatencyKind,
             OrderLine, Sample, ZapLine, heat, order_label,
@@ -64,6 +65,8 @@ pub struct Live {
     _run_stats: Option<std::os::fd::OwnedFd>,
     /// Faults and zaps per second at each refresh, by device.
     history: BTreeMap<Bdf, (VecDeque<u64>, VecDeque<u64>)>,
+    /// The device whose view is open: the one whose projection is worked out.
+    focus: Option<Bdf>,
 }
 
 impl Live {
@@ -116,6 +119,7 @@ impl Live {
             before: None,
             _run_stats: run_stats,
             history: BTreeMap::new(),
+            focus: None,
         })
     }
 
@@ -132,7 +136,8 @@ impl Live {
 
     fn row(&self, bdf: Bdf, d: &DeviceStats, lost: u64) -> DeviceRow {
         let mut row = DeviceRow::new(bdf);
-        if let Some(p) = self.pci.iter().find(|p| p.bdf == bdf) {
+        let pci = self.pci.iter().find(|p| p.bdf == bdf);
+        if let Some(p) = pci {
             row.vendor = Some(p.vendor);
             row.device = Some(p.device);
             row.name = self.names.name(p.vendor, p.device);
@@ -187,7 +192,13 @@ impl Live {
                     comm: z.comm.clone(),
                 })
                 .collect(),
-            projection: Vec::new(),
+            // Once per refresh, for the open device view only.
+            projection: if self.focus == Some(bdf) {
+                let huge_faults = crate::verdict::huge_faults(self.kernel.generation);
+                projection::of_model(&self.model, bdf, pci, huge_faults).unwrap_or_default()
+            } else {
+                Vec::new()
+            },
         };
         row
     }
@@ -228,6 +239,10 @@ impl Source for Live {
         for ev in batch {
             self.model.ingest(ev);
         }
+    }
+
+    fn focus(&mut self, device: Option<Bdf>) {
+        self.focus = device;
     }
 
     fn sample(&mut self, _at: Option<u64>) -> Sample {

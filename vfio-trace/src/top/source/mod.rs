@@ -5,11 +5,16 @@ pub mod live;
 pub mod replay;
 
 use super::view::Sample;
-use crate::{event::Event, model::latency::Summary};
+use crate::{device::Bdf, event::Event, model::latency::Summary};
 
 pub trait Source {
     /// Events read from the rings since the last call (live only).
     fn ingest(&mut self, _batch: &[Event]) {}
+
+    /// The device whose view is open (`None`: the table). Live, only its
+    /// row carries the projection, the costly part of a sample; a replay
+    /// works out every device's once and ignores this.
+    fn focus(&mut self, _device: Option<Bdf>) {}
 
     /// What to show now. A replay shows recorded second `at` (`None`: the
     /// whole run, as averages); live ignores `at` and shows the rates

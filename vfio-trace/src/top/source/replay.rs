@@ -1,13 +1,17 @@
 //! A recording played back: the figures of recorded second `at` from the
-//! document's timeline, and the run's latencies, zaps and pages (the
-//! document keeps those for the whole run, not per second).
+//! document's timeline, and the run's latencies, zaps, pages and
+//! projection (the document keeps those for the whole run, not per second).
+
+use std::collections::BTreeMap;
 
 use super::{Source, merge_summaries};
 use crate::{
+    device::Bdf,
     model::timeline::Second,
     record::{devices::DeviceDoc, document::Document, timeline::DeviceTimelineDoc},
     top::{
         pci_ids::PciIds,
+        projection,
         view::{
             BarLine, Cost, Detail, DeviceRow, HEAT_CELLS, Header, LatencyBars, LatencyKind,
             OrderLine, Position, Sample, ZapLine, heat, order_label,
@@ -19,6 +23,8 @@ pub struct Replay {
     doc: Document,
     names: PciIds,
     length: u64,
+    /// The device view's projection lines, by device: of the whole run.
+    projections: BTreeMap<Bdf, Vec<String>>,
 }
 
 impl Replay {
@@ -37,10 +43,17 @@ impl Replay {
             reason = "a run's length in whole seconds"
         )]
         let recorded = doc.duration_seconds.max(0.0).ceil() as u64;
+        let huge_faults = crate::verdict::huge_faults(doc.kernel.generation);
+        let projections = doc
+            .devices
+            .iter()
+            .map(|d| (d.bdf, projection::of_document(d, huge_faults)))
+            .collect();
         Self {
             length: last.max(recorded).max(1),
             doc,
             names,
+            projections,
         }
     }
 
@@ -149,6 +162,7 @@ impl Replay {
         (row.lock_wait, row.lock_wait_bound) =
             merge_summaries(dev.memory_lock.values().map(|l| &l.wait_ns));
         row.detail = detail(dev, timeline, at.unwrap_or(self.length - 1));
+        row.detail.projection = self.projections.get(&dev.bdf).cloned().unwrap_or_default();
         row
     }
 }
