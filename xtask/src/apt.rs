@@ -103,16 +103,17 @@ impl PrivateApt {
         Ok(())
     }
 
-    /// `spec` (`NAME=VERSION`) and everything it needs, as (name, version), as
+    /// `specs` (`NAME=VERSION`) and everything they need, as (name, version), as
     /// apt would install them on an empty system, preferring `release`: the
     /// closure of a program to run outside any installed system. Nothing is
     /// installed: apt only simulates, against an empty status file.
-    pub fn closure(&mut self, spec: &str, release: &str) -> Result<Vec<(String, String)>> {
+    pub fn closure(&mut self, specs: &[&str], release: &str) -> Result<Vec<(String, String)>> {
         let simulate = |apt: &Self| {
             cmd::output(
                 apt.apt_get()
                     .arg(format!("-o=APT::Default-Release={release}"))
-                    .args(["-s", "--no-install-recommends", "install", spec]),
+                    .args(["-s", "--no-install-recommends", "install"])
+                    .args(specs),
             )
         };
         let out = match simulate(self) {
@@ -126,7 +127,7 @@ impl PrivateApt {
         };
         let pkgs = parse_simulated(&out);
         if pkgs.is_empty() {
-            bail!("apt would install nothing for {spec}:\n{out}");
+            bail!("apt would install nothing for {}:\n{out}", specs.join(" "));
         }
         Ok(pkgs)
     }

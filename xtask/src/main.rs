@@ -3,6 +3,7 @@
 mod apt;
 mod bench;
 mod cmd;
+mod debtree;
 mod demo;
 mod guest;
 mod initramfs;

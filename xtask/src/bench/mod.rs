@@ -86,7 +86,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let debs = if args.no_bpftrace {
         None
     } else {
-        Some(bpftrace::debs().map_err(|e| format!("{e:#}")))
+        Some(bpftrace::TREE.debs().map_err(|e| format!("{e:#}")))
     };
     let script = script::guest_script(&plan.scenarios, plan.rounds, debs.is_some());
     let mut runs = Vec::new();
@@ -103,7 +103,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         let staging = match &debs {
             None => Staging::Skipped,
             Some(Err(why)) => Staging::Unavailable(why.clone()),
-            Some(Ok(debs)) => match bpftrace::stage(debs, &lab.share) {
+            Some(Ok(debs)) => match bpftrace::TREE.stage(debs, &lab.share) {
                 Ok(()) => Staging::Staged,
                 Err(e) => Staging::Unavailable(format!("{e:#}")),
             },
@@ -111,7 +111,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         if let Staging::Unavailable(why) = &staging {
             eprintln!("bench: bpftrace not available: {why}");
             // The guest must not look for a tree that is stale or half there.
-            cmd::remove(&lab.share.join(bpftrace::SHARE_DIR))?;
+            cmd::remove(&lab.share.join(bpftrace::TREE.share_dir))?;
         }
         for &smp in &plan.smps {
             eprintln!("bench: kernel {kernel}, smp {smp}");

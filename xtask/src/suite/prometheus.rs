@@ -4,69 +4,28 @@
 //! lab share, with the dashboards' expressions written beside it for the
 //! guest to ask Prometheus's HTTP API. Nothing is installed on the host.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::Command,
+use std::{fs, path::Path};
+
+use anyhow::{Context as _, Result};
+
+use crate::{debtree::DebTree, paths};
+
+const TREE: DebTree = DebTree {
+    specs: &["prometheus=2.42.0+ds-5+deb12u1"],
+    release: "bookworm",
+    share_dir: SHARE_DIR,
+    binary: "usr/bin/prometheus",
 };
-
-use anyhow::{Context as _, Result, bail};
-
-use crate::{
-    apt::{PrivateApt, find_deb},
-    cmd, paths,
-};
-
-const SPEC: &str = "prometheus=2.42.0+ds-5+deb12u1";
-const RELEASE: &str = "bookworm";
 /// The directory in the share, the guest's /mnt/host/prometheus.
 pub const SHARE_DIR: &str = "prometheus";
 /// In that directory: one URL-encoded dashboard expression a line.
 pub const QUERIES: &str = "queries.txt";
-const MARKER: &str = ".vfio-trace-unpacked";
-
-fn debs() -> Result<Vec<PathBuf>> {
-    let dir = paths::debs_dir()?.join(SPEC.replace('=', "-"));
-    let mut apt = PrivateApt::new()?;
-    let pkgs = apt
-        .closure(SPEC, RELEASE)
-        .with_context(|| format!("resolving {SPEC} and its libraries"))?;
-    let missing: Vec<String> = pkgs
-        .iter()
-        .filter(|(n, v)| find_deb(&dir, n, v).is_none())
-        .map(|(n, v)| format!("{n}={v}"))
-        .collect();
-    if !missing.is_empty() {
-        apt.download(&missing, &dir)?;
-    }
-    pkgs.iter()
-        .map(|(n, v)| {
-            find_deb(&dir, n, v)
-                .with_context(|| format!("{n}={v} not in {} after download", dir.display()))
-        })
-        .collect()
-}
 
 /// Unpacks Prometheus into `share/prometheus` (unless already there) and
 /// writes the dashboards' expressions beside it.
 pub fn stage(share: &Path) -> Result<()> {
+    TREE.stage(&TREE.debs()?, share)?;
     let dest = share.join(SHARE_DIR);
-    if !dest.join(MARKER).is_file() {
-        let debs = debs()?;
-        let staging = share.join(format!("{SHARE_DIR}.new"));
-        cmd::remove(&staging)?;
-        cmd::mkdir(&staging)?;
-        for deb in &debs {
-            cmd::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&staging))
-                .with_context(|| format!("unpacking {}", deb.display()))?;
-        }
-        if !staging.join("usr/bin/prometheus").is_file() {
-            bail!("no usr/bin/prometheus in the unpacked packages");
-        }
-        fs::write(staging.join(MARKER), SPEC).context("writing the unpack marker")?;
-        cmd::remove(&dest)?;
-        fs::rename(&staging, &dest).with_context(|| format!("moving into {}", dest.display()))?;
-    }
     let mut queries = String::new();
     for e in expressions()? {
         queries.push_str(&encode(&concrete(&e)));
