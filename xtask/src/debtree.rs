@@ -38,7 +38,7 @@ pub struct DebTree {
 impl DebTree {
     /// The .deb files, downloading them on first use.
     pub fn debs(&self) -> Result<Vec<PathBuf>> {
-        let dir = paths::debs_dir()?.join(self.specs[0].replace('=', "-"));
+        let dir = paths::debs_dir()?.join(self.specs.join("+").replace('=', "-"));
         if let Ok(text) = fs::read_to_string(dir.join(MANIFEST)) {
             let files: Vec<PathBuf> = text.lines().map(|l| dir.join(l)).collect();
             if !files.is_empty() && files.iter().all(|f| f.is_file()) {

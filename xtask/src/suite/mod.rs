@@ -15,6 +15,7 @@ mod prometheus;
 mod serve;
 mod signals;
 mod top;
+mod top_tmux;
 pub mod truth;
 mod verdict;
 mod zaps;
@@ -118,6 +119,9 @@ fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Ve
         let lab = Lab::prepare(kernel)?;
         if scenarios.iter().any(|s| s.name == serve::SCENARIO.name) {
             prometheus::stage(&lab.share)?;
+        }
+        if scenarios.iter().any(|s| s.name == top::SCENARIO.name) {
+            top_tmux::stage(&lab.share)?;
         }
         let outcome = lab.run(&RunOpts {
             devices: DEVICES,

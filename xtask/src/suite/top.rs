@@ -1,11 +1,10 @@
 //! `top` live in the guest: `top --once` traces every vfio-pci device while
 //! `exercise` faults the first one's BAR, and its text screen must show
-//! those faults on that BDF (and none on the idle second device).
-//! The interactive view needs a terminal the guest lacks (no tmux in the
-//! initramfs); the host's tmux test (`vfio-trace/tests/top_tmux.rs`) drives
-//! it on a recording.
+//! those faults on that BDF (and none on the idle second device). Then the
+//! interactive view, in Debian's tmux staged into the share (`top_tmux`):
+//! the captured pane must show the same, and `q` must end it cleanly.
 
-use super::{Ctx, Scenario, TestResult, read_out, status_ok};
+use super::{Ctx, Scenario, TestResult, read_out, status_ok, top_tmux};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "top",
@@ -21,61 +20,87 @@ echo $? > top.status
 wait $EX
 echo $? > exercise.status
 echo "$DEV $DEV2" > devices
-"#
+"#,
+        include_str!("../../guest/top-tmux.sh"),
     ),
     check,
 };
 
-/// The words of the screen's row for `bdf`.
-fn row<'a>(screen: &'a str, bdf: &str) -> Result<Vec<&'a str>, String> {
+/// The words of the screen's row for `bdf`, in the text screen or between
+/// the interactive table's borders.
+pub fn row<'a>(screen: &'a str, bdf: &str) -> Result<Vec<&'a str>, String> {
     screen
         .lines()
-        .find(|l| l.starts_with(bdf))
-        .map(|l| l.split_whitespace().collect())
+        .find(|l| l.trim_start_matches('│').starts_with(bdf))
+        .map(|l| {
+            l.split(|c: char| c.is_whitespace() || c == '│')
+                .filter(|w| !w.is_empty())
+                .collect()
+        })
         .ok_or_else(|| format!("no row for {bdf} in top's screen:\n{screen}"))
 }
 
+/// The busy and the idle device's BDFs.
+pub fn devices(ctx: &Ctx) -> Result<(String, String), String> {
+    let devices = read_out(ctx, "devices")?;
+    let mut bdfs = devices.split_whitespace().map(str::to_owned);
+    match (bdfs.next(), bdfs.next()) {
+        (Some(busy), Some(idle)) => Ok((busy, idle)),
+        _ => Err(format!("devices: {devices:?}")),
+    }
+}
+
+/// The busy row shows 4K faults per second (and latency); `screen` otherwise.
+pub fn busy_row(screen: &str, busy: &str, latency: bool) -> Result<(), String> {
+    // Columns: BDF, ID, faults/s, 4K/s, 2M/s, 1G/s, fallbacks/s, p50, p99...
+    let r = row(screen, busy)?;
+    let (all, pte, p50) = (r.get(2), r.get(3), r.get(7));
+    if all.is_none_or(|v| *v == "0") || pte.is_none_or(|v| *v == "0") {
+        return Err(format!("no 4K faults per second on {busy}:\n{screen}"));
+    }
+    if latency && p50.is_none_or(|v| *v == "-") {
+        return Err(format!("no fault latency on {busy}:\n{screen}"));
+    }
+    Ok(())
+}
+
+/// The idle row shows no faults.
+pub fn idle_row(screen: &str, idle: &str) -> Result<(), String> {
+    let r = row(screen, idle)?;
+    if r.get(2) == Some(&"0") && r.get(3) == Some(&"0") {
+        Ok(())
+    } else {
+        Err(format!("faults on the idle {idle}:\n{screen}"))
+    }
+}
+
 fn check(ctx: &Ctx) -> Vec<TestResult> {
-    let setup = || -> Result<(String, String), String> {
+    let mut results = once(ctx);
+    results.extend(top_tmux::check(ctx));
+    results
+}
+
+fn once(ctx: &Ctx) -> Vec<TestResult> {
+    let setup = || -> Result<(String, (String, String)), String> {
         status_ok(ctx, "top")?;
         status_ok(ctx, "exercise")?;
-        Ok((read_out(ctx, "top.txt")?, read_out(ctx, "devices")?))
+        Ok((read_out(ctx, "top.txt")?, devices(ctx)?))
     };
-    let (screen, devices) = match setup() {
+    let (screen, (busy, idle)) = match setup() {
         Ok(v) => v,
         Err(e) => return vec![("run".into(), Err(e))],
     };
-    let mut bdfs = devices.split_whitespace();
-    let (busy, idle) = (
-        bdfs.next().unwrap_or_default(),
-        bdfs.next().unwrap_or_default(),
-    );
     let header = if screen.starts_with("vfio-trace top  kernel") && screen.contains("  live") {
         Ok(())
     } else {
         Err(format!("no live header:\n{screen}"))
     };
-    // Columns: BDF, ID, faults/s, 4K/s, 2M/s, 1G/s, fallbacks/s, p50, p99...
-    let faults = row(&screen, busy).and_then(|r| {
-        let (all, pte, p50) = (r.get(2), r.get(3), r.get(7));
-        if all.is_none_or(|v| *v == "0") || pte.is_none_or(|v| *v == "0") {
-            return Err(format!("no 4K faults per second on {busy}:\n{screen}"));
-        }
-        if p50.is_none_or(|v| *v == "-") {
-            return Err(format!("no fault latency on {busy}:\n{screen}"));
-        }
-        Ok(())
-    });
-    let quiet = row(&screen, idle).and_then(|r| {
-        if r.get(2) == Some(&"0") {
-            Ok(())
-        } else {
-            Err(format!("faults on the idle {idle}:\n{screen}"))
-        }
-    });
     vec![
         ("live-header".into(), header),
-        ("faults-on-the-exercised-bdf".into(), faults),
-        ("idle-device-quiet".into(), quiet),
+        (
+            "faults-on-the-exercised-bdf".into(),
+            busy_row(&screen, &busy, true),
+        ),
+        ("idle-device-quiet".into(), idle_row(&screen, &idle)),
     ]
 }
