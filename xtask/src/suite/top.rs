@@ -55,13 +55,19 @@ pub fn busy_row(screen: &str, busy: &str, latency: bool) -> Result<(), String> {
     // Columns: BDF, ID, faults/s, 4K/s, 2M/s, 1G/s, fallbacks/s, p50, p99...
     let r = row(screen, busy)?;
     let (all, pte, p50) = (r.get(2), r.get(3), r.get(7));
-    if all.is_none_or(|v| *v == "0") || pte.is_none_or(|v| *v == "0") {
+    if !all.is_some_and(|v| positive(v)) || !pte.is_some_and(|v| positive(v)) {
         return Err(format!("no 4K faults per second on {busy}:\n{screen}"));
     }
     if latency && p50.is_none_or(|v| *v == "-") {
         return Err(format!("no fault latency on {busy}:\n{screen}"));
     }
     Ok(())
+}
+
+/// A rate as top prints it (`0`, `0.9`, `8.2k`, `1.1M`) is above zero.
+fn positive(rate: &str) -> bool {
+    let digits = rate.trim_end_matches(['k', 'M']);
+    digits.parse::<f64>().is_ok_and(|r| r > 0.0)
 }
 
 /// The idle row shows no faults.
@@ -103,4 +109,17 @@ fn once(ctx: &Ctx) -> Vec<TestResult> {
         ),
         ("idle-device-quiet".into(), idle_row(&screen, &idle)),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rates() {
+        for r in ["0.9", "2.0", "8.2k", "1.1M", "16"] {
+            assert!(super::positive(r), "{r}");
+        }
+        for r in ["0", "0.0", "-", "", "k"] {
+            assert!(!super::positive(r), "{r}");
+        }
+    }
 }
