@@ -69,8 +69,15 @@ sleep 1
 wget -q -O after.prom $URL/metrics
 echo $? > after.status
 if [ -n "$PROMPID" ]; then
-  # A few scrapes after the storm, then every dashboard expression.
-  sleep 4
+  # Every dashboard expression needs two samples of each series in its
+  # window: a scrape can time out while the guest is busy, so wait for them
+  # (up to 30 s) instead of for a fixed time.
+  TWO='min%28count_over_time%28vfio_trace_faults_total%5B1m%5D%29%29%20%3E%3D%202'
+  for i in $(seq 30); do
+    sleep 1
+    wget -q -O two.json "http://127.0.0.1:9090/api/v1/query?query=$TWO"
+    grep -q '"result":\[{' two.json && break
+  done
   n=0
   while read -r q; do
     n=$((n+1))
