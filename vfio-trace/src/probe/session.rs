@@ -15,9 +15,10 @@ use super::{
     kallsyms::Symbols,
     load::{KernelCounts, LoadError, Tracer},
     offsets::Field,
-    plan::{self, PlannedProbe},
+    plan::{self, PlannedProbe, Status},
     preflight::{NotReady, Preflight},
     rings::{self, Reader, ReaderStats},
+    role::Role,
 };
 use crate::device::Bdf;
 
@@ -160,6 +161,30 @@ impl Session {
     /// The plan with attach status.
     pub fn plan(&self) -> &[PlannedProbe] {
         &self.tracer.plan
+    }
+
+    /// Whether zaps report the VMAs and pages they walked: the per-VMA zap
+    /// probe attached.
+    #[must_use]
+    pub fn zap_walks_known(&self) -> bool {
+        self.plan()
+            .iter()
+            .any(|p| p.role == Role::ZapRange && p.status == Status::Attached)
+    }
+
+    /// What attached, for the one line commands print once tracing starts.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let attached = self
+            .plan()
+            .iter()
+            .filter(|p| p.status == Status::Attached)
+            .count();
+        let rings = self.readers.iter().filter(|(d, _)| d.is_some()).count();
+        format!(
+            "{attached}/{} probes attached, {rings} device ring(s)",
+            self.plan().len()
+        )
     }
 
     /// What the kernel side has counted so far (losses, run time), read

@@ -28,8 +28,6 @@ use crate::{
     model::Model,
     probe::{
         self, Host,
-        plan::Status,
-        role::Role,
         session::{Options, Session},
     },
 };
@@ -233,22 +231,8 @@ async fn record(
                 .collect(),
         ));
     }
-    model.set_zap_walks_known(
-        session
-            .plan()
-            .iter()
-            .any(|p| p.role == Role::ZapRange && p.status == Status::Attached),
-    );
-    let attached = session
-        .plan()
-        .iter()
-        .filter(|p| p.status == Status::Attached)
-        .count();
-    eprintln!(
-        "vfio-trace: {attached}/{} probes attached, {} device ring(s)",
-        session.plan().len(),
-        opts.devices.len()
-    );
+    model.set_zap_walks_known(session.zap_walks_known());
+    eprintln!("vfio-trace: {}", session.summary());
 
     let offsets = session.offsets.clone();
     let started = Instant::now();

@@ -30,8 +30,6 @@ use crate::{
     model::Model,
     probe::{
         self, Host,
-        plan::Status,
-        role::Role,
         session::{Options, Session},
     },
     record::{default_ring_mib, health, resolve_devices},
@@ -142,22 +140,8 @@ impl Tracing {
             verbose: false,
         };
         let session = Session::start(preflight, &opts)?;
-        model.set_zap_walks_known(
-            session
-                .plan()
-                .iter()
-                .any(|p| p.role == Role::ZapRange && p.status == Status::Attached),
-        );
-        let attached = session
-            .plan()
-            .iter()
-            .filter(|p| p.status == Status::Attached)
-            .count();
-        eprintln!(
-            "vfio-trace: {attached}/{} probes attached, {} device ring(s)",
-            session.plan().len(),
-            opts.devices.len()
-        );
+        model.set_zap_walks_known(session.zap_walks_known());
+        eprintln!("vfio-trace: {}", session.summary());
         Ok(Self {
             session,
             model,

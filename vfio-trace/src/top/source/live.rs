@@ -18,8 +18,6 @@ use crate::{
     },
     probe::{
         self, Host,
-        plan::Status,
-        role::Role,
         session::{Options, Session},
     },
     record::{self, document::ProbeDoc, health},
@@ -104,12 +102,7 @@ impl Live {
         let session = Session::start(preflight, &opts)?;
         let run_stats = probe::run_stats::enable().ok();
         model.set_origin_ns(record::monotonic_ns());
-        model.set_zap_walks_known(
-            session
-                .plan()
-                .iter()
-                .any(|p| p.role == Role::ZapRange && p.status == Status::Attached),
-        );
+        model.set_zap_walks_known(session.zap_walks_known());
         Ok(Self {
             session,
             model,
