@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Ctx, Scenario, TestResult, json, num, read_out, status_ok};
+use super::{Ctx, Scenario, TestResult, device, json, num, read_out, status_ok};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "locks",
@@ -71,10 +71,7 @@ fn waits_by_lock(hist: &str) -> Result<Waits, String> {
 /// A device's `memory_lock` waits in the record: its lock address, waits and
 /// total wait (from the mean: the summary keeps no sum).
 fn recorded(doc: &Value, bdf: &str) -> Result<(u64, u64, f64), String> {
-    let d = doc["devices"]
-        .as_array()
-        .and_then(|ds| ds.iter().find(|d| d["bdf"] == bdf))
-        .ok_or_else(|| format!("no device {bdf} in the record"))?;
+    let d = device(doc, bdf)?;
     let address = d["memory_lock_address"]
         .as_str()
         .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())

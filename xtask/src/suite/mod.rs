@@ -180,6 +180,14 @@ pub fn json(ctx: &Ctx, file: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(&read_out(ctx, file)?).map_err(|e| format!("{file}: {e}"))
 }
 
+/// A device of a record document, by its BDF.
+pub fn device<'a>(doc: &'a serde_json::Value, bdf: &str) -> Result<&'a serde_json::Value, String> {
+    doc["devices"]
+        .as_array()
+        .and_then(|ds| ds.iter().find(|d| d["bdf"] == bdf))
+        .ok_or_else(|| format!("no device {bdf} in the record"))
+}
+
 /// A JSON count; `u64::MAX` (which no check expects) when absent.
 pub fn num(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or(u64::MAX)

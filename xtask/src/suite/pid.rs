@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{Ctx, Scenario, TestResult, eq, json, num, read_out, status_ok};
+use super::{Ctx, Scenario, TestResult, device, eq, json, num, read_out, status_ok};
 
 /// Resets each process makes; both also toggle decode once.
 const RESETS: u64 = 3;
@@ -28,13 +28,6 @@ echo "$DEV $DEV2" > devices
     ),
     check,
 };
-
-fn device<'a>(doc: &'a Value, bdf: &str) -> Result<&'a Value, String> {
-    doc["devices"]
-        .as_array()
-        .and_then(|ds| ds.iter().find(|d| d["bdf"] == bdf))
-        .ok_or_else(|| format!("no device {bdf} in the record"))
-}
 
 /// Contended `memory_lock` waits of a device, all modes.
 fn lock_waits(d: &Value) -> u64 {

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::{Ctx, Scenario, TestResult, eq, json, num, read_out, status_ok, truth};
+use super::{Ctx, Scenario, TestResult, device, eq, json, num, read_out, status_ok, truth};
 use crate::kernels::Facts;
 
 pub const SCENARIO: Scenario = Scenario {
@@ -41,13 +41,6 @@ echo "$DEV $DEV2" > devices
     ),
     check,
 };
-
-fn device<'a>(doc: &'a Value, bdf: &str) -> Result<&'a Value, String> {
-    doc["devices"]
-        .as_array()
-        .and_then(|ds| ds.iter().find(|d| d["bdf"] == bdf))
-        .ok_or_else(|| format!("no device {bdf} in the record"))
-}
 
 /// Zap counts and causes against tracefs stacks and the exercise's account.
 fn zaps(ctx: &Ctx) -> Vec<TestResult> {
