@@ -120,25 +120,31 @@ fn mapping_text(s: &mut String, m: &super::mapping::MappingVerdict) {
     let _ = writeln!(s, "    advice: {}", m.advice);
 }
 
-fn device_text(s: &mut String, d: &DeviceVerdict) {
-    let _ = writeln!(
-        s,
-        "\n{}: {} faults, {} in faults, {} fallbacks",
-        d.bdf,
+/// A device's totals, the same words in text and markdown.
+fn device_summary(d: &DeviceVerdict) -> String {
+    format!(
+        "{} faults, {} in faults, {} fallbacks",
         thousands(d.faults),
         duration(d.fault_ns),
         thousands(d.fallbacks)
-    );
+    )
+}
+
+/// A BAR's totals, the same words in text and markdown.
+fn bar_summary(b: &BarVerdict) -> String {
+    format!(
+        "{} faults over {}, mapped {}, page tables {}",
+        thousands(b.faults),
+        size_name(b.span_bytes.max(1)),
+        mix(b),
+        size_name(b.page_table_bytes.max(1))
+    )
+}
+
+fn device_text(s: &mut String, d: &DeviceVerdict) {
+    let _ = writeln!(s, "\n{}: {}", d.bdf, device_summary(d));
     for b in &d.bars {
-        let _ = writeln!(
-            s,
-            "  {}: {} faults over {}, mapped {}, page tables {}",
-            bar_head(b),
-            thousands(b.faults),
-            size_name(b.span_bytes.max(1)),
-            mix(b),
-            size_name(b.page_table_bytes.max(1))
-        );
+        let _ = writeln!(s, "  {}: {}", bar_head(b), bar_summary(b));
         if b.mappings.is_empty() {
             for line in huge_lines(b)
                 .iter()
@@ -199,24 +205,9 @@ pub fn markdown(v: &Verdict) -> String {
         head(v).trim_start_matches("verdict: ")
     );
     for d in &v.devices {
-        let _ = writeln!(
-            s,
-            "\n### {}\n\n{} faults, {} in faults, {} fallbacks.\n",
-            d.bdf,
-            thousands(d.faults),
-            duration(d.fault_ns),
-            thousands(d.fallbacks)
-        );
+        let _ = writeln!(s, "\n### {}\n\n{}.\n", d.bdf, device_summary(d));
         for b in &d.bars {
-            let _ = writeln!(
-                s,
-                "**{}**: {} faults over {}, mapped {}, page tables {}.\n",
-                bar_head(b),
-                thousands(b.faults),
-                size_name(b.span_bytes.max(1)),
-                mix(b),
-                size_name(b.page_table_bytes.max(1))
-            );
+            let _ = writeln!(s, "**{}**: {}.\n", bar_head(b), bar_summary(b));
             let _ = writeln!(
                 s,
                 "| page size | faults | fault time | page tables | basis |"
