@@ -104,6 +104,17 @@ pub fn default_ring_mib(devices: usize) -> u32 {
     share.clamp(1, 4).next_power_of_two().min(4)
 }
 
+/// The devices that get a ring of their own: every device bound to vfio-pci
+/// now (a device filtered out in the kernel shows an empty ring) and every
+/// device asked for. Devices bound later use the shared ring.
+pub fn ring_devices(sysfs: &Sysfs, requested: impl IntoIterator<Item = Bdf>) -> Vec<Bdf> {
+    let mut rings: Vec<Bdf> = sysfs.vfio_devices().iter().map(|d| d.bdf).collect();
+    rings.extend(requested);
+    rings.sort();
+    rings.dedup();
+    rings
+}
+
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     validate(args)?;
     let pci = resolve_devices(&Sysfs::default(), &args.devices)?;
@@ -186,16 +197,7 @@ async fn record(
             d.bars.iter().map(|b| (b.index, b.start, b.size)).collect(),
         );
     }
-    // Every vfio device gets its own ring, traced or not: a device filtered
-    // out in the kernel shows an empty ring.
-    let mut ring_devices: Vec<Bdf> = Sysfs::default()
-        .vfio_devices()
-        .iter()
-        .map(|d| d.bdf)
-        .collect();
-    ring_devices.extend(pci.iter().map(|d| d.bdf));
-    ring_devices.sort();
-    ring_devices.dedup();
+    let ring_devices = ring_devices(&Sysfs::default(), pci.iter().map(|d| d.bdf));
     let ring_mib = args
         .ring_mib
         .unwrap_or_else(|| default_ring_mib(ring_devices.len()));

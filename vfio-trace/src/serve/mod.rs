@@ -32,7 +32,7 @@ use crate::{
         self, Host,
         session::{Options, Session},
     },
-    record::{default_ring_mib, health, resolve_devices},
+    record::{default_ring_mib, health, resolve_devices, ring_devices},
 };
 use scrape::{Live, Scrape};
 
@@ -116,18 +116,13 @@ impl Tracing {
         let kernel = preflight.kernel.clone();
         let mut model = Model::new(kernel.generation.unwrap_or(Generation::HugeFault));
         let sysfs = Sysfs::default();
-        let bound = sysfs.vfio_devices();
         for d in &present(&sysfs, requested) {
             model.add_device(
                 d.bdf,
                 d.bars.iter().map(|b| (b.index, b.start, b.size)).collect(),
             );
         }
-        // A ring per device bound now; devices bound later use the shared ring.
-        let mut ring_devices: Vec<Bdf> = bound.iter().map(|d| d.bdf).collect();
-        ring_devices.extend(requested);
-        ring_devices.sort();
-        ring_devices.dedup();
+        let ring_devices = ring_devices(&sysfs, requested.iter().copied());
         let ring_mib = args
             .ring_mib
             .unwrap_or_else(|| default_ring_mib(ring_devices.len()));

@@ -87,10 +87,7 @@ impl Live {
                 d.bars.iter().map(|b| (b.index, b.start, b.size)).collect(),
             );
         }
-        let mut rings: Vec<Bdf> = sysfs.vfio_devices().iter().map(|d| d.bdf).collect();
-        rings.extend(pci.iter().map(|d| d.bdf));
-        rings.sort();
-        rings.dedup();
+        let rings = record::ring_devices(&sysfs, pci.iter().map(|d| d.bdf));
         let opts = Options {
             ring_bytes: record::default_ring_mib(rings.len()) << 20,
             devices: rings,
