@@ -145,8 +145,10 @@ pub mod kind {
     pub const TASK: u32 = 5;
 }
 
-/// Indices of the per-CPU `COUNTERS`: losses by cause, and fault entries and
-/// returns, whose difference is the returns never seen.
+/// Indices of the `COUNTERS` slots: losses by cause, and fault entries and
+/// returns, whose difference is the returns never seen. Each CPU has its own
+/// row of [`counter::STRIDE`] slots (one cache line); userspace reads them
+/// through a memory mapping, never through a map syscall.
 pub mod counter {
     /// A ring buffer was full.
     pub const RING_FULL: u32 = 0;
@@ -161,6 +163,11 @@ pub mod counter {
     pub const FAULT_RETURNS: u32 = 4;
     /// Number of counters.
     pub const COUNT: u32 = 5;
+    /// Slots per CPU row: 8 u64, one cache line, so CPUs never share a line.
+    pub const STRIDE: u32 = 8;
+    /// CPU rows in the map definition; userspace sizes the map to the
+    /// machine's possible CPUs before loading.
+    pub const DEFAULT_CPUS: u32 = 64;
 }
 
 /// `VFIO_MAGIC`, the `s_magic` of the vfio pseudo-fs that holds device inodes (6.10+).

@@ -8,8 +8,8 @@ use core::{
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    btf_maps::{HashMap, HashOfMaps, LruHashMap, PerCpuArray, RingBuf, StackTrace},
-    helpers::generated::bpf_ringbuf_query,
+    btf_maps::{Array, HashMap, HashOfMaps, LruHashMap, RingBuf, StackTrace},
+    helpers::generated::{bpf_get_smp_processor_id, bpf_ringbuf_query},
     macros::btf_map,
 };
 use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, SHARED_RING_BYTES, ZapEvent, counter};
@@ -40,9 +40,19 @@ pub static SHARED_RING: RingBuf<FaultEvent, RING_BYTES> = RingBuf::new();
 #[btf_map]
 pub static LOST: HashMap<u64, u64, MAX_DEVICES> = HashMap::new();
 
-/// Losses by cause, and fault entries and returns (`vfio_trace_common::counter`), per CPU.
+/// `BPF_F_MMAPABLE`: userspace maps the array and reads it without a syscall.
+const BPF_F_MMAPABLE: usize = 1 << 10;
+
+/// Losses by cause, and fault entries and returns (`vfio_trace_common::counter`),
+/// one row per CPU. Memory-mapped rather than per-CPU: reading a map through
+/// the bpf syscall holds the CPU's BPF recursion guard, and a reader preempted
+/// there makes every kprobe program on that CPU a recursion miss.
 #[btf_map]
-pub static COUNTERS: PerCpuArray<u64, { counter::COUNT as usize }> = PerCpuArray::new();
+pub static COUNTERS: Array<
+    u64,
+    { (counter::DEFAULT_CPUS * counter::STRIDE) as usize },
+    BPF_F_MMAPABLE,
+> = Array::new();
 
 /// Devices to trace when `Config::filter_devices` is set.
 #[btf_map]
@@ -115,11 +125,13 @@ pub fn filtered_out(filter_devices: u32, device: u64) -> bool {
     filter_devices != 0 && DEVICE_FILTER.get_ptr(device).is_none()
 }
 
-/// Adds one to a `COUNTERS` slot. Atomic: a tracepoint program may interrupt
-/// a kprobe program on the same CPU.
+/// Adds one to this CPU's `COUNTERS` slot. Atomic: a tracepoint program may
+/// interrupt a kprobe program on the same CPU.
 #[inline(always)]
 pub fn count(which: u32) {
-    if let Some(n) = COUNTERS.get_ptr_mut(which) {
+    // SAFETY: a helper without arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    if let Some(n) = COUNTERS.get_ptr_mut(cpu * counter::STRIDE + which) {
         add_one(n);
     }
 }

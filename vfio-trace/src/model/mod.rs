@@ -90,11 +90,21 @@ impl Model {
     /// Zaps whose kernel stack was stored but is not among the named stacks:
     /// their cause reads unknown.
     pub fn stacks_unresolved(&self) -> u64 {
+        self.unnamed_zaps().count() as u64
+    }
+
+    /// The stack ids of zaps whose stack is not named yet, each once.
+    pub fn unnamed_stack_ids(&self) -> Vec<i32> {
+        let ids: std::collections::BTreeSet<i32> =
+            self.unnamed_zaps().map(|z| z.stack_id).collect();
+        ids.into_iter().collect()
+    }
+
+    fn unnamed_zaps(&self) -> impl Iterator<Item = &zap::Zap> {
         self.devices
             .values()
             .flat_map(|d| &d.zaps.zaps)
             .filter(|z| z.stack_id >= 0 && !self.stacks.contains_key(&z.stack_id))
-            .count() as u64
     }
 
     /// Events of `bdf` lost by kernel time `at_ns`, read from the kernel's

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, HashOfMaps, MapData, PerCpuArray},
+    maps::{HashMap, HashOfMaps, MapData},
     programs::Program,
 };
 use thiserror::Error;
@@ -15,7 +15,7 @@ use vfio_trace_common::{Config, counter, maps};
 
 use super::{
     attach::{self, AttachError, Programs, RequiredFailed},
-    btf_object,
+    btf_object, counters,
     plan::PlannedProbe,
     role::Role,
 };
@@ -43,6 +43,11 @@ pub enum LoadError {
 pub struct Tracer {
     ebpf: Ebpf,
     pub plan: Vec<PlannedProbe>,
+    /// The counters' mapping; `None` when it could not be made.
+    counters: Option<counters::Mapped>,
+    /// Losses by device as last read, and the ring-full total they were read
+    /// at: the loss map is read with a syscall only after a new loss.
+    lost: std::sync::Mutex<(u64, BTreeMap<u64, u64>, bool)>,
 }
 
 fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> LoadError {
@@ -54,13 +59,24 @@ impl Tracer {
     pub fn load(config: Config, plan: Vec<PlannedProbe>) -> Result<Self, LoadError> {
         // No CO-RE relocations: offsets come in Config, so the kernel's BTF
         // need not be parsed a second time.
+        let rows = counters::rows();
         let ebpf = EbpfLoader::without_kernel_btf()
             .override_global(maps::CONFIG, &config, true)
+            .map_max_entries(maps::COUNTERS, rows * counter::STRIDE)
             // Task storage (per-thread fault state) has no aya wrapper; the
             // programs are its only users.
             .allow_unsupported_maps()
             .load(OBJECT)?;
-        Ok(Self { ebpf, plan })
+        let counters = match ebpf.map(maps::COUNTERS) {
+            Some(aya::maps::Map::Array(data)) => counters::Mapped::new(data, rows).ok(),
+            _ => None,
+        };
+        Ok(Self {
+            ebpf,
+            plan,
+            counters,
+            lost: std::sync::Mutex::new((0, BTreeMap::new(), true)),
+        })
     }
 
     /// Restricts tracing to these device keys (takes effect when `Config::filter_devices` is set).
@@ -142,12 +158,11 @@ impl Tracer {
                 }
             }
         }
-        let (by_device, device_map_ok) = lost(&self.ebpf);
-        let (counters, cause_map_ok) = counters(&self.ebpf);
+        let (counters, lost_by_device, loss_maps_readable) = self.losses(false);
         KernelCounts {
-            lost_by_device: by_device,
+            lost_by_device,
             counters,
-            loss_maps_readable: device_map_ok && cause_map_ok,
+            loss_maps_readable,
             bpf_run_ns: run_ns,
             bpf_run_cnt: run_cnt,
             recursion_misses,
@@ -167,14 +182,34 @@ impl Tracer {
             self.ebpf.unload(name);
         }
         // Losses are read after: events of runs still in flight count.
-        let (by_device, device_map_ok) = lost(&self.ebpf);
-        let (counters, cause_map_ok) = counters(&self.ebpf);
+        let (counters, lost_by_device, loss_maps_readable) = self.losses(true);
         KernelCounts {
-            lost_by_device: by_device,
+            lost_by_device,
             counters,
-            loss_maps_readable: device_map_ok && cause_map_ok,
+            loss_maps_readable,
             ..run
         }
+    }
+
+    /// The counters, losses by device, and whether both could be read. The
+    /// loss map is read (with syscalls) only when the ring-full count moved
+    /// since the last read, or when `fresh` asks for it.
+    fn losses(&self, fresh: bool) -> ([u64; counter::COUNT as usize], BTreeMap<u64, u64>, bool) {
+        let Some(mapped) = &self.counters else {
+            // Without the counters the losses are a floor.
+            return ([0; counter::COUNT as usize], lost(&self.ebpf).0, false);
+        };
+        let counts = mapped.read();
+        let ring_full = counts[counter::RING_FULL as usize];
+        let mut cache = self
+            .lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if fresh || cache.0 != ring_full {
+            let (by_device, ok) = lost(&self.ebpf);
+            *cache = (ring_full, by_device, ok);
+        }
+        (counts, cache.1.clone(), cache.2)
     }
 }
 
@@ -280,22 +315,4 @@ fn lost(ebpf: &Ebpf) -> (BTreeMap<u64, u64>, bool) {
         .filter_map(|r| r.map_err(|_| ok = false).ok())
         .collect();
     (counts, ok)
-}
-
-fn counters(ebpf: &Ebpf) -> ([u64; counter::COUNT as usize], bool) {
-    let mut out = [0; counter::COUNT as usize];
-    let Some(map) = ebpf.map(maps::COUNTERS) else {
-        return (out, false);
-    };
-    let Ok(array) = PerCpuArray::<&MapData, u64>::try_from(map) else {
-        return (out, false);
-    };
-    let mut ok = true;
-    for (cause, slot) in (0..counter::COUNT).zip(out.iter_mut()) {
-        match array.get(&cause, 0) {
-            Ok(per_cpu) => *slot = per_cpu.iter().sum(),
-            Err(_) => ok = false,
-        }
-    }
-    (out, ok)
 }

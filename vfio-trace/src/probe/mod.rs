@@ -9,6 +9,7 @@ pub const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 pub mod attach;
 pub mod btf_object;
 pub mod btf_scan;
+pub mod counters;
 pub mod diagnostics;
 pub mod host;
 pub mod kallsyms;

@@ -194,14 +194,19 @@ impl Session {
         self.tracer.counts()
     }
 
-    /// Zap stacks stored so far, as function names; empty when the stack
-    /// map could not be opened.
+    /// The stacks of `ids` only: a scrape reads what it has not named yet,
+    /// not the whole map (each read is a syscall; see `counters`).
     #[must_use]
-    pub fn stacks(&self) -> BTreeMap<i32, Vec<String>> {
-        self.stacks
-            .as_ref()
-            .map(|m| name_stacks(m, &self.symbols))
-            .unwrap_or_default()
+    pub fn stacks_of(&self, ids: &[i32]) -> BTreeMap<i32, Vec<String>> {
+        let Some(map) = &self.stacks else {
+            return BTreeMap::new();
+        };
+        ids.iter()
+            .filter_map(|&id| {
+                let trace = map.get(&id.cast_unsigned(), 0).ok()?;
+                Some((id, name_frames(&trace, &self.symbols)))
+            })
+            .collect()
     }
 
     /// Whether the zap stack map could be opened.
@@ -293,17 +298,18 @@ impl Session {
 fn name_stacks(map: &StackTraceMap<MapData>, symbols: &Symbols) -> BTreeMap<i32, Vec<String>> {
     map.iter()
         .filter_map(Result::ok)
-        .map(|(id, trace)| {
-            let names = trace
-                .frames()
-                .iter()
-                .map(|f| {
-                    symbols
-                        .name_at(f.ip)
-                        .map_or_else(|| format!("{:#x}", f.ip), str::to_owned)
-                })
-                .collect();
-            (id.cast_signed(), names)
+        .map(|(id, trace)| (id.cast_signed(), name_frames(&trace, symbols)))
+        .collect()
+}
+
+fn name_frames(trace: &aya::maps::stack_trace::StackTrace, symbols: &Symbols) -> Vec<String> {
+    trace
+        .frames()
+        .iter()
+        .map(|f| {
+            symbols
+                .name_at(f.ip)
+                .map_or_else(|| format!("{:#x}", f.ip), str::to_owned)
         })
         .collect()
 }

@@ -107,6 +107,8 @@ struct Tracing {
     events: u64,
     /// Vendor and device names, read once.
     pci_ids: PciIds,
+    /// Zap stack ids already looked up, found or not: each is read once.
+    stacks_read: std::collections::BTreeSet<i32>,
 }
 
 impl Tracing {
@@ -144,6 +146,7 @@ impl Tracing {
             requested: requested.to_vec(),
             events: 0,
             pci_ids: PciIds::system(),
+            stacks_read: std::collections::BTreeSet::new(),
         })
     }
 
@@ -165,8 +168,10 @@ impl Tracing {
                 );
             }
         }
-        let stacks = self.session.stacks();
-        if stacks.keys().any(|id| !self.model.stacks.contains_key(id)) {
+        let mut unnamed = self.model.unnamed_stack_ids();
+        unnamed.retain(|id| self.stacks_read.insert(*id));
+        if !unnamed.is_empty() {
+            let stacks = self.session.stacks_of(&unnamed);
             self.model.add_stacks(stacks);
         }
         let (cpu_ns, max_rss_kib) = health::own_usage();
