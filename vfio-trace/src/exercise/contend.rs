@@ -42,10 +42,10 @@ pub fn run(
             .map(|_| {
                 s.spawn(|| -> Result<u64, ExerciseError> {
                     let map = BarMapping::map(device.file(), bar_offset, size, Some(PAGE))?;
-                    let mut touches = map.touch(PAGE);
+                    let mut touches = map.touch(PAGE, u64::MAX);
                     ready.fetch_add(1, Ordering::SeqCst);
                     while !stop.load(Ordering::SeqCst) {
-                        touches += map.touch(PAGE);
+                        touches += map.touch(PAGE, u64::MAX);
                     }
                     map.unmap()?;
                     Ok(touches)

@@ -48,7 +48,7 @@ pub struct Expected {
 /// aligned, so that holds when the mapping is at least that aligned and the BAR at
 /// least that big. A later touch inside an already inserted block costs nothing.
 pub fn expected_faults(walk: &Walk, map_addr: u64, bar_size: u64) -> Expected {
-    let end = map_addr + walk.size;
+    let end = map_addr + walk.map;
     let map_align = alignment(map_addr);
     let fits = |block: u64, addr: u64| {
         let start = addr & !(block - 1);
@@ -89,6 +89,7 @@ mod tests {
             stride,
             size,
             align: None,
+            map: size,
         }
     }
 
@@ -150,6 +151,22 @@ mod tests {
             expected_faults(&walk(PAGE, 4 * MIB), 0x7f00_4000_0000, bar),
             e(0, 2, 0)
         );
+    }
+
+    #[test]
+    fn part_of_a_whole_bar_mapping() {
+        // 64 MiB touched through a mapping of the whole 1 GiB BAR: the huge
+        // blocks only need to lie inside the mapping, not the walk.
+        let part = Walk {
+            map: GIB,
+            ..walk(PAGE, 64 * MIB)
+        };
+        assert_eq!(
+            expected_faults(&part, 0x7f00_0000_1000, GIB),
+            e(16384, 0, 0)
+        );
+        assert_eq!(expected_faults(&part, 0x7f00_0020_0000, GIB), e(0, 32, 0));
+        assert_eq!(expected_faults(&part, 0x7f00_4000_0000, GIB), e(0, 0, 1));
     }
 
     #[test]

@@ -125,11 +125,12 @@ impl BarMapping {
         clippy::cast_ptr_alignment,
         reason = "the mapping is page-aligned and every offset a multiple of 4096"
     )]
-    pub fn touch(&self, stride: u64) -> u64 {
+    pub fn touch(&self, stride: u64, bytes: u64) -> u64 {
         let stride = usize::try_from(stride).unwrap_or(usize::MAX);
+        let end = usize::try_from(bytes).map_or(self.len, |b| b.min(self.len));
         let mut touches = 0;
         let mut off = 0;
-        while off < self.len {
+        while off < end {
             // SAFETY: off < len and off is a multiple of 4096, so the word lies
             // inside our mapping; a volatile read is never elided or merged.
             unsafe { ptr::read_volatile(self.addr.cast::<u8>().add(off).cast::<u32>()) };

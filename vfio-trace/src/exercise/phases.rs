@@ -75,21 +75,22 @@ impl Runner<'_> {
         if !self.decode_is_on()? {
             return Err(ExerciseError::DecodeIsOff);
         }
-        let map = BarMapping::map(self.device.file(), self.bar.offset, walk.size, walk.align)?;
+        let map = BarMapping::map(self.device.file(), self.bar.offset, walk.map, walk.align)?;
         self.totals.mmaps += 1;
         let info = MapInfo {
             map_addr: map.addr(),
             map_align: alignment(map.addr()),
-            size: walk.size,
+            size: walk.map,
+            touched: walk.size,
             stride: walk.stride,
             expected: expected_faults(walk, map.addr(), self.bar.size),
         };
         Ok((map, info))
     }
 
-    fn walk(&mut self, map: &BarMapping, stride: u64) -> (u64, u64) {
+    fn walk(&mut self, map: &BarMapping, walk: &Walk) -> (u64, u64) {
         let start = Instant::now();
-        let touches = map.touch(stride);
+        let touches = map.touch(walk.stride, walk.size);
         let elapsed = ns(start);
         self.totals.touches += touches;
         (touches, elapsed)
@@ -97,7 +98,7 @@ impl Runner<'_> {
 
     fn touch(&mut self, spec: String, walk: &Walk) -> Result<Touch, ExerciseError> {
         let (map, info) = self.map_walk(walk)?;
-        let (touches, elapsed_ns) = self.walk(&map, walk.stride);
+        let (touches, elapsed_ns) = self.walk(&map, walk);
         map.unmap()?;
         Ok(Touch {
             spec,
@@ -110,12 +111,12 @@ impl Runner<'_> {
     fn refault(&mut self, spec: String, walk: &Walk) -> Result<Refault, ExerciseError> {
         let start = Instant::now();
         let (map, info) = self.map_walk(walk)?;
-        let (touches_first, first_ns) = self.walk(&map, walk.stride);
+        let (touches_first, first_ns) = self.walk(&map, walk);
         let zap = Instant::now();
         self.write_decode(false)?;
         self.write_decode(true)?;
         let zap_ns = ns(zap);
-        let (touches_second, second_ns) = self.walk(&map, walk.stride);
+        let (touches_second, second_ns) = self.walk(&map, walk);
         map.unmap()?;
         Ok(Refault {
             spec,

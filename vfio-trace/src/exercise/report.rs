@@ -72,7 +72,10 @@ pub enum PhaseReport {
 pub struct MapInfo {
     pub map_addr: u64,
     pub map_align: u64,
+    /// Bytes mapped.
     pub size: u64,
+    /// Bytes walked from the start of the mapping.
+    pub touched: u64,
     pub stride: u64,
     pub expected: Expected,
 }
@@ -138,8 +141,8 @@ fn map_line(out: &mut String, m: &MapInfo) {
     let e = &m.expected;
     let _ = write!(
         out,
-        " map={:#x} align={} size={} stride={} expected(>=6.12) order0={} order9={} order18={}",
-        m.map_addr, m.map_align, m.size, m.stride, e.order0, e.order9, e.order18
+        " map={:#x} align={} size={} touched={} stride={} expected(>=6.12) order0={} order9={} order18={}",
+        m.map_addr, m.map_align, m.size, m.touched, m.stride, e.order0, e.order9, e.order18
     );
 }
 
@@ -239,6 +242,7 @@ mod tests {
                         map_addr: 0x1000,
                         map_align: 4096,
                         size: 64 << 20,
+                        touched: 64 << 20,
                         stride: 4096,
                         expected: Expected {
                             order0: 16384,

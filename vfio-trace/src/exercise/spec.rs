@@ -36,13 +36,16 @@ pub fn parse_size(s: &str) -> Result<u64, SpecError> {
     Ok(bytes)
 }
 
-/// What a touch walks: `SIZE` bytes of the BAR from offset 0, one read per `stride`,
-/// mapped at an address aligned to exactly `align` when given.
+/// What a touch walks: `size` bytes of the BAR from offset 0, one read per `stride`,
+/// through a mapping of `map` bytes (at least `size`; a VMM maps the whole BAR
+/// while its guest touches part of it) at an address aligned to exactly
+/// `align` when given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Walk {
     pub stride: u64,
     pub size: u64,
     pub align: Option<u64>,
+    pub map: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +72,7 @@ impl Phase {
     /// Bytes of the BAR this phase maps, to check against the BAR size.
     pub fn mapped_size(&self) -> Option<u64> {
         match self {
-            Phase::Touch(w) | Phase::Refault(w) => Some(w.size),
+            Phase::Touch(w) | Phase::Refault(w) => Some(w.map),
             Phase::Sigbus { size } | Phase::Contend { size, .. } => Some(*size),
             _ => None,
         }
@@ -89,7 +92,7 @@ impl fmt::Display for PhaseSpec {
     }
 }
 
-pub const PHASE_HELP: &str = "touch:STRIDE:SIZE[:ALIGN], refault:STRIDE:SIZE[:ALIGN], \
+pub const PHASE_HELP: &str = "touch:STRIDE:SIZE[:ALIGN[:MAP]], refault:STRIDE:SIZE[:ALIGN[:MAP]], \
      decode-off, decode-on, sigbus:SIZE, reset, sleep:MS, contend:THREADS:RESETS:SIZE";
 
 impl PhaseSpec {
@@ -111,13 +114,20 @@ impl PhaseSpec {
         };
         let phase = match name {
             "touch" | "refault" => {
-                if !(2..=3).contains(&args.len()) {
-                    return Err(fail(format!("expected {name}:STRIDE:SIZE[:ALIGN]")));
+                if !(2..=4).contains(&args.len()) {
+                    return Err(fail(format!("expected {name}:STRIDE:SIZE[:ALIGN[:MAP]]")));
                 }
+                let touched = size(args[1])?;
+                // An empty ALIGN (`touch:4k:64m::1g`) leaves the address to mmap.
+                let align = match args.get(2) {
+                    Some(a) if !a.is_empty() => Some(size(a)?),
+                    _ => None,
+                };
                 let walk = Walk {
                     stride: size(args[0])?,
-                    size: size(args[1])?,
-                    align: args.get(2).map(|a| size(a)).transpose()?,
+                    size: touched,
+                    align,
+                    map: args.get(3).map_or(Ok(touched), |m| size(m))?,
                 };
                 check_walk(&walk).map_err(fail)?;
                 if name == "touch" {
@@ -184,10 +194,17 @@ fn check_page_multiple(what: &str, n: u64) -> Result<(), String> {
 fn check_walk(w: &Walk) -> Result<(), String> {
     check_page_multiple("stride", w.stride)?;
     check_page_multiple("size", w.size)?;
+    check_page_multiple("mapping size", w.map)?;
     if w.stride > w.size {
         return Err(format!(
             "stride {} is larger than size {}",
             w.stride, w.size
+        ));
+    }
+    if w.map < w.size {
+        return Err(format!(
+            "mapping size {} is smaller than the {} bytes touched",
+            w.map, w.size
         ));
     }
     if let Some(a) = w.align
@@ -240,6 +257,7 @@ mod tests {
             stride,
             size,
             align,
+            map: size,
         };
         assert_eq!(
             phase("touch:4k:64m:4k"),
@@ -252,6 +270,20 @@ mod tests {
         assert_eq!(
             phase("refault:4k:4m"),
             Phase::Refault(w(4096, 4 << 20, None))
+        );
+        assert_eq!(
+            phase("touch:4k:64m:2m:1g"),
+            Phase::Touch(Walk {
+                map: GIB,
+                ..w(4096, 64 << 20, Some(2 << 20))
+            })
+        );
+        assert_eq!(
+            phase("touch:4k:64m::1g"),
+            Phase::Touch(Walk {
+                map: GIB,
+                ..w(4096, 64 << 20, None)
+            })
         );
     }
 
@@ -282,8 +314,15 @@ mod tests {
 
     #[test]
     fn bad_specs() {
-        assert!(why("touch:4k").contains("expected touch:STRIDE:SIZE[:ALIGN]"));
-        assert!(why("touch:4k:64m:4k:1").contains("expected touch:STRIDE:SIZE[:ALIGN]"));
+        assert!(why("touch:4k").contains("expected touch:STRIDE:SIZE[:ALIGN[:MAP]]"));
+        assert!(why("touch:4k:64m:4k:1g:1").contains("expected touch:STRIDE:SIZE[:ALIGN[:MAP]]"));
+        assert!(
+            why("touch:4k:64m:4k:32m")
+                .contains("mapping size 33554432 is smaller than the 67108864 bytes touched")
+        );
+        assert!(
+            why("touch:4k:64m:4k:6000").contains("mapping size 6000 is not a multiple of 4096")
+        );
         assert!(why("touch:100:64m").contains("stride 100 is not a multiple of 4096"));
         assert!(why("touch:4k:6000").contains("size 6000 is not a multiple of 4096"));
         assert!(why("touch:8k:4k").contains("stride 8192 is larger than size 4096"));
