@@ -6,6 +6,10 @@
 //! brackets (`devices[0000:01:00.0].faults.total`), since the address has
 //! dots itself. A path that is not a field of the document but is one of
 //! each device (`faults.by_order.0`, `zaps.count`) is summed over devices.
+//!
+//! The verdict is under `verdict`, as `report --format json` prints it. An
+//! element of any list can be picked by one of its fields with `[FIELD=VALUE]`:
+//! `verdict.devices.0.bars[index=2].mappings.0.projections[order=9].faults`.
 
 use std::fmt;
 
@@ -65,7 +69,7 @@ impl fmt::Display for Expect {
 pub enum ExpectError {
     #[error("bad --expect '{text}': {why}")]
     Syntax { text: String, why: String },
-    #[error("bad --expect '{text}': no field {path} in the document or its devices")]
+    #[error("bad --expect '{text}': no field {path} in the document, its devices or the verdict")]
     NoField { text: String, path: String },
     #[error("bad --expect '{text}': {path} is not a number")]
     NotANumber { text: String, path: String },
@@ -145,21 +149,32 @@ impl Expect {
     }
 }
 
-/// The value at `path` under `v`; array elements by index or, for
-/// devices, by `bdf`.
+/// The value at `path` under `v`; array elements by index, by `FIELD=VALUE`,
+/// or, for devices, by `bdf`.
 fn at<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, seg| match v {
         Value::Object(m) => m.get(seg),
-        Value::Array(items) => seg.parse::<usize>().ok().map_or_else(
-            || {
-                items
-                    .iter()
-                    .find(|i| i.get("bdf").and_then(Value::as_str) == Some(seg))
-            },
-            |i| items.get(i),
-        ),
+        Value::Array(items) => {
+            if let Ok(i) = seg.parse::<usize>() {
+                return items.get(i);
+            }
+            let (field, want) = seg.split_once('=').unwrap_or(("bdf", seg));
+            items
+                .iter()
+                .find(|i| i.get(field).is_some_and(|f| same(f, want)))
+        }
         _ => None,
     })
+}
+
+/// Whether a JSON scalar reads as `want`: a string equal to it, or a number
+/// equal to it parsed.
+fn same(v: &Value, want: &str) -> bool {
+    match v {
+        Value::String(s) => s == want,
+        Value::Number(n) => want.parse::<f64>().ok() == n.as_f64(),
+        _ => false,
+    }
 }
 
 /// The value a bound compares: the document's field, or the sum over devices.
@@ -273,7 +288,7 @@ mod tests {
         }
         assert_eq!(
             eval("faults.nope < 1").expect_err("no field").to_string(),
-            "bad --expect 'faults.nope < 1': no field faults.nope in the document or its devices"
+            "bad --expect 'faults.nope < 1': no field faults.nope in the document, its devices or the verdict"
         );
         assert_eq!(
             eval("kernel.release < 1").expect_err("text").to_string(),
@@ -298,6 +313,40 @@ mod tests {
         assert_eq!(
             eval("zaps.count != 1").expect("evaluates")[0].to_string(),
             "expect failed: zaps.count != 1 (got 1)"
+        );
+    }
+
+    #[test]
+    fn list_elements_by_field() {
+        let v = serde_json::json!({"verdict": {"devices": [{"bdf": "0000:01:00.0", "bars": [
+            {"index": 0, "faults": 1},
+            {"index": 2, "projections": [{"order": 9, "faults": 32}, {"order": 18, "faults": 1}]}
+        ]}]}});
+        let e = |t: &str| Expect::parse(t).expect(t);
+        assert_eq!(
+            check(
+                &v,
+                &[e(
+                    "verdict.devices.0.bars[index=2].projections[order=9].faults == 32"
+                )]
+            ),
+            Ok(vec![])
+        );
+        assert_eq!(
+            check(
+                &v,
+                &[e(
+                    "verdict.devices[0000:01:00.0].bars[index=2].projections[order=18].faults <= 1"
+                )]
+            ),
+            Ok(vec![])
+        );
+        assert_eq!(
+            check(&v, &[e("verdict.devices.0.bars[index=7].faults < 1")])
+                .expect_err("no BAR 7")
+                .to_string(),
+            "bad --expect 'verdict.devices.0.bars[index=7].faults < 1': no field \
+             verdict.devices.0.bars.index=7.faults in the document, its devices or the verdict"
         );
     }
 
