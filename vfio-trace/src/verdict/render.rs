@@ -257,7 +257,12 @@ fn mappings_markdown(s: &mut String, b: &BarVerdict) {
             .iter()
             .rfind(|p| p.order > m.achieved_order.unwrap_or(0))
             .map_or("-".into(), |p| {
-                format!("{} faults at {}", thousands(p.faults), order_name(p.order))
+                format!(
+                    "{} {} at {}",
+                    thousands(p.faults),
+                    if p.faults == 1 { "fault" } else { "faults" },
+                    order_name(p.order)
+                )
             });
         let _ = writeln!(
             s,

@@ -24,7 +24,7 @@ const PRELUDE: &str = "BDF=$(basename /sys/bus/pci/drivers/vfio-pci/0000:*)\n";
 /// as a trace-event file) and summarised with its verdict last.
 const STEPS: &[&str] = &[
     "vfio-trace check",
-    r#"vfio-trace record -o /mnt/host/out/demo.json --events /mnt/host/out/demo.events.jsonl -- vfio-trace exercise --device "$BDF" touch:4k:64m:4k touch:4k:64m:2m touch:2m:1g:1g refault:4k:4m:4k reset contend:2:5:4m"#,
+    r#"vfio-trace record -o /mnt/host/out/demo.json --events /mnt/host/out/demo.events.jsonl -- vfio-trace exercise --device "$BDF" touch:4k:64m:4k:1g touch:4k:64m:2m:1g touch:2m:1g:1g refault:4k:4m:4k reset contend:2:5:4m"#,
     "cd /mnt/host/out && vfio-trace report demo.json --format markdown --charts charts > demo.md",
     "vfio-trace report demo.events.jsonl --trace-event demo.trace.json",
     "vfio-trace report /mnt/host/out/demo.json",

@@ -1,8 +1,10 @@
 //! `report`'s verdict on a real recording: 64 MiB touched every 4 KiB
-//! through a 4 KiB-aligned mapping and through a 2 MiB-aligned one. The
-//! first must say 16384 faults and that 2 MiB alignment would take 32; the
-//! second got 32 PMDs. Bounds pass and fail with their exit statuses, bad
-//! input is one line, and the charts are written.
+//! through a mapping of the whole 1 GiB BAR, as a VMM maps it, once 4 KiB-
+//! and once 2 MiB-aligned. The first must say 16384 faults and that 2 MiB
+//! alignment would take 32 and 1 GiB alignment 1; the second got 32 PMDs and
+//! "PUD impossible: misaligned virtual address". Bounds (on the document and
+//! on the verdict) pass and fail with their exit statuses, bad input is one
+//! line, and the charts are written.
 
 use serde_json::Value;
 
@@ -13,7 +15,7 @@ pub const SCENARIO: Scenario = Scenario {
     guest: r#"
 DEV=$(basename "$(ls -d /sys/bus/pci/drivers/vfio-pci/0000:* | head -1)")
 vfio-trace record --device "$DEV" -o record.json -- \
-  vfio-trace exercise --device "$DEV" --json touch:4k:64m:4k touch:4k:64m:2m \
+  vfio-trace exercise --device "$DEV" --json touch:4k:64m:4k:1g touch:4k:64m:2m:1g \
   > exercise.json 2> record.stderr
 echo $? > record.status
 vfio-trace report record.json --format json > report.json 2> report.stderr
@@ -23,6 +25,7 @@ echo $? > md.status
 ls charts > charts.list
 # Bounds that hold on every kernel (6.1 faults once per mapping).
 vfio-trace report record.json --expect 'faults.total >= 2' --expect 'zaps.count == 0' \
+  --expect 'verdict.devices.0.bars[index=2].faults >= 2' \
   > /dev/null 2> pass.stderr
 echo $? > pass.code
 vfio-trace report record.json --expect 'faults.total < 1' > /dev/null 2> fail.stderr
@@ -98,11 +101,11 @@ fn check_verdict(ctx: &Ctx) -> Result<(), String> {
     let ms = mappings(&report)?;
     eq("mappings of BAR 2", ms.len() as u64, 2)?;
     let (small, aligned) = (ms[0], ms[1]);
-    eq("4K mapping size", num(&small["size"]), 64 << 20)?;
+    eq("4K mapping size", num(&small["size"]), 1 << 30)?;
     eq("4K mapping va_alignment", num(&small["va_alignment"]), 4096)?;
     if ctx.facts.remaps_whole_vma {
         // One fault remaps the whole VMA: nothing to project.
-        eq("4K mapping remapped pages", mapped(small, 0), 16384)?;
+        eq("4K mapping remapped pages", mapped(small, 0), 262_144)?;
         let advice = small["advice"].as_str().unwrap_or_default();
         return if advice.contains("this kernel has no huge faults") {
             Ok(())
@@ -112,6 +115,7 @@ fn check_verdict(ctx: &Ctx) -> Result<(), String> {
     }
     eq("4K mapping 4 KiB faults", mapped(small, 0), 16384)?;
     eq("4K mapping projected 2 MiB faults", projected(small, 9), 32)?;
+    eq("4K mapping projected 1 GiB faults", projected(small, 18), 1)?;
     eq(
         "2M mapping va_alignment >= 2 MiB",
         u64::from(num(&aligned["va_alignment"]) >= 2 << 20),
@@ -122,7 +126,17 @@ fn check_verdict(ctx: &Ctx) -> Result<(), String> {
     for want in [
         "is only 4 KiB-aligned: 16,384 faults at 4 KiB",
         "aligned to 2 MiB it would take 32",
-        "PUD impossible: mapping smaller than 1 GiB",
+        "aligned to 1 GiB it would take 1",
+    ] {
+        if !advice.contains(want) {
+            return Err(format!("advice {advice:?} lacks {want:?}"));
+        }
+    }
+    let advice = aligned["advice"].as_str().unwrap_or_default();
+    for want in [
+        "is only 2 MiB-aligned: 32 faults at 2 MiB",
+        "aligned to 1 GiB it would take 1",
+        "PUD impossible: misaligned virtual address]",
     ] {
         if !advice.contains(want) {
             return Err(format!("advice {advice:?} lacks {want:?}"));
