@@ -1,10 +1,11 @@
-//! Development tasks for vfio-trace: `cargo xtask <setup|vm|test|demo|bench>`.
+//! Development tasks for vfio-trace: `cargo xtask <setup|vm|test|demo|bench|bench-report>`.
 
 mod apt;
 mod bench;
 mod cmd;
 mod debtree;
 mod demo;
+mod generations;
 mod guest;
 mod initramfs;
 mod kernels;
@@ -42,6 +43,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// What tracing costs a VFIO workload: untraced, tracefs, vfio-trace, bpftrace.
     Bench(bench::BenchArgs),
+    /// The bench's workloads recorded on every lab kernel: one report comparing generations.
+    BenchReport(generations::GenerationsArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::BenchReport(args) => generations::run(&args),
     };
     match result {
         Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),

@@ -13,7 +13,7 @@ mod collect;
 mod figures;
 mod markdown;
 mod parse;
-mod plan;
+pub mod plan;
 mod report;
 mod script;
 mod stats;
