@@ -1,6 +1,7 @@
 //! `vfio-trace serve` in the guest: scraped over loopback with busybox wget
 //! before, during and after an exercise fault storm. Fifty scrapes run at once
-//! during the storm and must all succeed; the counts after must equal what
+//! during the storm and must all succeed, and two scrapers go on back to back
+//! until it ends; the counts after must equal what
 //! the exercise did, with nothing lost; every metric the dashboards query
 //! must be in the real scrape, which promtool must pass; SIGTERM must stop
 //! the exporter with every probe detached. A real Prometheus server (Debian's)
@@ -61,8 +62,15 @@ for i in $(seq 50); do
   (wget -q -O scrape.$i.prom $URL/metrics; echo $? > scrape.$i.status) &
   PIDS="$PIDS $!"
 done
+# Two more scrapers back to back for the whole storm: a scrape that cost the
+# tracer events (a BPF recursion miss, a full ring) shows as a loss.
+for l in 1 2; do
+  (while [ ! -e storm.done ]; do wget -q -O /dev/null $URL/metrics && echo >> loop.$l.count; done) &
+  PIDS="$PIDS $!"
+done
 wait $EX
 echo $? > exercise.status
+touch storm.done
 for p in $PIDS; do wait $p; done
 # The readers drain every 50 ms: give them a few rounds.
 sleep 1
@@ -172,6 +180,14 @@ fn nothing_lost(ctx: &Ctx) -> Result<(), String> {
 }
 
 fn concurrent(ctx: &Ctx) -> Result<(), String> {
+    for l in 1..=2 {
+        let n = read_out(ctx, &format!("loop.{l}.count"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if n == 0 {
+            return Err(format!("scraper loop {l} got no scrape during the storm"));
+        }
+    }
     for i in 1..=CONCURRENT {
         let status = read_out(ctx, &format!("scrape.{i}.status"))?;
         if status.trim() != "0" {
