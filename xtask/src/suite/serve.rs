@@ -181,9 +181,7 @@ fn nothing_lost(ctx: &Ctx) -> Result<(), String> {
 
 fn concurrent(ctx: &Ctx) -> Result<(), String> {
     for l in 1..=2 {
-        let n = read_out(ctx, &format!("loop.{l}.count"))
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
+        let n = read_out(ctx, &format!("loop.{l}.count")).map_or(0, |t| t.lines().count());
         if n == 0 {
             return Err(format!("scraper loop {l} got no scrape during the storm"));
         }
