@@ -71,8 +71,31 @@ pub fn run(args: &SetupArgs) -> Result<()> {
 }
 
 fn installed(pkg: &str) -> bool {
-    cmd::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
-        .is_ok_and(|s| s.trim() == "install ok installed")
+    installed_version(pkg).is_some()
+}
+
+/// The version of `pkg` when it is installed.
+fn installed_version(pkg: &str) -> Option<String> {
+    let out = cmd::output(Command::new("dpkg-query").args(["-W", "-f=${Status}\t${Version}", pkg]))
+        .ok()?;
+    let (status, version) = out.trim().split_once('\t')?;
+    (status == "install ok installed").then(|| version.to_owned())
+}
+
+/// Architecture-specific packages built from QEMU's source, always at one
+/// version: qemu-system-x86 must match any of them already installed, or
+/// apt would replace the user's (say, a backported qemu-utils).
+const QEMU_SIBLINGS: &[&str] = &["qemu-system-common", "qemu-utils", "qemu-block-extra"];
+
+/// What to ask apt for to get `pkg`: QEMU's system emulator at the version of
+/// its installed siblings, anything else as it is.
+fn request(pkg: &str, version_of: impl Fn(&str) -> Option<String>) -> String {
+    if pkg == "qemu-system-x86"
+        && let Some(v) = QEMU_SIBLINGS.iter().find_map(|s| version_of(s))
+    {
+        return format!("{pkg}={v}");
+    }
+    pkg.to_owned()
 }
 
 fn apt_packages() -> Result<()> {
@@ -94,7 +117,13 @@ fn apt_packages() -> Result<()> {
     };
     cmd::run(apt_get().arg("update")).context("apt-get update")?;
     let (plain, llvm): (Vec<&str>, Vec<&str>) = missing.iter().partition(|p| **p != LLVM_PACKAGE);
-    let install = ["install", "-y", "--no-install-recommends"];
+    let plain: Vec<String> = plain
+        .iter()
+        .map(|p| request(p, installed_version))
+        .collect();
+    // Setup never removes or downgrades what the user has: apt stops instead
+    // (downgrades it never does unasked).
+    let install = ["install", "-y", "--no-install-recommends", "--no-remove"];
     if !plain.is_empty() {
         cmd::run(apt_get().args(install).args(&plain)).context("installing packages")?;
     }
