@@ -37,6 +37,10 @@ pub struct GenerationsArgs {
     /// Kill a guest after this many seconds.
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     timeout: u64,
+    /// Boot nothing: write report.md again from the recordings already in
+    /// the output directory (after a change to `vfio-trace report`, say).
+    #[arg(long)]
+    reuse: bool,
 }
 
 /// The guest's run.sh: every scenario recorded once, into out/NAME/.
@@ -78,16 +82,22 @@ pub fn run(args: &GenerationsArgs) -> Result<i32> {
         .out
         .clone()
         .unwrap_or_else(|| paths::target_dir().join("bench-report"));
-    cmd::remove(&out)?;
-    cmd::mkdir(&out)?;
-    crate::setup::run(&crate::setup::SetupArgs::default_toolchain())?;
-    let script = guest_script(SCENARIOS);
     let mut runs = Vec::new();
-    for key in keys {
-        eprintln!("bench-report: kernel {key}");
-        runs.push(record_on(key, &script, args.timeout, &out));
+    if args.reuse {
+        for key in keys {
+            runs.push(recorded(key, &out));
+        }
+    } else {
+        cmd::remove(&out)?;
+        cmd::mkdir(&out)?;
+        crate::setup::run(&crate::setup::SetupArgs::default_toolchain())?;
+        let script = guest_script(SCENARIOS);
+        for key in keys {
+            eprintln!("bench-report: kernel {key}");
+            runs.push(record_on(key, &script, args.timeout, &out));
+        }
     }
-    let md = render(&runs, &out);
+    let md = render(&runs);
     fs::write(out.join("report.md"), &md).context("writing report.md")?;
     println!("{md}");
     println!("Written to {}", out.join("report.md").display());
@@ -95,6 +105,34 @@ pub fn run(args: &GenerationsArgs) -> Result<i32> {
         .iter()
         .all(|r| !r.records.is_empty() && r.records.iter().all(|(_, p)| p.is_ok()));
     Ok(i32::from(!clean))
+}
+
+/// A kernel's recordings as an earlier run left them in `out`.
+fn recorded(key: &'static str, out: &Path) -> KernelRun {
+    let dir = out.join(key);
+    let records: Vec<(&'static str, Result<PathBuf, String>)> = SCENARIOS
+        .iter()
+        .map(|sc| {
+            let p = dir.join(format!("{}.json", sc.name));
+            let found = if p.is_file() {
+                Ok(p)
+            } else {
+                Err(format!("no {}", p.display()))
+            };
+            (sc.name, found)
+        })
+        .collect();
+    // The recordings name their kernel.
+    let release = records
+        .iter()
+        .filter_map(|(_, p)| read_json(p.as_ref().ok()?).ok())
+        .find_map(|d| d["kernel"]["release"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "(no recording)".into());
+    KernelRun {
+        key,
+        release,
+        records,
+    }
 }
 
 fn record_on(key: &'static str, script: &str, timeout: u64, out: &Path) -> KernelRun {
@@ -175,6 +213,8 @@ pub struct Row {
     pub lost: u64,
     /// The projection at the largest order the verdict allows: (order, faults).
     pub best: Option<(u64, u64)>,
+    /// The kernel maps huge pages on faults (6.12+).
+    pub huge_faults: bool,
 }
 
 const ORDERS: [&str; 3] = ["0", "9", "18"];
@@ -191,6 +231,7 @@ pub fn row(doc: &Value, verdict: &Value) -> Row {
             .unwrap_or("unknown")
             .to_owned(),
         lost: n(&doc["lost_events"]),
+        huge_faults: verdict["verdict"]["huge_faults"].as_bool().unwrap_or(false),
         ..Row::default()
     };
     for d in doc["devices"].as_array().into_iter().flatten() {
@@ -244,7 +285,7 @@ fn time(ns: f64) -> String {
 /// A scenario's table: one row per kernel.
 pub fn table(rows: &[(String, Result<Row, String>)]) -> String {
     let mut s = String::from(
-        "| kernel | generation | faults 4 KiB / 2 MiB / 1 GiB | fallbacks | pages remapped | time in faults | per fault | 4 KiB p50 | best aligned | lost |\n\
+        "| kernel | generation | faults asking 4 KiB / 2 MiB / 1 GiB | fallbacks | pages remapped | time in faults | per fault | 4 KiB p50 | best aligned | lost |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---|---:|\n",
     );
     for (release, r) in rows {
@@ -259,9 +300,11 @@ pub fn table(rows: &[(String, Result<Row, String>)]) -> String {
                 } else {
                     time(r.fault_ns / faults as f64)
                 };
-                let best = r
-                    .best
-                    .map_or("-".into(), |(o, f)| format!("{f} at {}", size(o)));
+                let best = match r.best {
+                    _ if !r.huge_faults => "- (no huge faults)".into(),
+                    Some((o, f)) => format!("{f} at {}", size(o)),
+                    None => "-".into(),
+                };
                 let _ = writeln!(
                     s,
                     "| {release} | {} | {} / {} / {} | {} | {} | {} | {per} | {} | {best} | {} |",
@@ -272,7 +315,11 @@ pub fn table(rows: &[(String, Result<Row, String>)]) -> String {
                     r.fallbacks,
                     r.remap_pages,
                     time(r.fault_ns),
-                    time(r.p50_4k_ns as f64),
+                    if r.by_order[0] == 0 {
+                        "-".into()
+                    } else {
+                        time(r.p50_4k_ns as f64)
+                    },
                     r.lost,
                 );
             }
@@ -287,7 +334,7 @@ fn read_json(path: &Path) -> Result<Value, String> {
         .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
 }
 
-fn render(runs: &[KernelRun], out: &Path) -> String {
+fn render(runs: &[KernelRun]) -> String {
     let mut s = String::from(
         "# Fault cost across kernel generations\n\n\
          Made by `cargo xtask bench-report`: each workload of `cargo xtask bench`, \
@@ -300,7 +347,9 @@ fn render(runs: &[KernelRun], out: &Path) -> String {
          - **6.1** (`remap`): the first fault remaps the whole VMA \
          (`remap_pfn_range`), so one fault per mapping whatever its size.\n\
          - **6.12 and later** (`huge-fault`): one fault per page, and a 2 MiB or \
-         1 GiB page where the mapping and the BAR are aligned.\n\n",
+         1 GiB page where the mapping and the BAR are aligned. A fault asks for a \
+         page size; one that cannot be had falls back and is asked again smaller, \
+         so a fallback is counted under the size it asked for.\n\n",
     );
     for sc in SCENARIOS {
         let _ = write!(
@@ -331,11 +380,9 @@ fn render(runs: &[KernelRun], out: &Path) -> String {
         s.push_str(&table(&rows));
         comparisons(&mut s, runs, sc.name);
     }
-    let _ = write!(
-        s,
-        "\nThe recordings are in {}/KERNEL/SCENARIO.json; `vfio-trace report` reads them.\n",
-        out.file_name()
-            .map_or("bench-report".into(), |n| n.to_string_lossy())
+    s.push_str(
+        "\nThe recordings are beside this report, as KERNEL/SCENARIO.json; \
+         `vfio-trace report` reads them.\n",
     );
     s
 }
@@ -396,7 +443,7 @@ mod tests {
         });
         let doc =
             json!({"kernel": {"generation": "huge-fault"}, "lost_events": 0, "devices": [dev]});
-        let verdict = json!({"verdict": {"devices": [{"bars": [{"mappings": [
+        let verdict = json!({"verdict": {"huge_faults": true, "devices": [{"bars": [{"mappings": [
             {"projections": [{"order": 9, "faults": 32}, {"order": 18, "faults": 1}]}
         ]}]}]}});
         let r = row(&doc, &verdict);
