@@ -2,9 +2,11 @@
 # truth.sh, which gives T, HANDLER, DEV, truth_handler and truth_save.
 #
 # Per scenario, in $BENCH/NAME, for each round R (0 is the warm-up) and mode M
-# (untraced, tracefs, record, bpftrace): M.R.json (exercise's JSON), M.R.stderr,
-# M.R.status, M.R.wall (/proc/uptime before and after the command); also
-# record.R.record.json and tracefs.R.vt_fault.hist / tracefs.R.vt_ret.hist.
+# (untraced, tracefs, record, events, bpftrace): M.R.json (exercise's JSON),
+# M.R.stderr, M.R.status, M.R.wall (/proc/uptime before and after the command);
+# also record.R.record.json, events.R.record.json, tracefs.R.vt_fault.hist /
+# tracefs.R.vt_ret.hist, and events.R.lines: the lines of record's --events
+# file, then its fault lines (the file itself is deleted to keep the share small).
 # bpftrace's own files are in $BENCH/bpftrace.
 KPROBES=/sys/kernel/debug/kprobes/list
 BENCH=/mnt/host/out/bench
@@ -40,16 +42,25 @@ bench_mode() {
   if [ $mode = record ]; then
     vfio-trace record -o "record.$r.record.json" -- \
       vfio-trace exercise --device "$DEV" --json "$@" >"record.$r.json" 2>"record.$r.stderr"
+  elif [ $mode = events ]; then
+    vfio-trace record -o "events.$r.record.json" --events "events.$r.events.jsonl" -- \
+      vfio-trace exercise --device "$DEV" --json "$@" >"events.$r.json" 2>"events.$r.stderr"
   else
     vfio-trace exercise --device "$DEV" --json "$@" >"$mode.$r.json" 2>"$mode.$r.stderr"
   fi
   echo $? >"$mode.$r.status"
   echo "$start $(uptime_now)" >"$mode.$r.wall"
   [ $mode = tracefs ] && truth_save "tracefs.$r"
+  if [ $mode = events ] && [ -f "events.$r.events.jsonl" ]; then
+    echo "$(wc -l <"events.$r.events.jsonl") $(grep -c '^{"kind":"fault"' "events.$r.events.jsonl")" >"events.$r.lines"
+    rm -f "events.$r.events.jsonl"
+  fi
 }
 
 # bench_scenario NAME ROUNDS PHASES...: a warm-up round, then ROUNDS rounds of
-# the three modes, the order rotating so that none always follows another.
+# the four modes. The orders are a balanced Latin square: over four rounds each
+# mode runs once in each place and follows each other mode once, so that no
+# mode's after-effects (a detach, a flushed file) always land on the same one.
 bench_scenario() {
   name=$1 rounds=$2
   shift 2
@@ -58,10 +69,11 @@ bench_scenario() {
   r=0
   while [ $r -le $rounds ]; do
     if [ $r = 0 ]; then echo "bench: $name warm-up"; else echo "bench: $name round $r of $rounds"; fi
-    case $((r % 3)) in
-    0) order="untraced tracefs record" ;;
-    1) order="tracefs record untraced" ;;
-    *) order="record untraced tracefs" ;;
+    case $((r % 4)) in
+    0) order="untraced tracefs events record" ;;
+    1) order="tracefs record untraced events" ;;
+    2) order="record events tracefs untraced" ;;
+    *) order="events untraced record tracefs" ;;
     esac
     for m in $order; do bench_mode $m $r "$@"; done
     r=$((r + 1))

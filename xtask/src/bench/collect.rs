@@ -4,7 +4,7 @@
 use std::{fs, path::Path};
 
 use super::{
-    figures, parse,
+    events, figures, parse,
     plan::Scenario,
     report::{BpftraceReport, Mode, Round, RunReport, ScenarioData, ScenarioReport},
 };
@@ -55,15 +55,25 @@ fn round(dir: &Path, mode: Mode, r: u32) -> Round {
             Err(format!("exit {status}: {last}"))
         }
     };
+    let record = matches!(mode, Mode::Record | Mode::Events).then(|| {
+        read(dir, &format!("{stem}.record.json"))
+            .ok_or_else(|| format!("{stem}.record.json missing"))
+            .and_then(|t| parse::record(&t))
+    });
+    let event_lines = read(dir, &format!("{stem}.lines")).and_then(|t| events::parse(&t));
+    // A file short of the faults recorded makes the round a failure.
+    let exercise = if mode == Mode::Events {
+        let doc = record.as_ref().and_then(|r| r.as_ref().ok());
+        exercise.and_then(|e| events::check(event_lines, doc).map(|()| e))
+    } else {
+        exercise
+    };
     Round {
         number: r,
         exercise,
         wall_ms: read(dir, &format!("{stem}.wall")).and_then(|t| parse::wall_ms(&t)),
-        record: (mode == Mode::Record).then(|| {
-            read(dir, &format!("{stem}.record.json"))
-                .ok_or_else(|| format!("{stem}.record.json missing"))
-                .and_then(|t| parse::record(&t))
-        }),
+        record,
+        event_lines,
         tracefs_hits: (mode == Mode::Tracefs)
             .then(|| read(dir, &format!("{stem}.vt_fault.hist")))
             .flatten()
@@ -74,7 +84,7 @@ fn round(dir: &Path, mode: Mode, r: u32) -> Round {
 /// The report of one boot whose guest output is in `out` (/mnt/host/out).
 pub fn run_report(out: &Path, boot: &Boot) -> RunReport {
     let bench = out.join(super::script::OUT_SUBDIR);
-    let mut modes = vec![Mode::Untraced, Mode::Tracefs, Mode::Record];
+    let mut modes = vec![Mode::Untraced, Mode::Tracefs, Mode::Record, Mode::Events];
     if matches!(boot.bpftrace, Staging::Staged) && bench.join(ATTACHED).is_file() {
         modes.push(Mode::Bpftrace);
     }

@@ -35,7 +35,7 @@ fn median_u64(values: impl Iterator<Item = u64>) -> Option<u64> {
 /// Everything about one scenario, from its rounds.
 pub fn scenario(data: &ScenarioData) -> ScenarioReport {
     let mut notes = Vec::new();
-    let faults = [Mode::Untraced, Mode::Tracefs, Mode::Record]
+    let faults = [Mode::Untraced, Mode::Tracefs, Mode::Record, Mode::Events]
         .iter()
         .find_map(|&m| {
             ok_exercises(rounds_of(data, m))
@@ -125,14 +125,25 @@ pub fn scenario(data: &ScenarioData) -> ScenarioReport {
         tracefs_hits,
         fault_basis,
         vfio_trace_vs_tracefs: stats::added_vs(median_of(Mode::Record), tracefs, untraced),
+        events_vs_tracefs: stats::added_vs(median_of(Mode::Events), tracefs, untraced),
         bpftrace_vs_tracefs: stats::added_vs(median_of(Mode::Bpftrace), tracefs, untraced),
         modes,
         record: record_report(
             &record_docs,
             data.stats.as_ref().and_then(|s| s.as_ref().ok()),
         ),
+        event_lines: event_lines(data),
         notes,
     }
+}
+
+/// Median lines of the events mode's files.
+fn event_lines(data: &ScenarioData) -> Option<u64> {
+    median_u64(
+        rounds_of(data, Mode::Events)
+            .iter()
+            .filter_map(|r| r.event_lines.map(|l| l.total)),
+    )
 }
 
 fn record_report(docs: &[&Record], with_stats: Option<&Record>) -> RecordReport {
@@ -167,6 +178,7 @@ fn record_report(docs: &[&Record], with_stats: Option<&Record>) -> RecordReport 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::events::Lines;
 
     fn rounds(ns: &[u64], faults: u64) -> Vec<Round> {
         ns.iter()
@@ -176,6 +188,7 @@ mod tests {
                 exercise: Ok(Exercise { elapsed_ns, faults }),
                 wall_ms: Some(to_f64(elapsed_ns) / 1e6 + 50.0),
                 record: None,
+                event_lines: None,
                 tracefs_hits: None,
             })
             .collect()
@@ -193,6 +206,17 @@ mod tests {
             }));
         }
         record[2].exercise = Err("exit 1".into());
+        let mut events = rounds(&[700, 690, 720, 705, 710], 16384);
+        for r in &mut events {
+            r.record = Some(Ok(Record {
+                faults: Some(16384),
+                ..Record::default()
+            }));
+            r.event_lines = Some(Lines {
+                total: 16390,
+                faults: 16384,
+            });
+        }
         ScenarioData {
             name: "storm-64m",
             phases: vec!["touch:4k:64m:4k".into()],
@@ -201,6 +225,7 @@ mod tests {
                 (Mode::Untraced, rounds(&[88, 87, 91, 89, 90], 16384)),
                 (Mode::Tracefs, rounds(&[163, 161, 167, 162, 164], 16384)),
                 (Mode::Record, record),
+                (Mode::Events, events),
             ],
             stats: Some(Ok(Record {
                 bpf_run_ns: Some(3_000_000),
@@ -227,6 +252,8 @@ mod tests {
         let headline = r.vfio_trace_vs_tracefs.expect("known");
         assert!((headline - (657.0 - 89.0) / (163.0 - 89.0)).abs() < 1e-9);
         assert_eq!(r.bpftrace_vs_tracefs, None);
+        // Record's own view comes from record's rounds alone.
+        assert_eq!(r.record.events, Some(16384.0));
         // Its record document is sound even where the exercise failed.
         assert_eq!(r.record.lost_events, Some(5));
         assert_eq!(r.record.wakeups_per_1000_events, Some(10.009_765_625));
@@ -240,11 +267,31 @@ mod tests {
     }
 
     #[test]
+    fn events_mode_beside_record() {
+        let r = scenario(&data());
+        let ev = &r.modes[3];
+        assert_eq!(ev.mode, Mode::Events);
+        assert_eq!(ev.failed_rounds, 0);
+        assert_eq!(ev.phase_ns.map(|s| s.median), Some(705.0));
+        let added = ev.cost.added_ns_per_fault.expect("known");
+        assert!((added - (705.0 - 89.0) / 16384.0).abs() < 1e-9, "{added}");
+        let headline = r.events_vs_tracefs.expect("known");
+        assert!((headline - (705.0 - 89.0) / (163.0 - 89.0)).abs() < 1e-9);
+        assert_eq!(r.event_lines, Some(16390));
+        // Without events rounds there is no such figure, and no failure.
+        let mut d = data();
+        d.modes.pop();
+        let r = scenario(&d);
+        assert_eq!((r.events_vs_tracefs, r.event_lines), (None, None));
+    }
+
+    #[test]
     fn no_headline_within_the_noise() {
         let mut d = data();
         d.modes[1].1 = rounds(&[90, 88, 91, 87, 89], 16384);
         let r = scenario(&d);
         assert_eq!(r.vfio_trace_vs_tracefs, None);
+        assert_eq!(r.events_vs_tracefs, None);
         assert!(
             r.notes
                 .iter()

@@ -72,8 +72,10 @@ pub fn render(bench: &Bench) -> String {
          Each mode runs the same `vfio-trace exercise` phases; the figure is the phases' own \
          time (exercise's `elapsed_ns`: no start-up, no attach). One boot per kernel and vCPU \
          count; per scenario a warm-up, then {} rounds (storm-1g: 3) of untraced, tracefs \
-         (kprobe + kretprobe on the fault handler, hist triggers on order and retval) and \
-         `vfio-trace record`, alternating; last, once over all scenarios, the same runs under \
+         (kprobe + kretprobe on the fault handler, hist triggers on order and retval), \
+         `vfio-trace record` and `vfio-trace record --events FILE` (every event also streamed \
+         as JSON Lines; a file with fewer fault lines than record counted fails the round), \
+         alternating; last, once over all scenarios, the same runs under \
          bpftrace, compared with the same untraced medians. µs/fault = (median mode - median untraced) / faults; \
          ratio = median mode / median untraced; vfio-trace / tracefs = vfio-trace's added time \
          over tracefs's, the headline. Faults are exercise's count; the handler also runs for \
@@ -154,10 +156,13 @@ mod tests {
                         mode_report(Mode::Untraced, 88e6, Cost::default()),
                         mode_report(Mode::Tracefs, 163e6, cost(4577.6, 1.852)),
                         mode_report(Mode::Record, 664e6, cost(35156.0, 7.545)),
+                        mode_report(Mode::Events, 700e6, cost(37353.5, 7.955)),
                     ],
                     vfio_trace_vs_tracefs: Some(7.68),
+                    events_vs_tracefs: Some(8.16),
                     bpftrace_vs_tracefs: None,
                     record: RecordReport::default(),
+                    event_lines: Some(16390),
                     notes: vec![],
                 }],
             }],
@@ -172,16 +177,24 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| storm-64m | 5 | 16384 | 88.0 (87.0-90.0) | 163.0 (162.0-165.0) | 664.0 (663.0-666.0) | n/a |"),
+            md.contains("| scenario | rounds | faults | untraced | tracefs | vfio-trace | vfio-trace --events | bpftrace |\n|---|---|---|---|---|---|---|---|\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| storm-64m | 5 | 16384 | 88.0 (87.0-90.0) | 163.0 (162.0-165.0) | 664.0 (663.0-666.0) | 700.0 (699.0-702.0) | n/a |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| vfio-trace --events ratio | bpftrace ratio | **vfio-trace / tracefs** | vfio-trace --events / tracefs | bpftrace / tracefs |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"),
             "{md}"
         );
         assert!(
             md.contains(
-                "| storm-64m | 4.58 | 35.16 | n/a | 1.85x | 7.54x | n/a | **7.68x** | n/a |"
+                "| storm-64m | 4.58 | 35.16 | 37.35 | n/a | 1.85x | 7.54x | 7.96x | n/a | **7.68x** | 8.16x | n/a |"
             ),
             "{md}"
         );
-        assert!(md.contains("| storm-64m | n/a | 40 / 40 | n/a | n/a | n/a | n/a | n/a | n/a | n/a | 16384 / 16384 |"), "{md}");
+        assert!(md.contains("| storm-64m | n/a | 40 / 40 | n/a | n/a | n/a | n/a | n/a | n/a | n/a | 16384 / 16384 | n/a / 5.4 | 16390 |"), "{md}");
         assert!(md.contains("bpftrace: not available (no network)."), "{md}");
         assert!(md.contains("rounds: none left registered."), "{md}");
     }

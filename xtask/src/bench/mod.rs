@@ -10,6 +10,7 @@
 
 mod bpftrace;
 mod collect;
+mod events;
 mod figures;
 mod markdown;
 mod parse;

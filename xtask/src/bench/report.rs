@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{
+    events::Lines,
     parse::{Exercise, Record},
     stats::{Cost, Spread},
 };
@@ -17,6 +18,8 @@ pub enum Mode {
     Untraced,
     Tracefs,
     Record,
+    /// record with `--events FILE`: every event streamed as JSON Lines.
+    Events,
     Bpftrace,
 }
 
@@ -27,6 +30,7 @@ impl Mode {
             Mode::Untraced => "untraced",
             Mode::Tracefs => "tracefs",
             Mode::Record => "record",
+            Mode::Events => "events",
             Mode::Bpftrace => "bpftrace",
         }
     }
@@ -35,6 +39,7 @@ impl Mode {
     pub fn label(self) -> &'static str {
         match self {
             Mode::Record => "vfio-trace",
+            Mode::Events => "vfio-trace --events",
             other => other.stem(),
         }
     }
@@ -47,8 +52,10 @@ pub struct Round {
     pub number: u32,
     pub exercise: Result<Exercise, String>,
     pub wall_ms: Option<f64>,
-    /// record mode only.
+    /// record and events modes only.
     pub record: Option<Result<Record, String>>,
+    /// events mode only: the lines of its events file, when counted.
+    pub event_lines: Option<Lines>,
     /// tracefs mode only: hits of the handler's kprobe.
     pub tracefs_hits: Option<u64>,
 }
@@ -115,8 +122,12 @@ pub struct ScenarioReport {
     pub modes: Vec<ModeReport>,
     /// vfio-trace's added time over tracefs's: the headline.
     pub vfio_trace_vs_tracefs: Option<f64>,
+    /// The same for `record --events`.
+    pub events_vs_tracefs: Option<f64>,
     pub bpftrace_vs_tracefs: Option<f64>,
     pub record: RecordReport,
+    /// Median lines of the events mode's file, all kinds.
+    pub event_lines: Option<u64>,
     pub notes: Vec<String>,
 }
 

@@ -78,4 +78,38 @@ mod tests {
         assert_eq!(line.matches("refault:4k:4m:4k").count(), 8);
         assert!(!s.contains("bpftrace_start"));
     }
+
+    /// `bench_scenario`'s orders, from its `N) order="..." ;;` lines.
+    fn orders() -> Vec<Vec<&'static str>> {
+        BENCH
+            .lines()
+            .filter_map(|l| l.trim().split_once(") order=\""))
+            .map(|(_, rest)| rest.trim_end_matches("\" ;;").split(' ').collect())
+            .collect()
+    }
+
+    #[test]
+    fn modes_rotate_in_a_balanced_latin_square() {
+        let orders = orders();
+        let modes = ["untraced", "tracefs", "record", "events"];
+        assert_eq!(orders.len(), modes.len(), "{orders:?}");
+        for (place, _) in modes.iter().enumerate() {
+            let mut at: Vec<&str> = orders.iter().map(|o| o[place]).collect();
+            at.sort_unstable();
+            let mut all = modes.to_vec();
+            all.sort_unstable();
+            assert_eq!(at, all, "each mode once in place {place}");
+        }
+        // Every ordered pair of modes is adjacent exactly once: no mode
+        // always follows another.
+        for a in modes {
+            for b in modes.iter().filter(|&&b| b != a) {
+                let n = orders
+                    .iter()
+                    .filter(|o| o.windows(2).any(|w| w == [a, *b]))
+                    .count();
+                assert_eq!(n, 1, "{b} after {a}");
+            }
+        }
+    }
 }

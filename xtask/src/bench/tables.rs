@@ -6,7 +6,15 @@ use std::fmt::Write as _;
 use super::report::{Mode, ModeReport, RunReport, ScenarioReport};
 
 pub const NA: &str = "n/a";
-const MODES: [Mode; 4] = [Mode::Untraced, Mode::Tracefs, Mode::Record, Mode::Bpftrace];
+const MODES: [Mode; 5] = [
+    Mode::Untraced,
+    Mode::Tracefs,
+    Mode::Record,
+    Mode::Events,
+    Mode::Bpftrace,
+];
+/// The modes that add to untraced.
+const TRACED: [Mode; 4] = [Mode::Tracefs, Mode::Record, Mode::Events, Mode::Bpftrace];
 
 /// Milliseconds from nanoseconds, with the precision that matters at that size.
 pub fn ms(ns: f64) -> String {
@@ -56,8 +64,13 @@ pub fn run_title(r: &RunReport) -> String {
 
 pub fn timing_table(out: &mut String, run: &RunReport) {
     out.push_str("\nPhase time in ms, median (min-max):\n\n");
-    out.push_str("| scenario | rounds | faults | untraced | tracefs | vfio-trace | bpftrace |\n");
-    out.push_str("|---|---|---|---|---|---|---|\n");
+    out.push_str("| scenario | rounds | faults |");
+    for m in MODES {
+        let _ = write!(out, " {} |", m.label());
+    }
+    out.push_str("\n|---|---|---|");
+    out.push_str(&"---|".repeat(MODES.len()));
+    out.push('\n');
     for s in &run.scenarios {
         let _ = write!(
             out,
@@ -77,21 +90,31 @@ pub fn cost_table(out: &mut String, run: &RunReport) {
     out.push_str(
         "\nWhat tracing adds: µs per fault, ratio to untraced, and added time over tracefs's:\n\n",
     );
-    out.push_str("| scenario | tracefs µs/fault | vfio-trace µs/fault | bpftrace µs/fault | tracefs ratio | vfio-trace ratio | bpftrace ratio | **vfio-trace / tracefs** | bpftrace / tracefs |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| scenario |");
+    for m in TRACED {
+        let _ = write!(out, " {} µs/fault |", m.label());
+    }
+    for m in TRACED {
+        let _ = write!(out, " {} ratio |", m.label());
+    }
+    out.push_str(
+        " **vfio-trace / tracefs** | vfio-trace --events / tracefs | bpftrace / tracefs |\n|---|",
+    );
+    out.push_str(&"---|".repeat(2 * TRACED.len() + 3));
+    out.push('\n');
     for s in &run.scenarios {
-        let r = |m| ratio(mode(s, m).and_then(|r| r.cost.ratio));
+        let _ = write!(out, "| {} |", s.name);
+        for m in TRACED {
+            let _ = write!(out, " {} |", us_per_fault(s, m));
+        }
+        for m in TRACED {
+            let _ = write!(out, " {} |", ratio(mode(s, m).and_then(|r| r.cost.ratio)));
+        }
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | **{}** | {} |",
-            s.name,
-            us_per_fault(s, Mode::Tracefs),
-            us_per_fault(s, Mode::Record),
-            us_per_fault(s, Mode::Bpftrace),
-            r(Mode::Tracefs),
-            r(Mode::Record),
-            r(Mode::Bpftrace),
+            " **{}** | {} | {} |",
             ratio(s.vfio_trace_vs_tracefs),
+            ratio(s.events_vs_tracefs),
             ratio(s.bpftrace_vs_tracefs),
         );
     }
@@ -99,8 +122,8 @@ pub fn cost_table(out: &mut String, run: &RunReport) {
 
 pub fn record_table(out: &mut String, run: &RunReport) {
     out.push_str("\nvfio-trace record itself, medians per round (lost: summed over rounds):\n\n");
-    out.push_str("| scenario | attach ms | outside phase ms, untraced / record | events | lost | losses | BPF ns/run | collector CPU ns/event | wake-ups/1000 events | max RSS MiB | handler calls, record / tracefs | reported 4K p50 µs / untraced µs per fault |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| scenario | attach ms | outside phase ms, untraced / record | events | lost | losses | BPF ns/run | collector CPU ns/event | wake-ups/1000 events | max RSS MiB | handler calls, record / tracefs | reported 4K p50 µs / untraced µs per fault | --events file lines |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for s in &run.scenarios {
         let c = &s.record;
         let outside = |m| {
@@ -120,7 +143,7 @@ pub fn record_table(out: &mut String, run: &RunReport) {
         });
         let _ = writeln!(
             out,
-            "| {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} |",
+            "| {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} |",
             s.name,
             opt(c.attach_ms, |x| format!("{x:.0}")),
             outside(Mode::Untraced),
@@ -136,6 +159,7 @@ pub fn record_table(out: &mut String, run: &RunReport) {
             opt(s.tracefs_hits, |x| x.to_string()),
             opt(c.p50_4k_ns, |x| format!("{:.1}", x / 1000.0)),
             opt(untraced_per_fault_us(s), |x| format!("{x:.1}")),
+            opt(s.event_lines, |x| x.to_string()),
         );
     }
 }
