@@ -206,7 +206,9 @@ impl EventSink {
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         Ok(Self {
             path: path.display().to_string(),
-            out: std::io::BufWriter::new(file),
+            // Large writes: the file may be on a slow filesystem (9p, NFS), and
+            // each write there costs the traced CPU far more than a line.
+            out: std::io::BufWriter::with_capacity(1 << 20, file),
             lines: None,
             error: None,
             lines_written: 0,
