@@ -68,7 +68,7 @@ pub fn render(r: &Report) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let generation = r.kernel.generation.map_or(
-        "generation unknown: no vfio fault handler in kallsyms",
+        "generation unknown: no vfio fault handler in this kernel",
         |g| g.describe(),
     );
     let _ = writeln!(s, "kernel    {} ({generation})", r.kernel.release);
@@ -186,7 +186,7 @@ mod tests {
         let r = report(FakeHost {
             kprobes: false,
             vfio_loaded: false,
-            kallsyms: Some("ffffffff81000000 T vmf_insert_pfn\n".into()),
+            symbols: Some("ffffffff81000000 T vmf_insert_pfn\n".into()),
             ..FakeHost::good()
         });
         assert!(!r.ready);
@@ -246,7 +246,7 @@ mod tests {
                 ..FakeHost::good()
             },
             FakeHost {
-                kallsyms: Some(SYMBOLS_6_12.replace("huge_fault", "x")),
+                symbols: Some(SYMBOLS_6_12.replace("huge_fault", "x")),
                 ..FakeHost::good()
             },
             no_btf,

@@ -1,5 +1,6 @@
-//! The machine a preflight reads: sysfs, kernel BTF, kallsyms, tracefs, the
-//! kprobe PMU and the preemption model, all found under one root so a test
+//! The machine a preflight reads: sysfs, kernel BTF, tracefs, the kprobe PMU
+//! and the preemption model (and kallsyms, when stacks are named), all found
+//! under one root so a test
 //! points it at a fixture tree. BTF sits behind `BtfSource`: real BTF is a
 //! large binary no test writes by hand, so the fake answers lookups directly.
 
@@ -26,22 +27,28 @@ pub struct BtfPresence {
     pub vfio_pci_core: bool,
 }
 
-/// What one read of the BTF yields: the offsets, and the BTF type id of each
-/// function asked for (in the order asked).
+/// A function the kernel's BTF has: its type id, and the module whose BTF
+/// holds it (`None`: vmlinux).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BtfFunction {
+    pub id: u32,
+    pub module: Option<&'static str>,
+}
+
+/// What one read of the BTF yields: the offsets, and each function asked
+/// for (in the order asked) when the kernel has it.
 #[derive(Debug, Clone)]
 pub struct BtfRead {
     pub offsets: Offsets,
-    pub func_ids: Vec<Option<u32>>,
+    pub functions: Vec<Option<BtfFunction>>,
 }
-
-/// A function looked up in BTF: its symbol and module (`None`: vmlinux).
-pub type BtfFunction<'a> = (&'a str, Option<&'a str>);
 
 /// Where BTF comes from.
 pub trait BtfSource {
     fn presence(&self) -> BtfPresence;
-    /// Parses what is present once and answers every lookup from it.
-    fn read(&self, functions: &[BtfFunction<'_>]) -> Result<BtfRead, String>;
+    /// Parses what is present once and answers every lookup from it:
+    /// vmlinux's functions first, then vfio-pci-core's.
+    fn read(&self, functions: &[&str]) -> Result<BtfRead, String>;
 }
 
 /// The kernel's BTF files.
@@ -58,7 +65,7 @@ impl BtfSource for BtfFiles {
         }
     }
 
-    fn read(&self, functions: &[BtfFunction<'_>]) -> Result<BtfRead, String> {
+    fn read(&self, functions: &[&str]) -> Result<BtfRead, String> {
         let read = |path: &Path| fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
         let vmlinux = read(&self.vmlinux)?;
         let module = if self.module.exists() {
@@ -67,7 +74,7 @@ impl BtfSource for BtfFiles {
             None
         };
         let mut wanted: Vec<&str> = offsets::structs().collect();
-        wanted.extend(functions.iter().map(|&(symbol, _)| symbol));
+        wanted.extend(functions);
         let base = Scan::new(&vmlinux, None, &wanted)
             .map_err(|e| format!("{}: {e}", self.vmlinux.display()))?;
         let split = module
@@ -78,15 +85,22 @@ impl BtfSource for BtfFiles {
         // The module's structs first; its split BTF falls back to vmlinux's.
         let btf = split.as_ref().unwrap_or(&base);
         let offsets = offsets::from_lookup(|strukt, member| btf.member_offset(strukt, member));
-        let func_ids = functions
+        let functions = functions
             .iter()
-            .map(|&(symbol, module)| match module {
-                None => base.func_id(symbol),
-                Some("vfio_pci_core") => split.as_ref().and_then(|s| s.func_id(symbol)),
-                Some(_) => None,
+            .map(|name| {
+                let vmlinux = base
+                    .func_id(name)
+                    .map(|id| BtfFunction { id, module: None });
+                vmlinux.or_else(|| {
+                    let id = split.as_ref()?.func_id(name)?;
+                    Some(BtfFunction {
+                        id,
+                        module: Some("vfio_pci_core"),
+                    })
+                })
             })
             .collect();
-        Ok(BtfRead { offsets, func_ids })
+        Ok(BtfRead { offsets, functions })
     }
 }
 
@@ -136,6 +150,9 @@ impl Host {
         self.path(KPROBE_PMU).exists()
     }
 
+    /// Function names and addresses, to name stack frames. Slow to read and
+    /// parse (most of a second in an emulated guest): read when a stack needs
+    /// naming, never at start-up.
     pub fn kallsyms(&self) -> io::Result<Symbols> {
         std::fs::read_to_string(self.path("/proc/kallsyms")).map(|t| Symbols::parse(&t))
     }
@@ -145,6 +162,17 @@ impl Host {
         std::fs::read_to_string(self.path("/proc/sys/kernel/osrelease"))
             .map(|s| s.trim().to_owned())
             .unwrap_or_default()
+    }
+
+    /// Whether tracefs has the tracepoint `CATEGORY:NAME` (a tracepoint
+    /// program attaches by its id there).
+    pub fn has_tracepoint(&self, category: &str, name: &str) -> bool {
+        ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+            .iter()
+            .any(|tracefs| {
+                self.path(&format!("{tracefs}/events/{category}/{name}"))
+                    .is_dir()
+            })
     }
 
     /// `events/CATEGORY/NAME/format` from tracefs (or debugfs's copy).

@@ -1,5 +1,7 @@
 //! A fake machine for tests: a fixture tree of `/sys` and `/proc` in a
 //! temporary directory, and BTF that answers lookups without a BTF file.
+//! A fixture lists the kernel's functions as kallsyms would; its BTF then
+//! has those functions, and its tracefs those tracepoints.
 
 use super::{BtfFunction, BtfPresence, BtfRead, BtfSource, Host};
 use crate::probe::offsets;
@@ -11,6 +13,8 @@ pub struct FakeBtf {
     pub presence: BtfPresence,
     pub unreadable: bool,
     pub missing: Vec<&'static str>,
+    /// Functions it has, with their module; filled from `FakeHost::symbols`.
+    pub functions: Vec<(String, Option<String>)>,
 }
 
 impl BtfSource for FakeBtf {
@@ -18,7 +22,7 @@ impl BtfSource for FakeBtf {
         self.presence
     }
 
-    fn read(&self, functions: &[BtfFunction<'_>]) -> Result<BtfRead, String> {
+    fn read(&self, functions: &[&str]) -> Result<BtfRead, String> {
         if self.unreadable {
             return Err("/sys/kernel/btf/vmlinux: bad magic".into());
         }
@@ -28,8 +32,18 @@ impl BtfSource for FakeBtf {
             let in_module = strukt.starts_with("vfio_pci_core");
             (!self.missing.contains(&name.as_str()) && (module || !in_module)).then_some(8)
         });
-        let func_ids = (1000..).zip(functions).map(|(id, _)| Some(id)).collect();
-        Ok(BtfRead { offsets, func_ids })
+        let found = |name: &str| {
+            let at = self.functions.iter().position(|(f, _)| f == name)?;
+            let module = match self.functions[at].1.as_deref() {
+                None => None,
+                Some("vfio_pci_core") if module => Some("vfio_pci_core"),
+                Some(_) => return None,
+            };
+            let id = 1000 + u32::try_from(at).ok()?;
+            Some(BtfFunction { id, module })
+        };
+        let functions = functions.iter().map(|name| found(name)).collect();
+        Ok(BtfRead { offsets, functions })
     }
 }
 
@@ -38,8 +52,10 @@ impl BtfSource for FakeBtf {
 pub struct FakeHost {
     pub kprobes: bool,
     pub vfio_loaded: bool,
-    /// `/proc/kallsyms`; `None`: unreadable.
-    pub kallsyms: Option<String>,
+    /// The kernel's symbols in kallsyms' form: functions go to the BTF,
+    /// `__tracepoint_NAME` to tracefs (as `lock:NAME`), and the text to
+    /// `/proc/kallsyms`. `None`: no kallsyms, no functions.
+    pub symbols: Option<String>,
     pub release: &'static str,
     /// `/proc/sys/kernel/version`, which gives the preemption model.
     pub version: &'static str,
@@ -74,7 +90,7 @@ impl FakeHost {
         Self {
             kprobes: true,
             vfio_loaded: true,
-            kallsyms: Some(SYMBOLS_6_12.into()),
+            symbols: Some(SYMBOLS_6_12.into()),
             release: "6.12.117+deb12-amd64",
             version: "#1 SMP Debian 6.12.117-1",
             lock_begin_format: Some(LOCK_BEGIN_FORMAT),
@@ -85,6 +101,7 @@ impl FakeHost {
                 },
                 unreadable: false,
                 missing: Vec::new(),
+                functions: Vec::new(),
             },
         }
     }
@@ -93,7 +110,7 @@ impl FakeHost {
     ///
     /// # Panics
     /// When the temporary directory cannot be made or written.
-    pub fn build(self) -> (tempfile::TempDir, Host) {
+    pub fn build(mut self) -> (tempfile::TempDir, Host) {
         let root = tempfile::tempdir().expect("tempdir");
         let write = |path: &str, text: &str| {
             let file = root.path().join(path);
@@ -108,8 +125,21 @@ impl FakeHost {
                 write(&format!("sys/module/{module}/refcnt"), "0\n");
             }
         }
-        if let Some(text) = &self.kallsyms {
+        if let Some(text) = &self.symbols {
             write("proc/kallsyms", text);
+            for line in text.lines() {
+                let mut parts = line.split_whitespace();
+                let (Some(_), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
+                else {
+                    continue;
+                };
+                if let Some(tp) = name.strip_prefix("__tracepoint_") {
+                    write(&format!("sys/kernel/tracing/events/lock/{tp}/id"), "1\n");
+                } else if kind.eq_ignore_ascii_case("t") {
+                    let module = parts.next().map(|m| m.trim_matches(['[', ']']).to_owned());
+                    self.btf.functions.push((name.to_owned(), module));
+                }
+            }
         }
         write("proc/sys/kernel/osrelease", &format!("{}\n", self.release));
         write("proc/sys/kernel/version", &format!("{}\n", self.version));

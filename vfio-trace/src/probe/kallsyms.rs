@@ -1,7 +1,9 @@
-//! Kernel symbols from `/proc/kallsyms`, to choose which probes can attach
-//! and to name stack frames. ~150,000 text symbols are held as one string
-//! and sorted index vectors, not a String each: a String per symbol cost more
-//! memory than the rest of a recording.
+//! Kernel symbols: which functions and tracepoints exist, to choose the
+//! probes, and, read from `/proc/kallsyms`, their addresses, to name stack
+//! frames. Start-up learns what exists from BTF and tracefs (`from_present`);
+//! kallsyms is read only to name stacks. ~150,000 text symbols are held as one
+//! string and sorted index vectors, not a String each: a String per symbol
+//! cost more memory than the rest of a recording.
 
 use std::{cmp::Ordering, collections::HashSet, ops::Range};
 
@@ -63,6 +65,29 @@ impl Symbols {
         s.functions
             .sort_by(|a, b| names[range(a.0)].cmp(&names[range(b.0)]));
         s.names = names;
+        s
+    }
+
+    /// What exists, without addresses: `functions` with their module
+    /// (`None`: vmlinux), and tracepoints as `category:name`.
+    pub fn from_present<'n>(
+        functions: impl IntoIterator<Item = (&'n str, Option<&'n str>)>,
+        tracepoints: impl IntoIterator<Item = &'n str>,
+    ) -> Self {
+        let mut s = Self::default();
+        for (name, module) in functions {
+            let span = s.push_name(name);
+            let module = module.map_or(0, |m| s.module_index(m));
+            s.functions.push((span, module));
+        }
+        let names = std::mem::take(&mut s.names);
+        s.functions
+            .sort_by(|a, b| names[range(a.0)].cmp(&names[range(b.0)]));
+        s.names = names;
+        s.tracepoints = tracepoints
+            .into_iter()
+            .map(|t| t.split_once(':').map_or(t, |(_, n)| n).to_owned())
+            .collect();
         s
     }
 
@@ -167,6 +192,26 @@ ffffffffc0a01400 t vfio_pci_mmap_page_fault\t[vfio_pci_core]
         );
         assert_eq!(s.name_at(0x10), None);
         assert!(!s.contains("lock:contention_end"));
+    }
+
+    #[test]
+    fn what_exists_without_addresses() {
+        let s = Symbols::from_present(
+            [
+                ("vmf_insert_pfn", None),
+                ("vfio_pci_mmap_huge_fault", Some("vfio_pci_core")),
+            ],
+            ["lock:contention_begin"],
+        );
+        assert!(s.contains("vmf_insert_pfn"));
+        assert_eq!(
+            s.module_of("vfio_pci_mmap_huge_fault"),
+            Some("vfio_pci_core")
+        );
+        assert!(s.contains("lock:contention_begin"));
+        assert!(!s.contains("lock:contention_end"));
+        assert!(!s.contains("remap_pfn_range"));
+        assert_eq!(s.name_at(0xffff_ffff_8100_0000), None);
     }
 
     #[test]

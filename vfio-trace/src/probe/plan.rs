@@ -195,7 +195,7 @@ fn choose(symbols: &Symbols) -> Vec<PlannedProbe> {
                 },
                 reason: chosen.is_none().then(|| {
                     format!(
-                        "none of {} in kallsyms: {}",
+                        "none of {} in this kernel: {}",
                         names.join(", "),
                         row.absent_because
                     )

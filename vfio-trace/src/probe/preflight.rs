@@ -35,7 +35,6 @@ pub enum Problem {
     NoKprobes,
     NoBtf,
     BtfUnreadable(String),
-    NoKallsyms(String),
     VfioNotLoaded,
     NoModuleBtf,
     RequiredProbe {
@@ -61,7 +60,6 @@ impl fmt::Display for Problem {
                 offsets::VMLINUX_BTF
             ),
             Self::BtfUnreadable(why) => write!(f, "kernel BTF unreadable: {why}"),
-            Self::NoKallsyms(why) => write!(f, "reading /proc/kallsyms: {why}"),
             Self::VfioNotLoaded => {
                 f.write_str("vfio-pci is not loaded (no /sys/module/vfio_pci_core)")
             }
@@ -131,20 +129,52 @@ impl Preflight {
     }
 }
 
-/// Reads `host` once: symbols, BTF, tracefs, PMU, sysfs.
+/// Reads `host` once: BTF (offsets and functions), tracefs, PMU, sysfs.
 pub fn preflight(host: &Host) -> Preflight {
     let mut problems = Vec::new();
     let sysfs = host.sysfs();
     let kprobes = host.kprobes();
     let btf = host.btf().presence();
-    let symbols = host.kallsyms().unwrap_or_else(|e| {
-        problems.push(Problem::NoKallsyms(e.to_string()));
-        Symbols::default()
+    // What exists comes from BTF and tracefs, not /proc/kallsyms: reading
+    // and parsing kallsyms was most of the time to attach.
+    let (names, tracepoints): (Vec<&str>, Vec<&str>) =
+        table::symbols().partition(|s| !s.contains(':'));
+    let mut config = Config::empty();
+    let mut fields = Vec::new();
+    let mut found = Vec::new();
+    let mut functions_known = false;
+    if btf.vmlinux {
+        match host.btf().read(&names) {
+            Ok(read) => {
+                functions_known = true;
+                found = names
+                    .iter()
+                    .zip(read.functions)
+                    .filter_map(|(&name, f)| Some((name, f?)))
+                    .collect();
+                config = read.offsets.config;
+                fields = read.offsets.fields;
+            }
+            Err(why) => problems.push(Problem::BtfUnreadable(why)),
+        }
+    }
+    let tracepoints = tracepoints.into_iter().filter(|t| {
+        t.split_once(':')
+            .is_some_and(|(category, name)| host.has_tracepoint(category, name))
     });
+    let symbols = Symbols::from_present(found.iter().map(|(n, f)| (*n, f.module)), tracepoints);
     let no_trampolines = preempt::avoid_trampolines(host.preemption());
     let mut probes = plan::plan(&symbols, no_trampolines.as_deref());
     if !kprobes {
         plan::without_kprobes(&mut probes);
+    }
+    // Trampolines name their function by BTF id.
+    for p in probes.iter_mut().filter(|p| p.btf_program.is_some()) {
+        p.btf_id = p
+            .symbol
+            .as_deref()
+            .and_then(|s| found.iter().find(|(n, _)| *n == s))
+            .map(|(_, f)| f.id);
     }
     let modules: Vec<Module> = MODULES
         .iter()
@@ -153,30 +183,6 @@ pub fn preflight(host: &Host) -> Preflight {
             loaded: sysfs.module_loaded(name),
         })
         .collect();
-
-    let mut config = Config::empty();
-    let mut fields = Vec::new();
-    if btf.vmlinux {
-        // Trampolines name their function by BTF id.
-        let wanted: Vec<(usize, &str, Option<&str>)> = probes
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.btf_program.is_some())
-            .filter_map(|(i, p)| Some((i, p.symbol.as_deref()?, p.module.as_deref())))
-            .collect();
-        let functions: Vec<_> = wanted.iter().map(|&(_, s, m)| (s, m)).collect();
-        let wanted: Vec<usize> = wanted.iter().map(|&(i, _, _)| i).collect();
-        match host.btf().read(&functions) {
-            Ok(read) => {
-                for (&i, id) in wanted.iter().zip(read.func_ids) {
-                    probes[i].btf_id = id;
-                }
-                config = read.offsets.config;
-                fields = read.offsets.fields;
-            }
-            Err(why) => problems.push(Problem::BtfUnreadable(why)),
-        }
-    }
     tracepoint_fields(host, &mut config);
 
     if !kprobes {
@@ -193,7 +199,11 @@ pub fn preflight(host: &Host) -> Preflight {
     } else if !btf.vfio_pci_core {
         problems.push(Problem::NoModuleBtf);
     }
-    for p in probes.iter().filter(|p| p.required && p.symbol.is_none()) {
+    // Without BTF no function is known: the BTF problem says it once.
+    let missing = probes
+        .iter()
+        .filter(|p| functions_known && p.required && p.symbol.is_none());
+    for p in missing {
         problems.push(Problem::RequiredProbe {
             role: p.role,
             reason: p.reason.clone().unwrap_or_else(|| "absent".into()),

@@ -7,6 +7,7 @@ use crate::{
     probe::{
         host::fake::{FakeHost, SYMBOLS_6_12},
         plan::{Kind, Status},
+        role::Role,
     },
 };
 
@@ -95,7 +96,7 @@ fn a_missing_fault_field_is_fatal() {
 fn a_host_without_vfio_says_so_once_per_cause() {
     let p = run(FakeHost {
         vfio_loaded: false,
-        kallsyms: Some("ffffffff81000000 T vmf_insert_pfn\n".into()),
+        symbols: Some("ffffffff81000000 T vmf_insert_pfn\n".into()),
         ..FakeHost::good()
     });
     assert_eq!(p.kernel.generation, None);
@@ -107,13 +108,34 @@ fn a_host_without_vfio_says_so_once_per_cause() {
 }
 
 #[test]
-fn unreadable_kallsyms_is_not_ready() {
-    let p = run(FakeHost {
-        kallsyms: None,
+fn functions_come_from_btf_and_tracepoints_from_tracefs() {
+    let (root, host) = Host::fake(FakeHost {
+        symbols: Some(SYMBOLS_6_12.replace("D __tracepoint_contention_end", "D x")),
         ..FakeHost::good()
     });
-    assert!(matches!(p.problems[0], Problem::NoKallsyms(_)));
-    assert!(!p.ready());
+    // No /proc/kallsyms at all: start-up does not read it.
+    std::fs::remove_file(root.path().join("proc/kallsyms")).expect("kallsyms");
+    let p = preflight(&host);
+    assert!(p.ready(), "{:?}", p.problems);
+    let by_role = |r: Role| p.probes.iter().find(|x| x.role == r).expect("role");
+    assert_eq!(
+        by_role(Role::FaultEntry).symbol.as_deref(),
+        Some("vfio_pci_mmap_huge_fault")
+    );
+    assert_eq!(
+        by_role(Role::FaultEntry).module.as_deref(),
+        Some("vfio_pci_core")
+    );
+    assert!(by_role(Role::FaultEntry).btf_id.is_some());
+    assert_eq!(
+        by_role(Role::LockBegin).symbol.as_deref(),
+        Some("lock:contention_begin")
+    );
+    assert_eq!(
+        by_role(Role::LockEnd).symbol,
+        None,
+        "no such tracepoint in tracefs"
+    );
 }
 
 #[test]
@@ -132,7 +154,7 @@ fn the_generation_comes_from_symbols_not_the_release() {
     let old = SYMBOLS_6_12.replace("vfio_pci_mmap_huge_fault", "vfio_pci_mmap_fault");
     let p = run(FakeHost {
         // A distribution kernel whose version says 6.12 but whose vfio is 6.10's.
-        kallsyms: Some(old),
+        symbols: Some(old),
         ..FakeHost::good()
     });
     assert_eq!(p.kernel.generation, Some(Generation::PerPage));

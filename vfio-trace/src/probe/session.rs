@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use crate::event::Event;
 
 use super::{
+    Host,
     attach::error_chain,
     diagnostics,
     kallsyms::Symbols,
@@ -66,7 +67,8 @@ pub struct Session {
     pub events: mpsc::UnboundedReceiver<Vec<Event>>,
     pub offsets: Vec<Field>,
     stacks: Option<StackTraceMap<MapData>>,
-    symbols: Symbols,
+    /// Read from kallsyms when the first stack is named, not at start-up.
+    symbols: std::sync::OnceLock<Symbols>,
     diagnostics: Option<diagnostics::Reader>,
     /// Why the programs' diagnostics cannot be read, if they cannot.
     pub diagnostics_error: Option<String>,
@@ -93,7 +95,6 @@ impl Session {
             mut probes,
             mut config,
             offsets,
-            symbols,
             ..
         } = preflight;
         if !opts.trampolines {
@@ -152,7 +153,7 @@ impl Session {
             events,
             offsets,
             stacks,
-            symbols,
+            symbols: std::sync::OnceLock::new(),
             diagnostics,
             diagnostics_error,
         })
@@ -204,7 +205,7 @@ impl Session {
         ids.iter()
             .filter_map(|&id| {
                 let trace = map.get(&id.cast_unsigned(), 0).ok()?;
-                Some((id, name_frames(&trace, &self.symbols)))
+                Some((id, name_frames(&trace, loaded(&self.symbols))))
             })
             .collect()
     }
@@ -294,11 +295,21 @@ impl Session {
     }
 }
 
-/// Every stack in the map, as function names.
-fn name_stacks(map: &StackTraceMap<MapData>, symbols: &Symbols) -> BTreeMap<i32, Vec<String>> {
-    map.iter()
-        .filter_map(Result::ok)
-        .map(|(id, trace)| (id.cast_signed(), name_frames(&trace, symbols)))
+/// The kernel's symbols, read from kallsyms on first use.
+fn loaded(symbols: &std::sync::OnceLock<Symbols>) -> &Symbols {
+    symbols.get_or_init(|| Host::current().kallsyms().unwrap_or_default())
+}
+
+/// Every stack in the map, as function names; kallsyms is read only if
+/// there is one.
+fn name_stacks(
+    map: &StackTraceMap<MapData>,
+    symbols: &std::sync::OnceLock<Symbols>,
+) -> BTreeMap<i32, Vec<String>> {
+    let traces: Vec<_> = map.iter().filter_map(Result::ok).collect();
+    traces
+        .iter()
+        .map(|(id, trace)| (id.cast_signed(), name_frames(trace, loaded(symbols))))
         .collect()
 }
 

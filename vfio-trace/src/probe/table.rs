@@ -195,6 +195,20 @@ pub fn row(role: Role) -> Option<&'static Row> {
     ROWS.iter().find(|r| r.role == role)
 }
 
+/// Every symbol the table names, each once: functions, and tracepoints as
+/// `category:name`.
+pub fn symbols() -> impl Iterator<Item = &'static str> {
+    let mut seen: Vec<&'static str> = Vec::new();
+    ROWS.iter()
+        .flat_map(|r| r.candidates)
+        .map(|c| c.symbol)
+        .filter(move |s| {
+            let new = !seen.contains(s);
+            seen.push(s);
+            new
+        })
+}
+
 /// A program of the table by name, as the table spells it.
 pub fn program(name: &str) -> Option<&'static str> {
     ROWS.iter()

@@ -1,6 +1,7 @@
 //! `vfio-trace check --json` in the guest: it runs, exits 0, prints JSON, and
 //! agrees with `record` on readiness: ready here, and not ready once vfio-pci
-//! is unloaded (the last scenario of a boot).
+//! is unloaded (the last scenario of a boot). The functions it finds in BTF
+//! are exactly those kallsyms has, among every candidate of the table.
 
 use super::{Ctx, Scenario, TestResult, read_out};
 
@@ -9,6 +10,7 @@ pub const SCENARIO: Scenario = Scenario {
     guest: r"
 vfio-trace check --json > check.json; echo $? > check.status
 vfio-trace record --duration 1 -o record.json 2> record.stderr; echo $? > record.status
+awk '$2 ~ /^[tT]$/ { print $3 }' /proc/kallsyms | sort -u > functions.txt
 ",
     check,
 };
@@ -30,7 +32,41 @@ fn check(ctx: &Ctx) -> Vec<TestResult> {
         ("exit-status".to_owned(), exit_status(ctx)),
         ("json".to_owned(), json(ctx).map(drop)),
         ("record-agrees".to_owned(), agree(ctx, true)),
+        (
+            "btf-functions-match-kallsyms".to_owned(),
+            btf_matches_kallsyms(ctx),
+        ),
     ]
+}
+
+/// Each probe's function is in kallsyms, and each role without one has none
+/// of its candidates there ("none of A, B in this kernel: ..."). Tracepoints
+/// (`category:name`) are tracefs's and left out.
+fn btf_matches_kallsyms(ctx: &Ctx) -> Result<(), String> {
+    let doc = json(ctx)?;
+    let text = read_out(ctx, "functions.txt")?;
+    let functions: std::collections::HashSet<&str> = text.lines().collect();
+    let probes = doc["probes"].as_array().ok_or("check.json has no probes")?;
+    for p in probes {
+        let role = p["name"].as_str().unwrap_or("?");
+        if let Some(symbol) = p["symbol"].as_str() {
+            if !symbol.contains(':') && !functions.contains(symbol) {
+                return Err(format!("{role}: {symbol} found in BTF but not in kallsyms"));
+            }
+        } else if let Some(names) = p["reason"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("none of "))
+            .and_then(|r| r.split_once(" in this kernel"))
+            .map(|(names, _)| names)
+        {
+            for name in names.split(", ").filter(|n| !n.contains(':')) {
+                if functions.contains(name) {
+                    return Err(format!("{role}: kallsyms has {name}, BTF did not"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unready(ctx: &Ctx) -> Vec<TestResult> {
