@@ -12,7 +12,6 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::Command,
-    time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -21,7 +20,7 @@ use serde_json::Value;
 use crate::{
     bench::plan::{SCENARIOS, Scenario},
     cmd, guest, kernels,
-    lab::{Console, Lab, RunOpts},
+    lab::{Lab, RunOpts},
     paths,
 };
 
@@ -141,14 +140,7 @@ fn record_on(key: &'static str, script: &str, timeout: u64, out: &Path) -> Kerne
         release: String::new(),
         records: Vec::new(),
     };
-    let outcome = Lab::prepare(key).and_then(|lab| {
-        lab.run(&RunOpts {
-            timeout: Some(Duration::from_secs(timeout)),
-            script: Some(script.to_owned()),
-            console: Console::Echo,
-            ..RunOpts::default()
-        })
-    });
+    let outcome = Lab::prepare(key).and_then(|lab| lab.run(&RunOpts::scripted(script, timeout)));
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {

@@ -24,14 +24,14 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::Command,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context as _, Result};
 
 use crate::{
     cmd,
-    lab::{Console, Lab, MAX_SMP, RunOpts},
+    lab::{Lab, MAX_SMP, RunOpts},
     paths, setup,
 };
 use collect::{Boot, Staging};
@@ -152,10 +152,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
 fn run_boot(lab: &Lab, script: &str, mut boot: Boot, timeout: u64, out: &Path) -> RunReport {
     let outcome = lab.run(&RunOpts {
         smp: boot.smp,
-        timeout: Some(Duration::from_secs(timeout)),
-        script: Some(script.to_owned()),
-        console: Console::Echo,
-        ..RunOpts::default()
+        ..RunOpts::scripted(script, timeout)
     });
     let outcome = match outcome {
         Ok(o) => o,

@@ -89,6 +89,17 @@ impl Default for RunOpts {
     }
 }
 
+impl RunOpts {
+    /// `script` run in one guest, killed after `timeout_secs`; the rest default.
+    pub fn scripted(script: &str, timeout_secs: u64) -> Self {
+        Self {
+            timeout: Some(Duration::from_secs(timeout_secs)),
+            script: Some(script.to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct RunOutcome {
     /// The script's exit status (0 for an interactive shell that powered off).
