@@ -25,6 +25,8 @@ use vfio::{Device, Region};
     touch:STRIDE:SIZE[:ALIGN]    map SIZE bytes of the BAR at an address aligned to exactly ALIGN,\n                               \
     read one u32 every STRIDE bytes, unmap\n  \
     refault:STRIDE:SIZE[:ALIGN]  the same, then clear and set memory decode (a zap), read again\n  \
+    dma-map:SIZE[:ALIGN[:MAP]]   map as touch does, VFIO_IOMMU_MAP_DMA the first SIZE bytes (type1\n                               \
+    faults every page in to pin it), VFIO_IOMMU_UNMAP_DMA, unmap\n  \
     decode-off | decode-on       clear or set PCI_COMMAND's memory bit\n  \
     sigbus:SIZE                  with decode off, map SIZE bytes and let a child read the first word\n  \
     reset                        VFIO_DEVICE_RESET\n  \
@@ -231,6 +233,11 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "refault:4k:2g: size 2147483648 is beyond BAR2's 1073741824 bytes"
+        );
+        let err = check_sizes(&specs(&["dma-map:64m:2m:2g"]), &bar).expect_err("too big");
+        assert_eq!(
+            err.to_string(),
+            "dma-map:64m:2m:2g: size 2147483648 is beyond BAR2's 1073741824 bytes"
         );
     }
 

@@ -7,9 +7,14 @@ use std::time::{Duration, Instant};
 use super::error::ExerciseError;
 use super::layout::{alignment, expected_faults};
 use super::mapping::BarMapping;
-use super::report::{Decode, MapInfo, PhaseReport, Refault, Sigbus, Timed, Totals, Touch};
-use super::spec::{Phase, PhaseSpec, Walk};
+use super::report::{Decode, DmaMap, MapInfo, PhaseReport, Refault, Sigbus, Timed, Totals, Touch};
+use super::spec::{GIB, Phase, PhaseSpec, Walk};
 use super::vfio::{Device, PCI_COMMAND_MEMORY, Region};
+
+/// Where `dma-map` maps the BAR in the device's address space: 1 GiB aligned,
+/// so the IOMMU may use its largest pages, and clear of the x86 MSI window
+/// just below 4 GiB.
+pub const DMA_IOVA: u64 = 4 * GIB;
 
 fn ns(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
@@ -27,6 +32,7 @@ impl Runner<'_> {
         Ok(match spec.phase {
             Phase::Touch(walk) => PhaseReport::Touch(self.touch(text, &walk)?),
             Phase::Refault(walk) => PhaseReport::Refault(self.refault(text, &walk)?),
+            Phase::DmaMap(walk) => PhaseReport::DmaMap(self.dma_map(text, &walk)?),
             Phase::DecodeOff => PhaseReport::DecodeOff(self.decode(text, false)?),
             Phase::DecodeOn => PhaseReport::DecodeOn(self.decode(text, true)?),
             Phase::Sigbus { size } => PhaseReport::Sigbus(self.sigbus(text, size)?),
@@ -127,6 +133,30 @@ impl Runner<'_> {
             first_ns,
             zap_ns,
             second_ns,
+            elapsed_ns: ns(start),
+        })
+    }
+
+    /// Maps the walk's bytes, then DMA-maps the first `walk.size` of them as a
+    /// VMM maps a BAR for peer-to-peer DMA: type1 pins each page, and pinning a
+    /// BAR page faults it in through `fixup_user_fault`, not a read of ours.
+    fn dma_map(&mut self, spec: String, walk: &Walk) -> Result<DmaMap, ExerciseError> {
+        let (map, info) = self.map_walk(walk)?;
+        let start = Instant::now();
+        self.device.map_dma(map.addr(), DMA_IOVA, walk.size)?;
+        let map_dma_ns = ns(start);
+        self.totals.dma_maps += 1;
+        let unmap = Instant::now();
+        self.device.unmap_dma(DMA_IOVA, walk.size)?;
+        let unmap_dma_ns = ns(unmap);
+        map.unmap()?;
+        Ok(DmaMap {
+            spec,
+            map: info,
+            dma_size: walk.size,
+            iova: DMA_IOVA,
+            map_dma_ns,
+            unmap_dma_ns,
             elapsed_ns: ns(start),
         })
     }

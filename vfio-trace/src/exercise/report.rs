@@ -4,7 +4,8 @@
 //! - `device`: the PCI address, `bar`: the BAR index, `bar_size`: its bytes,
 //!   `pid`: this process (every fault except sigbus's happens in it).
 //! - `phases`: one object per phase done, in order, tagged by `phase`
-//!   (`touch`, `refault`, `decode-off`, `decode-on`, `sigbus`, `reset`, `sleep`),
+//!   (`touch`, `refault`, `dma-map`, `decode-off`, `decode-on`, `sigbus`, `reset`,
+//!   `sleep`, `contend`),
 //!   each with `spec` (as typed) and `elapsed_ns`:
 //!   - touch: `map_addr`, `map_align` (largest power of two dividing `map_addr`,
 //!     capped at 1 GiB), `size` and `stride` in bytes, `touches` (u32 reads, one per
@@ -14,6 +15,11 @@
 //!   - refault: the same mapping fields, `touches_first` and `touches_second` (the
 //!     passes before and after the zap), `decode_toggles` (2), `first_ns`,
 //!     `zap_ns` (both `PCI_COMMAND` writes), `second_ns`.
+//!   - dma-map: the same mapping fields (`stride` is 4096: type1 pins every page,
+//!     so `expected` is a 4 KiB walk's), `dma_size` and `iova` (what was
+//!     DMA-mapped), `map_dma_ns` (the `VFIO_IOMMU_MAP_DMA` ioctl, which faults the
+//!     BAR in), `unmap_dma_ns` (`VFIO_IOMMU_UNMAP_DMA`); `elapsed_ns` is both
+//!     ioctls and the munmap.
 //!   - decode-off / decode-on: `command_before`, `command_after` (`PCI_COMMAND` read
 //!     back after the write).
 //!   - sigbus: `map_addr`, `size`, `child_pid` (the process that touched and took
@@ -22,7 +28,8 @@
 //!   - reset, sleep: `elapsed_ns` only.
 //! - `totals`: `touches` (BAR reads in this process), `decode_toggles` (`PCI_COMMAND`
 //!   writes), `decode_off` (those leaving memory decode off: each zaps the BAR's
-//!   mappings), `resets`, `sigbus_touches`, `mmaps` (BAR mmaps made).
+//!   mappings), `resets`, `sigbus_touches`, `mmaps` (BAR mmaps made), `dma_maps`
+//!   (`VFIO_IOMMU_MAP_DMA` calls that succeeded).
 //! - `error`: present when a phase failed; the phases before it are all there.
 
 use std::fmt::Write;
@@ -52,6 +59,7 @@ pub struct Totals {
     pub resets: u64,
     pub sigbus_touches: u64,
     pub mmaps: u64,
+    pub dma_maps: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,6 +67,7 @@ pub struct Totals {
 pub enum PhaseReport {
     Touch(Touch),
     Refault(Refault),
+    DmaMap(DmaMap),
     DecodeOff(Decode),
     DecodeOn(Decode),
     Sigbus(Sigbus),
@@ -100,6 +109,18 @@ pub struct Refault {
     pub first_ns: u64,
     pub zap_ns: u64,
     pub second_ns: u64,
+    pub elapsed_ns: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DmaMap {
+    pub spec: String,
+    #[serde(flatten)]
+    pub map: MapInfo,
+    pub dma_size: u64,
+    pub iova: u64,
+    pub map_dma_ns: u64,
+    pub unmap_dma_ns: u64,
     pub elapsed_ns: u64,
 }
 
@@ -171,6 +192,20 @@ impl PhaseReport {
                     ms(r.second_ns)
                 );
             }
+            PhaseReport::DmaMap(d) => {
+                let _ = write!(
+                    out,
+                    "{}: dma_size={} iova={:#x}",
+                    d.spec, d.dma_size, d.iova
+                );
+                map_line(&mut out, &d.map);
+                let _ = write!(
+                    out,
+                    " map_dma {} unmap_dma {}",
+                    ms(d.map_dma_ns),
+                    ms(d.unmap_dma_ns)
+                );
+            }
             PhaseReport::DecodeOff(d) | PhaseReport::DecodeOn(d) => {
                 let _ = write!(
                     out,
@@ -218,8 +253,14 @@ impl Report {
     pub fn footer(&self) -> String {
         let t = &self.totals;
         format!(
-            "totals: touches={} decode_toggles={} decode_off={} resets={} sigbus_touches={} mmaps={}",
-            t.touches, t.decode_toggles, t.decode_off, t.resets, t.sigbus_touches, t.mmaps
+            "totals: touches={} decode_toggles={} decode_off={} resets={} sigbus_touches={} mmaps={} dma_maps={}",
+            t.touches,
+            t.decode_toggles,
+            t.decode_off,
+            t.resets,
+            t.sigbus_touches,
+            t.mmaps,
+            t.dma_maps
         )
     }
 }
@@ -269,5 +310,97 @@ mod tests {
         assert_eq!(v["phases"][1]["phase"], "reset");
         assert_eq!(v["totals"]["mmaps"], 0);
         assert_eq!(v["error"], "boom");
+    }
+
+    fn dma_map() -> PhaseReport {
+        PhaseReport::DmaMap(DmaMap {
+            spec: "dma-map:64m:2m".into(),
+            map: MapInfo {
+                map_addr: 0x7f00_0020_0000,
+                map_align: 2 << 20,
+                size: 64 << 20,
+                touched: 64 << 20,
+                stride: 4096,
+                expected: Expected {
+                    order0: 0,
+                    order9: 32,
+                    order18: 0,
+                },
+            },
+            dma_size: 64 << 20,
+            iova: 1 << 32,
+            map_dma_ns: 1_500_000,
+            unmap_dma_ns: 250_000,
+            elapsed_ns: 2_000_000,
+        })
+    }
+
+    #[test]
+    fn dma_map_json() {
+        let v = serde_json::to_value(dma_map()).expect("serializes");
+        let keys: Vec<&str> = v
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut want = vec![
+            "phase",
+            "spec",
+            "map_addr",
+            "map_align",
+            "size",
+            "touched",
+            "stride",
+            "expected",
+            "dma_size",
+            "iova",
+            "map_dma_ns",
+            "unmap_dma_ns",
+            "elapsed_ns",
+        ];
+        let mut got = keys.clone();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(v["phase"], "dma-map");
+        assert_eq!(v["map_addr"], 0x7f00_0020_0000_u64);
+        assert_eq!(v["map_align"], 2 << 20);
+        assert_eq!(v["dma_size"], 64 << 20);
+        assert_eq!(v["iova"], 1_u64 << 32);
+        assert_eq!(v["map_dma_ns"], 1_500_000);
+        assert_eq!(v["unmap_dma_ns"], 250_000);
+        assert_eq!(v["expected"]["order9"], 32);
+    }
+
+    #[test]
+    fn dma_map_line() {
+        assert_eq!(
+            dma_map().line(),
+            "dma-map:64m:2m: dma_size=67108864 iova=0x100000000 map=0x7f0000200000 \
+             align=2097152 size=67108864 touched=67108864 stride=4096 expected(>=6.12) \
+             order0=0 order9=32 order18=0 map_dma 1.500 ms unmap_dma 0.250 ms"
+        );
+    }
+
+    #[test]
+    fn footer_counts_dma_maps() {
+        let report = Report {
+            device: Bdf::parse("1:00.0").expect("valid address"),
+            bar: 2,
+            bar_size: 1 << 30,
+            pid: 42,
+            phases: vec![dma_map()],
+            totals: Totals {
+                mmaps: 1,
+                dma_maps: 1,
+                ..Totals::default()
+            },
+            error: None,
+        };
+        assert!(report.footer().ends_with(" mmaps=1 dma_maps=1"));
+        let v = serde_json::to_value(&report).expect("serializes");
+        assert_eq!(v["totals"]["dma_maps"], 1);
+        assert_eq!(v["phases"][0]["phase"], "dma-map");
     }
 }

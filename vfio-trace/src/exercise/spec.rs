@@ -52,6 +52,9 @@ pub struct Walk {
 pub enum Phase {
     Touch(Walk),
     Refault(Walk),
+    /// `VFIO_IOMMU_MAP_DMA` of the walk's mapping, as a VMM maps a BAR for
+    /// peer-to-peer DMA; the stride is always 4 KiB (type1 pins every page).
+    DmaMap(Walk),
     DecodeOff,
     DecodeOn,
     Sigbus {
@@ -72,7 +75,7 @@ impl Phase {
     /// Bytes of the BAR this phase maps, to check against the BAR size.
     pub fn mapped_size(&self) -> Option<u64> {
         match self {
-            Phase::Touch(w) | Phase::Refault(w) => Some(w.map),
+            Phase::Touch(w) | Phase::Refault(w) | Phase::DmaMap(w) => Some(w.map),
             Phase::Sigbus { size } | Phase::Contend { size, .. } => Some(*size),
             _ => None,
         }
@@ -93,7 +96,7 @@ impl fmt::Display for PhaseSpec {
 }
 
 pub const PHASE_HELP: &str = "touch:STRIDE:SIZE[:ALIGN[:MAP]], refault:STRIDE:SIZE[:ALIGN[:MAP]], \
-     decode-off, decode-on, sigbus:SIZE, reset, sleep:MS, contend:THREADS:RESETS:SIZE";
+     dma-map:SIZE[:ALIGN[:MAP]], decode-off, decode-on, sigbus:SIZE, reset, sleep:MS, contend:THREADS:RESETS:SIZE";
 
 impl PhaseSpec {
     pub fn parse(text: &str) -> Result<Self, SpecError> {
@@ -112,29 +115,40 @@ impl PhaseSpec {
                 Err(fail(format!("expected {usage}")))
             }
         };
+        // SIZE[:ALIGN[:MAP]]; an empty ALIGN (`touch:4k:64m::1g`) leaves the
+        // address to mmap.
+        let walk = |stride: u64, rest: &[&str]| -> Result<Walk, SpecError> {
+            let touched = size(rest[0])?;
+            let align = match rest.get(1) {
+                Some(a) if !a.is_empty() => Some(size(a)?),
+                _ => None,
+            };
+            let walk = Walk {
+                stride,
+                size: touched,
+                align,
+                map: rest.get(2).map_or(Ok(touched), |m| size(m))?,
+            };
+            check_walk(&walk).map_err(fail)?;
+            Ok(walk)
+        };
         let phase = match name {
             "touch" | "refault" => {
                 if !(2..=4).contains(&args.len()) {
                     return Err(fail(format!("expected {name}:STRIDE:SIZE[:ALIGN[:MAP]]")));
                 }
-                let touched = size(args[1])?;
-                // An empty ALIGN (`touch:4k:64m::1g`) leaves the address to mmap.
-                let align = match args.get(2) {
-                    Some(a) if !a.is_empty() => Some(size(a)?),
-                    _ => None,
-                };
-                let walk = Walk {
-                    stride: size(args[0])?,
-                    size: touched,
-                    align,
-                    map: args.get(3).map_or(Ok(touched), |m| size(m))?,
-                };
-                check_walk(&walk).map_err(fail)?;
+                let walk = walk(size(args[0])?, &args[1..])?;
                 if name == "touch" {
                     Phase::Touch(walk)
                 } else {
                     Phase::Refault(walk)
                 }
+            }
+            "dma-map" => {
+                if !(1..=3).contains(&args.len()) {
+                    return Err(fail("expected dma-map:SIZE[:ALIGN[:MAP]]".to_owned()));
+                }
+                Phase::DmaMap(walk(PAGE, &args)?)
             }
             "sigbus" => {
                 want(1, "sigbus:SIZE")?;
@@ -285,6 +299,53 @@ mod tests {
                 ..w(4096, 64 << 20, None)
             })
         );
+    }
+
+    #[test]
+    fn dma_map() {
+        let w = |size, align, map| Walk {
+            stride: PAGE,
+            size,
+            align,
+            map,
+        };
+        assert_eq!(
+            phase("dma-map:64m"),
+            Phase::DmaMap(w(64 << 20, None, 64 << 20))
+        );
+        assert_eq!(
+            phase("dma-map:64m:2m"),
+            Phase::DmaMap(w(64 << 20, Some(2 << 20), 64 << 20))
+        );
+        assert_eq!(
+            phase("dma-map:64m:4k:1g"),
+            Phase::DmaMap(w(64 << 20, Some(PAGE), GIB))
+        );
+        assert_eq!(phase("dma-map:4k::1g"), Phase::DmaMap(w(PAGE, None, GIB)));
+        assert_eq!(phase("dma-map:1g:1g").mapped_size(), Some(GIB));
+        let usage = "bad phase 'dma-map': expected dma-map:SIZE[:ALIGN[:MAP]]";
+        assert_eq!(why("dma-map"), usage);
+        assert!(why("dma-map:64m:4k:1g:1").ends_with("expected dma-map:SIZE[:ALIGN[:MAP]]"));
+        assert_eq!(
+            why("dma-map:6000"),
+            "bad phase 'dma-map:6000': size 6000 is not a multiple of 4096"
+        );
+        assert_eq!(
+            why("dma-map:64m:3m"),
+            "bad phase 'dma-map:64m:3m': alignment 3145728 is not a power of two from 4k to 1g"
+        );
+        assert_eq!(
+            why("dma-map:64m:4k:32m"),
+            "bad phase 'dma-map:64m:4k:32m': mapping size 33554432 is smaller than the \
+             67108864 bytes touched"
+        );
+        assert_eq!(
+            why("dma-map:64x"),
+            "bad phase 'dma-map:64x': bad size '64x': expected bytes or a number with a k, m \
+             or g suffix"
+        );
+        assert!(why("dma-map:").contains("bad size ''"));
+        assert!(why("dma").contains("dma-map:SIZE[:ALIGN[:MAP]]"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A vfio-pci device opened through the classic group/container API (type1v2),
-//! with the few operations the exercise needs: region info, `PCI_COMMAND`, reset.
+//! with the few operations the exercise needs: region info, `PCI_COMMAND`, reset,
+//! and DMA-mapping a range of our address space through the container.
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
@@ -9,9 +10,10 @@ use std::os::unix::fs::FileExt;
 
 use thiserror::Error;
 use vfio_bindings::bindings::vfio::{
-    VFIO_API_VERSION, VFIO_BASE, VFIO_DEVICE_FLAGS_RESET, VFIO_GROUP_FLAGS_VIABLE,
-    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_TYPE, VFIO_TYPE1v2_IOMMU, vfio_device_info,
-    vfio_group_status, vfio_region_info,
+    VFIO_API_VERSION, VFIO_BASE, VFIO_DEVICE_FLAGS_RESET, VFIO_DMA_MAP_FLAG_READ,
+    VFIO_DMA_MAP_FLAG_WRITE, VFIO_GROUP_FLAGS_VIABLE, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_TYPE,
+    VFIO_TYPE1v2_IOMMU, vfio_device_info, vfio_group_status, vfio_iommu_type1_dma_map,
+    vfio_iommu_type1_dma_unmap, vfio_region_info,
 };
 use vmm_sys_util::ioctl::{
     ioctl, ioctl_with_mut_ref, ioctl_with_ptr, ioctl_with_ref, ioctl_with_val,
@@ -30,6 +32,8 @@ ioctl_io_nr!(VFIO_GROUP_GET_DEVICE_FD, VFIO_TYPE.into(), VFIO_BASE + 6);
 ioctl_io_nr!(VFIO_DEVICE_GET_INFO, VFIO_TYPE.into(), VFIO_BASE + 7);
 ioctl_io_nr!(VFIO_DEVICE_GET_REGION_INFO, VFIO_TYPE.into(), VFIO_BASE + 8);
 ioctl_io_nr!(VFIO_DEVICE_RESET, VFIO_TYPE.into(), VFIO_BASE + 11);
+ioctl_io_nr!(VFIO_IOMMU_MAP_DMA, VFIO_TYPE.into(), VFIO_BASE + 13);
+ioctl_io_nr!(VFIO_IOMMU_UNMAP_DMA, VFIO_TYPE.into(), VFIO_BASE + 14);
 
 /// `PCI_COMMAND` register offset in config space, and its memory-decode bit.
 pub const PCI_COMMAND: u64 = 4;
@@ -47,6 +51,8 @@ pub enum VfioError {
     NotViable(u32),
     #[error("{0} does not support VFIO_DEVICE_RESET")]
     NoReset(Bdf),
+    #[error("VFIO_IOMMU_UNMAP_DMA of iova {iova:#x}: unmapped {unmapped} bytes of {size}")]
+    ShortUnmap { iova: u64, size: u64, unmapped: u64 },
 }
 
 fn os(what: impl Into<String>) -> impl FnOnce(io::Error) -> VfioError {
@@ -87,7 +93,7 @@ const fn argsz<T>() -> u32 {
 pub struct Device {
     file: File,
     _group: File,
-    _container: File,
+    container: File,
     bdf: Bdf,
     flags: u32,
     config: Region,
@@ -172,7 +178,7 @@ impl Device {
         let mut dev = Self {
             file: device,
             _group: group_file,
-            _container: container,
+            container,
             bdf,
             flags: info.flags,
             config: Region {
@@ -235,6 +241,51 @@ impl Device {
             unsafe { ioctl(&self.file, VFIO_DEVICE_RESET()) },
             "VFIO_DEVICE_RESET",
         )?;
+        Ok(())
+    }
+
+    /// `VFIO_IOMMU_MAP_DMA`: maps `size` bytes of our address space at `vaddr`
+    /// to `iova`, readable and writable by the device. type1 pins every page
+    /// before it returns; a BAR mapping's pages are faulted in to be pinned.
+    pub fn map_dma(&self, vaddr: u64, iova: u64, size: u64) -> Result<(), VfioError> {
+        let map = vfio_iommu_type1_dma_map {
+            argsz: argsz::<vfio_iommu_type1_dma_map>(),
+            flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+            vaddr,
+            iova,
+            size,
+        };
+        // SAFETY: the kernel reads argsz bytes of `map`; it checks the range
+        // itself and maps nothing it cannot pin.
+        check(
+            unsafe { ioctl_with_ref(&self.container, VFIO_IOMMU_MAP_DMA(), &map) },
+            &format!("VFIO_IOMMU_MAP_DMA of {size} bytes at vaddr {vaddr:#x} to iova {iova:#x}"),
+        )?;
+        Ok(())
+    }
+
+    /// `VFIO_IOMMU_UNMAP_DMA` of exactly what `map_dma` mapped.
+    pub fn unmap_dma(&self, iova: u64, size: u64) -> Result<(), VfioError> {
+        let mut unmap = vfio_iommu_type1_dma_unmap {
+            argsz: argsz::<vfio_iommu_type1_dma_unmap>(),
+            flags: 0,
+            iova,
+            size,
+            ..Default::default()
+        };
+        // SAFETY: the kernel reads argsz bytes of `unmap` and writes back `size`
+        // (no dirty bitmap is asked for, so nothing past argsz).
+        check(
+            unsafe { ioctl_with_mut_ref(&self.container, VFIO_IOMMU_UNMAP_DMA(), &mut unmap) },
+            &format!("VFIO_IOMMU_UNMAP_DMA of {size} bytes at iova {iova:#x}"),
+        )?;
+        if unmap.size != size {
+            return Err(VfioError::ShortUnmap {
+                iova,
+                size,
+                unmapped: unmap.size,
+            });
+        }
         Ok(())
     }
 }
