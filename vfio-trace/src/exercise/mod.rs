@@ -22,14 +22,18 @@ use vfio::{Device, Region};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "PHASE is one of:\n  \
-    touch:STRIDE:SIZE[:ALIGN]    map SIZE bytes of the BAR at an address aligned to exactly ALIGN,\n                               \
-    read one u32 every STRIDE bytes, unmap\n  \
-    refault:STRIDE:SIZE[:ALIGN]  the same, then clear and set memory decode (a zap), read again\n  \
+    touch:STRIDE:SIZE[:ALIGN[:MAP]]\n                               \
+    map MAP bytes of the BAR (default SIZE) at an address aligned to\n                               \
+    exactly ALIGN, read one u32 every STRIDE bytes of the first SIZE, unmap\n  \
+    refault:STRIDE:SIZE[:ALIGN[:MAP]]\n                               \
+    the same, then clear and set memory decode (a zap), read again\n  \
     dma-map:SIZE[:ALIGN[:MAP]]   map as touch does, VFIO_IOMMU_MAP_DMA the first SIZE bytes (type1\n                               \
     faults every page in to pin it), VFIO_IOMMU_UNMAP_DMA, unmap\n  \
     decode-off | decode-on       clear or set PCI_COMMAND's memory bit\n  \
     sigbus:SIZE                  with decode off, map SIZE bytes and let a child read the first word\n  \
     reset                        VFIO_DEVICE_RESET\n  \
+    contend:THREADS:RESETS:SIZE  THREADS threads fault their own SIZE mapping while the device\n                               \
+    is reset RESETS times\n  \
     sleep:MS                     wait, e.g. for a tracer to attach\n\
     Sizes take k, m or g suffixes (powers of 1024).")]
 pub struct ExerciseArgs {
