@@ -1,6 +1,7 @@
 //! Faults and inserts: `vfio-trace record` around `vfio-trace exercise`, phase
 //! by phase, must equal the guest's tracefs ground truth exactly and match what
-//! the exercise says it did.
+//! the exercise says it did. One phase faults the BAR in the way a VMM does:
+//! by DMA-mapping its mmap (type1 pins every page through the fault handler).
 
 use serde_json::Value;
 use vfio_trace_common::vm_fault;
@@ -19,6 +20,7 @@ traced pud touch:2m:1g:1g
 traced sigbus decode-off sigbus:4k decode-on
 traced refault refault:4k:4m:4k
 traced big touch:4k:1g:4k
+traced dma dma-map:64m:4k
 # Latency without tracefs kprobes beside the BPF ones.
 untraced lat4k touch:4k:64m:4k
 untraced lat2m touch:4k:64m:2m
@@ -28,7 +30,7 @@ untraced lat1g touch:2m:1g:1g
     check,
 };
 
-const PHASES: &[&str] = &["storm", "pmd", "pud", "sigbus", "refault", "big"];
+const PHASES: &[&str] = &["storm", "pmd", "pud", "sigbus", "refault", "big", "dma"];
 
 struct Phase {
     record: Value,
@@ -152,6 +154,15 @@ fn matches_exercise(name: &str, p: &Phase, facts: &Facts) -> Result<(), String> 
                 touches,
             )?;
             eq("inserts.pte", num(&d["inserts"]["pte"]), touches)
+        }
+        // MAP_DMA pins each 4 KiB page of the 4 KiB-aligned mapping once.
+        "dma" => {
+            eq(
+                "faults.by_order.0",
+                num(&d["faults"]["by_order"]["0"]),
+                size >> 12,
+            )?;
+            eq("inserts.pte", num(&d["inserts"]["pte"]), size >> 12)
         }
         "pmd" => eq("inserts.pmd", num(&d["inserts"]["pmd"]), size >> 21),
         "pud" => eq("inserts.pud", num(&d["inserts"]["pud"]), size >> 30),
