@@ -9,7 +9,9 @@ use serde::Serialize;
 use super::{
     Blocker,
     advice::entry_name,
-    pages::{ORDERS, alignment, order_bytes, order_name, size_name, table_bytes, thousands},
+    pages::{
+        ORDERS, alignment, count_of, order_bytes, order_name, size_name, table_bytes, thousands,
+    },
     projection::{Basis, Projection, basis},
 };
 use crate::{
@@ -222,8 +224,8 @@ fn advice(bar: Option<u32>, v: &MappingVerdict, huge_faults: bool) -> String {
     };
     let now = v.achieved_order.map_or("nothing mapped".into(), |o| {
         format!(
-            "{} faults at {} in {}{fallbacks}",
-            thousands(mapped(o)),
+            "{} at {} in {}{fallbacks}",
+            count_of(mapped(o), "fault"),
             order_name(o),
             duration(v.fault_ns)
         )

@@ -88,6 +88,13 @@ pub fn table_bytes(entries: u64) -> u64 {
     entries.div_ceil(ENTRIES_PER_TABLE) << PAGE_SHIFT
 }
 
+/// "1 fault", "16,384 faults": a count and its noun, in the right number.
+#[must_use]
+pub fn count_of(n: u64, noun: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{} {noun}{s}", thousands(n))
+}
+
 /// `16384` as `16,384`.
 #[must_use]
 pub fn thousands(n: u64) -> String {

@@ -168,7 +168,10 @@ fn device_text(s: &mut String, d: &DeviceVerdict) {
             thousands(r.refaulted_pages),
             duration(r.repopulate_ns),
             if r.not_repopulated > 0 {
-                format!(" ({} zaps never fully repopulated)", r.not_repopulated)
+                format!(
+                    " ({} never fully repopulated)",
+                    super::pages::count_of(r.not_repopulated, "zap")
+                )
             } else {
                 String::new()
             }
@@ -258,9 +261,8 @@ fn mappings_markdown(s: &mut String, b: &BarVerdict) {
             .rfind(|p| p.order > m.achieved_order.unwrap_or(0))
             .map_or("-".into(), |p| {
                 format!(
-                    "{} {} at {}",
-                    thousands(p.faults),
-                    if p.faults == 1 { "fault" } else { "faults" },
+                    "{} at {}",
+                    super::pages::count_of(p.faults, "fault"),
                     order_name(p.order)
                 )
             });
