@@ -269,14 +269,23 @@ impl Report {
 mod tests {
     use super::*;
 
-    #[test]
-    fn json_shape() {
-        let report = Report {
+    /// A report of device 1:00.0's 1 GiB BAR 2.
+    fn report(phases: Vec<PhaseReport>, totals: Totals, error: Option<String>) -> Report {
+        Report {
             device: Bdf::parse("1:00.0").expect("valid address"),
             bar: 2,
             bar_size: 1 << 30,
             pid: 42,
-            phases: vec![
+            phases,
+            totals,
+            error,
+        }
+    }
+
+    #[test]
+    fn json_shape() {
+        let report = report(
+            vec![
                 PhaseReport::Touch(Touch {
                     spec: "touch:4k:64m:4k".into(),
                     map: MapInfo {
@@ -299,9 +308,9 @@ mod tests {
                     elapsed_ns: 1,
                 }),
             ],
-            totals: Totals::default(),
-            error: Some("boom".into()),
-        };
+            Totals::default(),
+            Some("boom".into()),
+        );
         let v = serde_json::to_value(&report).expect("serializes");
         assert_eq!(v["phases"][0]["phase"], "touch");
         assert_eq!(v["phases"][0]["map_align"], 4096);
@@ -385,19 +394,15 @@ mod tests {
 
     #[test]
     fn footer_counts_dma_maps() {
-        let report = Report {
-            device: Bdf::parse("1:00.0").expect("valid address"),
-            bar: 2,
-            bar_size: 1 << 30,
-            pid: 42,
-            phases: vec![dma_map()],
-            totals: Totals {
+        let report = report(
+            vec![dma_map()],
+            Totals {
                 mmaps: 1,
                 dma_maps: 1,
                 ..Totals::default()
             },
-            error: None,
-        };
+            None,
+        );
         assert!(report.footer().ends_with(" mmaps=1 dma_maps=1"));
         let v = serde_json::to_value(&report).expect("serializes");
         assert_eq!(v["totals"]["dma_maps"], 1);
