@@ -96,6 +96,11 @@ pub struct Config {
     pub wake_bytes: u32,
     /// `vm_area_struct.vm_end`
     pub vma_end: u32,
+    /// `vm_fault.flags`
+    pub vmf_flags: u32,
+    /// `FAULT_FLAG_USER` of `enum fault_flag`: set when a CPU in user mode
+    /// faulted; 0 when BTF does not say.
+    pub fault_flag_user: u32,
 }
 
 impl Config {
@@ -130,11 +135,13 @@ impl Config {
             inserts_from_result: 0,
             wake_bytes: 0,
             vma_end: MISSING,
+            vmf_flags: MISSING,
+            fault_flag_user: 0,
         }
     }
 }
 
-const _: () = assert!(size_of::<Config>() == 112);
+const _: () = assert!(size_of::<Config>() == 120);
 
 /// Event kinds; every event starts with its kind as a `u32`.
 pub mod kind {
@@ -229,9 +236,22 @@ pub struct FaultEvent {
     /// `vm_start` of the VMA: with `vma_pgoff` and the BAR's address, the
     /// alignments that decide the page size a fault can insert.
     pub vma_start: u64,
+    /// Where the fault came from: one of [`origin`].
+    pub origin: u32,
+    _pad: u32,
 }
 
-const _: () = assert!(size_of::<FaultEvent>() == 96);
+const _: () = assert!(size_of::<FaultEvent>() == 104);
+
+/// Where a fault came from, from the kernel's call path.
+pub mod origin {
+    /// Neither below: another kernel path (GUP from elsewhere, ptrace...).
+    pub const OTHER: u32 = 0;
+    /// A task touching the mapping (`FAULT_FLAG_USER`).
+    pub const CPU: u32 = 1;
+    /// `vfio_iommu_type1` pinning the pages of a DMA map (`vfio_pin_pages_remote`).
+    pub const DMA_MAP: u32 = 2;
+}
 
 impl FaultEvent {
     pub const fn zeroed() -> Self {
@@ -253,6 +273,8 @@ impl FaultEvent {
             vma_pages: 0,
             remap_pages: 0,
             vma_start: 0,
+            origin: origin::OTHER,
+            _pad: 0,
         }
     }
 }

@@ -11,7 +11,7 @@
 //! never show; the order-0 wrapper is not probed, so nothing counts twice.
 
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
-use vfio_trace_common::{Config, FaultEvent, TaskEvent, counter, vm_fault};
+use vfio_trace_common::{Config, FaultEvent, TaskEvent, counter, origin, vm_fault};
 
 use crate::{
     diag,
@@ -107,6 +107,7 @@ fn finish(cfg: &Config, st: &mut TaskState, end_ns: u64, result: u32) {
         diag::order(st.order);
     }
     ev.result = result;
+    ev.origin = origin_of(cfg, st);
     ev.start_ns = st.start_ns;
     ev.latency_ns = end_ns.wrapping_sub(st.start_ns);
     if cfg.inserts_from_result != 0 {
@@ -118,6 +119,30 @@ fn finish(cfg: &Config, st: &mut TaskState, end_ns: u64, result: u32) {
     ev.remaps = st.remaps;
     ev.remap_pages = st.remap_pages;
     emit(ev.device, &ev, cfg.wake_bytes);
+}
+
+/// A fault inside type1's pinning is a DMA map's; one a user-mode CPU took
+/// carries `FAULT_FLAG_USER`; anything else is another kernel path.
+#[inline(always)]
+fn origin_of(cfg: &Config, st: &TaskState) -> u32 {
+    if st.pinning != 0 {
+        return origin::DMA_MAP;
+    }
+    let flags = read::<u32>(st.vmf, cfg.vmf_flags).unwrap_or(0);
+    if cfg.fault_flag_user != 0 && flags & cfg.fault_flag_user != 0 {
+        origin::CPU
+    } else {
+        origin::OTHER
+    }
+}
+
+/// `vfio_pin_pages_remote` began (`true`) or returned: faults in between
+/// come from a DMA map.
+#[inline(always)]
+pub fn pinning(on: bool) {
+    if let Some(st) = TASKS.current(on) {
+        st.pinning = u32::from(on);
+    }
 }
 
 /// From 6.12 the handler inserts one entry of the requested order exactly

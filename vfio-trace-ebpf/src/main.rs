@@ -90,6 +90,20 @@ pub fn fault_fexit(ctx: FExitContext) -> u32 {
     0
 }
 
+/// `vfio_pin_pages_remote` entry: type1 is pinning a DMA map's pages.
+#[kprobe]
+pub fn pin_entry(_ctx: ProbeContext) -> u32 {
+    fault::pinning(true);
+    0
+}
+
+/// `vfio_pin_pages_remote` return.
+#[kretprobe]
+pub fn pin_return(_ctx: RetProbeContext) -> u32 {
+    fault::pinning(false);
+    0
+}
+
 /// `vmf_insert_pfn`: one PTE inserted.
 #[kprobe]
 pub fn insert_pte(_ctx: ProbeContext) -> u32 {

@@ -75,7 +75,8 @@ pub struct TaskState {
     pub remap_pages: u64,
     /// Non-zero once the thread's name was sent.
     pub named: u32,
-    pub _pad: u32,
+    /// Non-zero while the thread is in `vfio_pin_pages_remote` (a DMA map).
+    pub pinning: u32,
 }
 
 /// Per-thread fault state.

@@ -5,7 +5,7 @@
 use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
 
 use crate::{
-    model::fault::Outcome,
+    model::fault::{Origin, Outcome},
     record::{
         devices::DeviceDoc,
         document::{Document, ProbeStatus},
@@ -101,6 +101,13 @@ fn device(s: &mut String, d: &DeviceDoc) {
         result(Outcome::Fallback),
         result(Outcome::Sigbus),
     );
+    if !f.by_origin.is_empty() {
+        let origins: Vec<String> = Origin::ALL
+            .iter()
+            .map(|o| format!("{} {}", o.name(), f.by_origin.get(o).unwrap_or(&0)))
+            .collect();
+        let _ = writeln!(s, "  origin    {}", origins.join(", "));
+    }
     let i = &d.inserts;
     let _ = writeln!(
         s,

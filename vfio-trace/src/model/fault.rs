@@ -6,6 +6,47 @@ use vfio_trace_common::{FaultEvent, UNKNOWN_DEVICE, vm_fault};
 
 use crate::{device::Bdf, kernel::Generation};
 
+/// Where a fault came from, as the kernel's call path says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A task touching the mapping.
+    Cpu,
+    /// `vfio_iommu_type1` pinning the pages of a DMA map (a VMM mapping the BAR).
+    DmaMap,
+    /// Another kernel path.
+    Other,
+}
+
+impl Origin {
+    pub const ALL: [Origin; 3] = [Self::Cpu, Self::DmaMap, Self::Other];
+
+    pub fn from_event(origin: u32) -> Self {
+        match origin {
+            vfio_trace_common::origin::CPU => Self::Cpu,
+            vfio_trace_common::origin::DMA_MAP => Self::DmaMap,
+            _ => Self::Other,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::DmaMap => "dma_map",
+            Self::Other => "other",
+        }
+    }
+
+    /// Position in [`Origin::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Self::Cpu => 0,
+            Self::DmaMap => 1,
+            Self::Other => 2,
+        }
+    }
+}
+
 /// What the fault handler returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -112,6 +153,7 @@ pub struct Fault {
     pub vma_pages: u32,
     pub order: u32,
     pub outcome: Outcome,
+    pub origin: Origin,
     pub latency_ns: u64,
     /// When the handler returned (`bpf_ktime_get_ns`).
     pub end_ns: u64,
@@ -140,6 +182,7 @@ impl From<&FaultEvent> for Fault {
             vma_pages: e.vma_pages,
             order: e.order,
             outcome: Outcome::from_vm_fault(e.result),
+            origin: Origin::from_event(e.origin),
             latency_ns: e.latency_ns,
             end_ns: e.start_ns + e.latency_ns,
             pid: e.pid,

@@ -162,6 +162,7 @@ mod tests {
             vma_pages: 16384,
             order,
             outcome,
+            origin: crate::model::fault::Origin::Cpu,
             latency_ns: 1000 << order.min(9),
             end_ns: 0,
             pid,

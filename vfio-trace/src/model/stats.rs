@@ -60,6 +60,8 @@ pub struct DeviceStats {
     pub faults: u64,
     pub by_order: PerOrder<u64>,
     pub by_outcome: PerOutcome<u64>,
+    /// By [`Origin::index`].
+    pub by_origin: [u64; 3],
     pub inserts: Inserts,
     pub latency_by_order: PerOrder<Latency>,
     pub latency_by_outcome: PerOutcome<Latency>,
@@ -127,6 +129,7 @@ impl DeviceStats {
         self.faults += 1;
         *self.by_order.get_mut(f.order) += 1;
         *self.by_outcome.get_mut(f.outcome) += 1;
+        self.by_origin[f.origin.index()] += 1;
         self.inserts.add(f);
         self.latency_by_order.get_mut(f.order).record(f.latency_ns);
         self.latency_by_outcome
@@ -199,6 +202,7 @@ mod tests {
             vma_pages: 0,
             order,
             outcome: Outcome::from_vm_fault(ret),
+            origin: crate::model::fault::Origin::Cpu,
             latency_ns: ns,
             pid: 10,
             tid: 10,

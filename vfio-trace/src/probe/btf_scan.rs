@@ -141,7 +141,7 @@ impl<'a> Scan<'a> {
             let id = first_id + scan.len();
             scan.positions
                 .push(u32::try_from(at).map_err(|_| ScanError::Truncated)?);
-            if matches!(kind, kind::STRUCT | kind::UNION | kind::FUNC) {
+            if matches!(kind, kind::STRUCT | kind::UNION | kind::FUNC | kind::ENUM) {
                 let name = scan.string(u32_at(types, at)?);
                 if let Some(&w) = wanted.iter().find(|w| **w == name) {
                     scan.named.entry(w).or_default().push(id);
@@ -201,6 +201,25 @@ impl<'a> Scan<'a> {
             .iter()
             .copied()
             .find(|&id| self.header(id).is_some_and(|h| h.kind == kind::FUNC))
+    }
+
+    /// The value of `member` of `enum name` (wanted at construction), here
+    /// or in the base.
+    pub fn enum_value(&self, name: &str, member: &str) -> Option<u32> {
+        let here = self.named.get(name).into_iter().flatten().find_map(|&id| {
+            let h = self.header(id)?;
+            if h.kind != kind::ENUM {
+                return None;
+            }
+            (0..h.vlen).find_map(|i| {
+                let at = h.at + TYPE_HEADER + 8 * i;
+                let entry = h.scan.string(u32_at(h.scan.types, at).ok()?);
+                (entry == member)
+                    .then(|| u32_at(h.scan.types, at + 4).ok())
+                    .flatten()
+            })
+        });
+        here.or_else(|| self.base.and_then(|b| b.enum_value(name, member)))
     }
 
     /// Byte offset of `member` in struct `strukt` (wanted at construction),

@@ -35,26 +35,32 @@ pub struct BtfFunction {
     pub module: Option<&'static str>,
 }
 
-/// What one read of the BTF yields: the offsets, and each function asked
-/// for (in the order asked) when the kernel has it.
+/// What one read of the BTF yields: the offsets, each function asked for
+/// (in the order asked) when the kernel has it, and `FAULT_FLAG_USER`.
 #[derive(Debug, Clone)]
 pub struct BtfRead {
     pub offsets: Offsets,
     pub functions: Vec<Option<BtfFunction>>,
+    pub fault_flag_user: Option<u32>,
 }
 
 /// Where BTF comes from.
 pub trait BtfSource {
     fn presence(&self) -> BtfPresence;
     /// Parses what is present once and answers every lookup from it:
-    /// vmlinux's functions first, then vfio-pci-core's.
+    /// vmlinux's functions first, then vfio-pci-core's, then type1's.
     fn read(&self, functions: &[&str]) -> Result<BtfRead, String>;
 }
+
+/// The enum and member whose value marks a fault a user-mode CPU took.
+const FAULT_FLAG: (&str, &str) = ("fault_flag", "FAULT_FLAG_USER");
 
 /// The kernel's BTF files.
 pub struct BtfFiles {
     pub vmlinux: PathBuf,
     pub module: PathBuf,
+    /// `vfio_iommu_type1`'s, for its functions only.
+    pub type1: PathBuf,
 }
 
 impl BtfSource for BtfFiles {
@@ -68,13 +74,12 @@ impl BtfSource for BtfFiles {
     fn read(&self, functions: &[&str]) -> Result<BtfRead, String> {
         let read = |path: &Path| fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
         let vmlinux = read(&self.vmlinux)?;
-        let module = if self.module.exists() {
-            Some(read(&self.module)?)
-        } else {
-            None
-        };
+        let optional = |path: &Path| path.exists().then(|| read(path)).transpose();
+        let module = optional(&self.module)?;
+        let type1 = optional(&self.type1)?;
         let mut wanted: Vec<&str> = offsets::structs().collect();
         wanted.extend(functions);
+        wanted.push(FAULT_FLAG.0);
         let base = Scan::new(&vmlinux, None, &wanted)
             .map_err(|e| format!("{}: {e}", self.vmlinux.display()))?;
         let split = module
@@ -82,6 +87,11 @@ impl BtfSource for BtfFiles {
             .map(|blob| Scan::new(blob, Some(&base), &wanted))
             .transpose()
             .map_err(|e| format!("{}: {e}", self.module.display()))?;
+        let type1 = type1
+            .as_deref()
+            .map(|blob| Scan::new(blob, Some(&base), functions))
+            .transpose()
+            .map_err(|e| format!("{}: {e}", self.type1.display()))?;
         // The module's structs first; its split BTF falls back to vmlinux's.
         let btf = split.as_ref().unwrap_or(&base);
         let offsets = offsets::from_lookup(|strukt, member| btf.member_offset(strukt, member));
@@ -91,16 +101,23 @@ impl BtfSource for BtfFiles {
                 let vmlinux = base
                     .func_id(name)
                     .map(|id| BtfFunction { id, module: None });
-                vmlinux.or_else(|| {
-                    let id = split.as_ref()?.func_id(name)?;
+                let in_module = |scan: Option<&Scan>, module| {
+                    let id = scan?.func_id(name)?;
                     Some(BtfFunction {
                         id,
-                        module: Some("vfio_pci_core"),
+                        module: Some(module),
                     })
-                })
+                };
+                vmlinux
+                    .or_else(|| in_module(split.as_ref(), "vfio_pci_core"))
+                    .or_else(|| in_module(type1.as_ref(), "vfio_iommu_type1"))
             })
             .collect();
-        Ok(BtfRead { offsets, functions })
+        Ok(BtfRead {
+            offsets,
+            functions,
+            fault_flag_user: base.enum_value(FAULT_FLAG.0, FAULT_FLAG.1),
+        })
     }
 }
 
@@ -122,6 +139,7 @@ impl Host {
         let btf = Box::new(BtfFiles {
             vmlinux: at(&root, offsets::VMLINUX_BTF),
             module: at(&root, offsets::VFIO_PCI_CORE_BTF),
+            type1: at(&root, offsets::VFIO_IOMMU_TYPE1_BTF),
         });
         Self { root, btf }
     }

@@ -37,13 +37,18 @@ impl BtfSource for FakeBtf {
             let module = match self.functions[at].1.as_deref() {
                 None => None,
                 Some("vfio_pci_core") if module => Some("vfio_pci_core"),
+                Some("vfio_iommu_type1") => Some("vfio_iommu_type1"),
                 Some(_) => return None,
             };
             let id = 1000 + u32::try_from(at).ok()?;
             Some(BtfFunction { id, module })
         };
         let functions = functions.iter().map(|name| found(name)).collect();
-        Ok(BtfRead { offsets, functions })
+        Ok(BtfRead {
+            offsets,
+            functions,
+            fault_flag_user: Some(1 << 6),
+        })
     }
 }
 
@@ -79,6 +84,7 @@ ffffffffc0001100 t vfio_pci_mmap_page_fault\t[vfio_pci_core]
 ffffffffc0001200 t vfio_pci_core_mmap\t[vfio_pci_core]
 ffffffffc0001300 t vfio_basic_config_write\t[vfio_pci_core]
 ffffffffc0001400 t vfio_pci_core_ioctl\t[vfio_pci_core]
+ffffffffc0002000 t vfio_pin_pages_remote\t[vfio_iommu_type1]
 ";
 
 /// `lock_addr` at 24, where no default would put it.

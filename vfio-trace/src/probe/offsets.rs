@@ -10,6 +10,7 @@ use super::role::Need;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 pub const VFIO_PCI_CORE_BTF: &str = "/sys/kernel/btf/vfio_pci_core";
+pub const VFIO_IOMMU_TYPE1_BTF: &str = "/sys/kernel/btf/vfio_iommu_type1";
 
 /// One field the programs read, and where it was found.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -106,6 +107,15 @@ const WANTS: &[Want] = &[
         need: Need::Mappings,
         optional: false,
         set: |c, v| c.vma_end = v,
+    },
+    Want {
+        strukt: "vm_fault",
+        member: "flags",
+        name: "vm_fault.flags",
+        needed_for: "whether a CPU or another kernel path faulted",
+        need: Need::Origins,
+        optional: false,
+        set: |c, v| c.vmf_flags = v,
     },
     Want {
         strukt: "vm_area_struct",

@@ -153,6 +153,7 @@ pub fn preflight(host: &Host) -> Preflight {
                     .filter_map(|(&name, f)| Some((name, f?)))
                     .collect();
                 config = read.offsets.config;
+                config.fault_flag_user = read.fault_flag_user.unwrap_or(0);
                 fields = read.offsets.fields;
             }
             Err(why) => problems.push(Problem::BtfUnreadable(why)),

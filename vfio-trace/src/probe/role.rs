@@ -27,6 +27,8 @@ pub enum Role {
     HoldIoctlEntry,
     LockBegin,
     LockEnd,
+    PinEntry,
+    PinReturn,
 }
 
 /// Where a probe sits in an event's life. Attach runs `ATTACH_ORDER`, detach
@@ -60,6 +62,8 @@ pub enum Need {
     Zaps,
     /// Waits for `memory_lock`.
     LockWaits,
+    /// Where each fault came from: a DMA map, a CPU, another kernel path.
+    Origins,
 }
 
 impl Need {
@@ -70,7 +74,7 @@ impl Need {
 }
 
 impl Role {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::FaultEntry,
         Self::FaultReturn,
         Self::InsertPte,
@@ -87,6 +91,8 @@ impl Role {
         Self::HoldIoctlEntry,
         Self::LockBegin,
         Self::LockEnd,
+        Self::PinEntry,
+        Self::PinReturn,
     ];
 
     /// The stable name.
@@ -108,6 +114,8 @@ impl Role {
             Self::HoldIoctlEntry => "hold_ioctl_entry",
             Self::LockBegin => "lock_begin",
             Self::LockEnd => "lock_end",
+            Self::PinEntry => "pin_entry",
+            Self::PinReturn => "pin_return",
         }
     }
 
@@ -117,8 +125,9 @@ impl Role {
             | Self::ZapEntry
             | Self::LockBegin
             | Self::HoldConfigEntry
-            | Self::HoldIoctlEntry => Stage::Entry,
-            Self::FaultReturn | Self::ZapReturn | Self::LockEnd => Stage::Return,
+            | Self::HoldIoctlEntry
+            | Self::PinEntry => Stage::Entry,
+            Self::FaultReturn | Self::ZapReturn | Self::LockEnd | Self::PinReturn => Stage::Return,
             Self::InsertPte
             | Self::InsertPmd
             | Self::InsertPud
@@ -143,6 +152,7 @@ impl Role {
             | Self::HoldConfigEntry
             | Self::HoldIoctlEntry => Need::Zaps,
             Self::LockBegin | Self::LockEnd => Need::LockWaits,
+            Self::PinEntry | Self::PinReturn => Need::Origins,
         }
     }
 }

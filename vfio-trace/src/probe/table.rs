@@ -188,6 +188,20 @@ pub const ROWS: &[Row] = &[
         candidates: &[c("lock:contention_end", "lock_end")],
         absent_because: "no lock:contention_end tracepoint (before 5.19)",
     },
+    // type1 pins a DMA map's pages here, faulting BAR pages in: faults in
+    // between are the DMA map's, not a CPU's.
+    Row {
+        role: Role::PinEntry,
+        kind: Kind::Kprobe,
+        candidates: &[c("vfio_pin_pages_remote", "pin_entry")],
+        absent_because: "vfio_iommu_type1 is not loaded: no fault reads as a DMA map's",
+    },
+    Row {
+        role: Role::PinReturn,
+        kind: Kind::Kretprobe,
+        candidates: &[c("vfio_pin_pages_remote", "pin_return")],
+        absent_because: "vfio_iommu_type1 is not loaded: no fault reads as a DMA map's",
+    },
 ];
 
 /// The table's row for `role`.

@@ -12,7 +12,7 @@ use crate::{
     device::{Bdf, PciDevice},
     model::{
         Stack,
-        fault::Outcome,
+        fault::{Origin, Outcome},
         latency::{Latency, Summary},
         stats::{self, DeviceStats, Inserts, PageRun},
     },
@@ -23,6 +23,9 @@ pub struct FaultsDoc {
     pub total: u64,
     pub by_order: BTreeMap<String, u64>,
     pub by_result: BTreeMap<Outcome, u64>,
+    /// Absent in recordings made before origins were traced.
+    #[serde(default)]
+    pub by_origin: BTreeMap<Origin, u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +160,10 @@ pub fn device_doc(bdf: Bdf, d: &DeviceStats, cx: &DeviceContext<'_>) -> DeviceDo
                 .map(|(o, n)| (o.to_string(), *n))
                 .collect(),
             by_result: Outcome::ALL.iter().map(|o| (*o, d.by_outcome[o])).collect(),
+            by_origin: Origin::ALL
+                .iter()
+                .map(|o| (*o, d.by_origin[o.index()]))
+                .collect(),
         },
         inserts: InsertsDoc::from(&d.inserts),
         latency_ns: LatencyDoc {

@@ -10,7 +10,7 @@ use crate::{
     device::Bdf,
     event::Event,
     kernel::Generation,
-    model::fault::{Outcome, comm, locate},
+    model::fault::{Origin, Outcome, comm, locate},
 };
 use vfio_trace_common::{UNKNOWN_DEVICE, lock_flags};
 
@@ -26,6 +26,9 @@ pub enum EventLine {
         tid: u32,
         order: u32,
         result: Outcome,
+        /// Absent in files written before origins were traced.
+        #[serde(default = "unknown_origin")]
+        origin: Origin,
         bar: Option<u32>,
         page: u64,
         vma_start: u64,
@@ -70,6 +73,10 @@ pub enum EventLine {
         tid: u32,
         comm: String,
     },
+}
+
+fn unknown_origin() -> Origin {
+    Origin::Other
 }
 
 fn device(key: u64) -> Option<Bdf> {
@@ -122,6 +129,7 @@ impl Lines {
                     tid: e.tid,
                     order: e.order,
                     result: Outcome::from_vm_fault(e.result),
+                    origin: Origin::from_event(e.origin),
                     bar: at.bar,
                     page: at.page,
                     vma_start: e.vma_start,
@@ -289,7 +297,7 @@ mod tests {
         let first = text.lines().next().expect("a line");
         assert!(
             first.starts_with(
-                r#"{"kind":"fault","t_ns":500,"dur_ns":300,"device":"0000:01:00.0","pid":0,"tid":0,"order":9,"result":"fallback","bar":2,"page":7,"#
+                r#"{"kind":"fault","t_ns":500,"dur_ns":300,"device":"0000:01:00.0","pid":0,"tid":0,"order":9,"result":"fallback","origin":"other","bar":2,"page":7,"#
             ),
             "{first}"
         );

@@ -61,6 +61,7 @@ pub const LABELS: &[&str] = &[
     "bar",
     "order",
     "result",
+    "origin",
     "cause",
     "mode",
     "size",
@@ -80,6 +81,7 @@ pub const INFO: &str = "vfio_trace_info";
 pub const DEVICE_INFO: &str = "vfio_trace_device_info";
 pub const FAULTS: &str = "vfio_trace_faults_total";
 pub const FAULT_RESULTS: &str = "vfio_trace_fault_results_total";
+pub const FAULT_ORIGINS: &str = "vfio_trace_fault_origins_total";
 pub const FAULT_DURATION: &str = "vfio_trace_fault_duration_seconds";
 pub const BAR_FAULTS: &str = "vfio_trace_bar_faults_total";
 pub const BAR_PAGES: &str = "vfio_trace_bar_faulted_pages";
@@ -141,6 +143,12 @@ pub const METRICS: &[Spec] = &[
         Counter,
         &["device", "result"],
         "BAR faults handled, by what the handler returned (nopage, fallback, sigbus, oom, other).",
+    ),
+    spec(
+        FAULT_ORIGINS,
+        Counter,
+        &["device", "origin"],
+        "BAR faults handled, by where they came from: cpu (a task touching the mapping), dma_map (vfio_iommu_type1 pinning a DMA map of it, as a VMM does), other.",
     ),
     spec(
         FAULT_DURATION,

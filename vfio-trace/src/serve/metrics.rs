@@ -175,6 +175,13 @@ impl Exporter {
                     f(*n),
                 );
             }
+            for (origin, n) in &d.origins {
+                out.counter(
+                    c::FAULT_ORIGINS,
+                    &[("device", dev), ("origin", origin)],
+                    f(*n),
+                );
+            }
             for (bar, faults, pages) in &d.bars {
                 let labels = [("device", dev), ("bar", bar.as_str())];
                 out.counter(c::BAR_FAULTS, &labels, f(*faults));

@@ -8,7 +8,7 @@ use vfio_trace_common::counter;
 use crate::{
     device::{Bdf, PciDevice},
     kernel::Kernel,
-    model::{Model, cause::ZapCause, latency::Latency, stats::DeviceStats},
+    model::{Model, cause::ZapCause, fault::Origin, latency::Latency, stats::DeviceStats},
     probe::{load::KernelCounts, plan::PlannedProbe},
 };
 
@@ -88,6 +88,8 @@ pub struct DeviceView {
     /// By order label: the fixed orders, then any other seen.
     pub faults_by_order: Vec<(String, u64, Buckets)>,
     pub results: Vec<(&'static str, u64)>,
+    /// By origin label: `cpu`, `dma_map`, `other`.
+    pub origins: Vec<(&'static str, u64)>,
     /// By BAR label, for BARs that saw a fault: (faults, distinct pages).
     pub bars: Vec<(String, u64, u64)>,
     /// pte, pmd, pud, remap.
@@ -147,6 +149,10 @@ impl DeviceView {
                 .map(|((order, n), l)| (order.to_string(), *n, Buckets::from(l)))
                 .collect(),
             results: d.by_outcome.iter().map(|(o, n)| (o.name(), *n)).collect(),
+            origins: Origin::ALL
+                .iter()
+                .map(|o| (o.name(), d.by_origin[o.index()]))
+                .collect(),
             bars: d
                 .bars
                 .iter()

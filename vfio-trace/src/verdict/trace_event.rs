@@ -239,6 +239,7 @@ mod tests {
             tid: 41,
             order,
             result: Outcome::Nopage,
+            origin: crate::model::fault::Origin::Cpu,
             bar: Some(2),
             page: 0,
             vma_start: 0,

@@ -265,6 +265,21 @@ fn check(ctx: &Ctx) -> Vec<TestResult> {
         out.push((format!("{name}/equals-tracefs"), truth));
         out.push((format!("{name}/equals-exercise"), exercise));
     }
+    // A CPU reading the mapping, and type1 pinning it for a DMA map: every
+    // fault of each phase has that phase's origin.
+    for (name, origin) in [("storm", "cpu"), ("big", "cpu"), ("dma", "dma_map")] {
+        out.push((
+            format!("{name}/origin-{origin}"),
+            load(ctx, name).and_then(|p| {
+                let f = &device(&p)["faults"];
+                eq(
+                    &format!("faults.by_origin.{origin}"),
+                    num(&f["by_origin"][origin]),
+                    num(&f["total"]),
+                )
+            }),
+        ));
+    }
     let latency = if ctx.facts.remaps_whole_vma {
         // One fault per VMA: no per-order comparison to make; latencies must still be real.
         load(ctx, "storm").and_then(|p| {
