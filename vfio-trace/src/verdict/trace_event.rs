@@ -49,14 +49,15 @@ fn event_slice(
             tid,
             order,
             result,
+            origin,
             bar,
             page,
             refaulted_pages,
             ..
         } => {
             let p = pid_of(device);
-            let args = json!({"result": result, "bar": bar, "page": page, "process": pid,
-                              "refaulted_pages": refaulted_pages});
+            let args = json!({"result": result, "origin": origin, "bar": bar, "page": page,
+                              "process": pid, "refaulted_pages": refaulted_pages});
             let (name, cat) = if *refaulted_pages > 0 {
                 (format!("{} refault", order_name(*order)), "refault")
             } else {
@@ -283,6 +284,7 @@ mod tests {
             (Some(13.0), Some(9.5))
         );
         assert_eq!(slices[0]["name"], "4 KiB fault");
+        assert_eq!(slices[0]["args"]["origin"], "cpu");
         assert_eq!(slices[1]["name"], "2 MiB fault");
         assert_eq!(
             (slices[1]["ts"].as_f64(), slices[1]["dur"].as_f64()),
