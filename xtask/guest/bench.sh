@@ -6,7 +6,7 @@
 # M.R.stderr, M.R.status, M.R.wall (/proc/uptime before and after the command);
 # also record.R.record.json, events.R.record.json, tracefs.R.vt_fault.hist /
 # tracefs.R.vt_ret.hist, and events.R.lines: the lines of record's --events
-# file (written to the guest's RAM, /tmp), then its fault lines; the file is then deleted.
+# file, then its fault lines (the file itself is deleted to keep the share small).
 # bpftrace's own files are in $BENCH/bpftrace.
 KPROBES=/sys/kernel/debug/kprobes/list
 BENCH=/mnt/host/out/bench
@@ -43,9 +43,7 @@ bench_mode() {
     vfio-trace record -o "record.$r.record.json" -- \
       vfio-trace exercise --device "$DEV" --json "$@" >"record.$r.json" 2>"record.$r.stderr"
   elif [ $mode = events ]; then
-    # The file goes to RAM, as to a local disk: on the 9p share every write
-    # would cost the traced CPU far more than the tracer does.
-    vfio-trace record -o "events.$r.record.json" --events "/tmp/events.$r.events.jsonl" -- \
+    vfio-trace record -o "events.$r.record.json" --events "events.$r.events.jsonl" -- \
       vfio-trace exercise --device "$DEV" --json "$@" >"events.$r.json" 2>"events.$r.stderr"
   else
     vfio-trace exercise --device "$DEV" --json "$@" >"$mode.$r.json" 2>"$mode.$r.stderr"
@@ -53,9 +51,9 @@ bench_mode() {
   echo $? >"$mode.$r.status"
   echo "$start $(uptime_now)" >"$mode.$r.wall"
   [ $mode = tracefs ] && truth_save "tracefs.$r"
-  if [ $mode = events ] && [ -f "/tmp/events.$r.events.jsonl" ]; then
-    echo "$(wc -l <"/tmp/events.$r.events.jsonl") $(grep -c '^{"kind":"fault"' "/tmp/events.$r.events.jsonl")" >"events.$r.lines"
-    rm -f "/tmp/events.$r.events.jsonl"
+  if [ $mode = events ] && [ -f "events.$r.events.jsonl" ]; then
+    echo "$(wc -l <"events.$r.events.jsonl") $(grep -c '^{"kind":"fault"' "events.$r.events.jsonl")" >"events.$r.lines"
+    rm -f "events.$r.events.jsonl"
   fi
 }
 
