@@ -153,7 +153,12 @@ fn render_orders(row: &DeviceRow, frame: &mut Frame, area: Rect) {
     frame.render_widget(
         Table::new(rows, widths)
             .header(header)
-            .block(Block::bordered().title(" order mix (run) ")),
+            .block(Block::bordered().title(format!(
+                " order mix (run); from cpu {}, dma-map {}, other {} ",
+                format::count(row.detail.origins[0]),
+                format::count(row.detail.origins[1]),
+                format::count(row.detail.origins[2]),
+            ))),
         area,
     );
 }

@@ -126,6 +126,11 @@ fn the_device_view_shows_bars_orders_latency_pages_rates_and_zaps() {
         "{s}"
     );
     assert_eq!(words(line(&s, "2M"))[..3], ["2M", "1455", "88%"]);
+    // The recording's faults carry no origin: every one reads `other`.
+    assert!(
+        s.contains("order mix (run); from cpu 0, dma-map 0, other 1655"),
+        "{s}"
+    );
     assert_eq!(words(line(&s, "4K"))[..3], ["4K", "200", "12%"]);
     assert!(s.contains("fault latency percentiles"), "{s}");
     // The heatmap: faults on the 16 huge pages and the BAR's last 4K pages.

@@ -115,6 +115,8 @@ pub struct Detail {
     /// best page size it allows, over the run (`top::projection`); empty
     /// means not worked out (live works it out for the open view only).
     pub projection: Vec<String>,
+    /// Faults over the run by origin: a CPU, a DMA map, another path.
+    pub origins: [u64; 3],
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -144,6 +144,7 @@ impl Live {
         row.lost = lost;
         let (faults, zaps) = self.history.get(&bdf).cloned().unwrap_or_default();
         row.detail = Detail {
+            origins: d.by_origin,
             bars: bars(d),
             orders: d
                 .by_order

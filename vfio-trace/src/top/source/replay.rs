@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::{Source, merge_summaries};
 use crate::{
     device::Bdf,
-    model::timeline::Second,
+    model::{fault::Origin, timeline::Second},
     record::{devices::DeviceDoc, document::Document, timeline::DeviceTimelineDoc},
     top::{
         pci_ids::PciIds,
@@ -269,6 +269,7 @@ fn detail(dev: &DeviceDoc, timeline: &DeviceTimelineDoc, at: u64) -> Detail {
         zap_rate,
         zaps,
         projection: Vec::new(),
+        origins: Origin::ALL.map(|o| dev.faults.by_origin.get(&o).copied().unwrap_or(0)),
     }
 }
 
