@@ -60,12 +60,16 @@ impl Symbols {
             s.functions.push((span, module));
         }
         s.by_addr.sort_unstable_by_key(|(addr, _)| *addr);
-        let names = std::mem::take(&mut s.names);
-        // Stable: the first of duplicate names (vmlinux before modules) wins.
-        s.functions
-            .sort_by(|a, b| names[range(a.0)].cmp(&names[range(b.0)]));
-        s.names = names;
+        s.sort_functions();
         s
+    }
+
+    /// Sorts `functions` by name for lookups. Stable: the first of duplicate
+    /// names (vmlinux before modules) wins.
+    fn sort_functions(&mut self) {
+        let names = &self.names;
+        self.functions
+            .sort_by(|a, b| names[range(a.0)].cmp(&names[range(b.0)]));
     }
 
     /// What exists, without addresses: `functions` with their module
@@ -80,10 +84,7 @@ impl Symbols {
             let module = module.map_or(0, |m| s.module_index(m));
             s.functions.push((span, module));
         }
-        let names = std::mem::take(&mut s.names);
-        s.functions
-            .sort_by(|a, b| names[range(a.0)].cmp(&names[range(b.0)]));
-        s.names = names;
+        s.sort_functions();
         s.tracepoints = tracepoints
             .into_iter()
             .map(|t| t.split_once(':').map_or(t, |(_, n)| n).to_owned())
