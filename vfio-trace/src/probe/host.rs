@@ -182,25 +182,23 @@ impl Host {
             .unwrap_or_default()
     }
 
+    /// `events/CATEGORY/NAME` in tracefs and in debugfs's copy, in that order.
+    fn tracepoint_dirs(&self, category: &str, name: &str) -> impl Iterator<Item = PathBuf> {
+        ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+            .map(|tracefs| self.path(&format!("{tracefs}/events/{category}/{name}")))
+            .into_iter()
+    }
+
     /// Whether tracefs has the tracepoint `CATEGORY:NAME` (a tracepoint
     /// program attaches by its id there).
     pub fn has_tracepoint(&self, category: &str, name: &str) -> bool {
-        ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-            .iter()
-            .any(|tracefs| {
-                self.path(&format!("{tracefs}/events/{category}/{name}"))
-                    .is_dir()
-            })
+        self.tracepoint_dirs(category, name).any(|d| d.is_dir())
     }
 
     /// `events/CATEGORY/NAME/format` from tracefs (or debugfs's copy).
     pub fn tracepoint_format(&self, category: &str, name: &str) -> Option<String> {
-        ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-            .iter()
-            .find_map(|tracefs| {
-                let file = format!("{tracefs}/events/{category}/{name}/format");
-                std::fs::read_to_string(self.path(&file)).ok()
-            })
+        self.tracepoint_dirs(category, name)
+            .find_map(|d| std::fs::read_to_string(d.join("format")).ok())
     }
 
     /// The dynamic setting where debugfs shows it, else the build's.
