@@ -150,6 +150,7 @@ pub mod kind {
     pub const LOCK: u32 = 3;
     pub const HOLD: u32 = 4;
     pub const TASK: u32 = 5;
+    pub const DMA_MAP: u32 = 6;
 }
 
 /// Indices of the `COUNTERS` slots: losses by cause, and fault entries and
@@ -423,6 +424,68 @@ impl HoldEvent {
     }
 }
 
+/// `VFIO_IOMMU_MAP_DMA`, `_IO(VFIO_TYPE, VFIO_BASE + 13)`: a uapi constant.
+pub const VFIO_IOMMU_MAP_DMA: u32 = 0x3b71;
+
+/// Offsets in the uapi `struct vfio_iommu_type1_dma_map` (argsz, flags,
+/// vaddr, iova, size): fixed by the ABI, not by a kernel's BTF.
+pub mod dma_map_arg {
+    pub const VADDR: u64 = 8;
+    pub const IOVA: u64 = 16;
+    pub const SIZE: u64 = 24;
+}
+
+/// One `VFIO_IOMMU_MAP_DMA` of a type1 container, entry to return of
+/// `vfio_iommu_type1_ioctl`, with the vfio faults and pfn lookups inside it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaMapEvent {
+    /// [`kind::DMA_MAP`]
+    pub kind: u32,
+    /// The ioctl's return value (0 or a negative errno).
+    pub ret: i32,
+    /// Device of the first vfio fault inside the map; [`UNKNOWN_DEVICE`]
+    /// when none faulted (guest RAM, or a BAR already mapped).
+    pub device: u64,
+    /// The map's user address, IOVA and size, as the caller asked.
+    pub vaddr: u64,
+    pub iova: u64,
+    pub size: u64,
+    pub start_ns: u64,
+    pub latency_ns: u64,
+    /// Time inside vfio faults during the map, summed.
+    pub fault_ns: u64,
+    /// vfio faults during the map.
+    pub faults: u32,
+    /// `vaddr_get_pfns` calls during the map: type1 looked up pfns this
+    /// many times (per 4 KiB before 6.15, per leaf from 6.15).
+    pub lookups: u32,
+    pub pid: u32,
+    pub tid: u32,
+}
+
+const _: () = assert!(size_of::<DmaMapEvent>() == 80);
+
+impl DmaMapEvent {
+    pub const fn zeroed() -> Self {
+        Self {
+            kind: kind::DMA_MAP,
+            ret: 0,
+            device: UNKNOWN_DEVICE,
+            vaddr: 0,
+            iova: 0,
+            size: 0,
+            start_ns: 0,
+            latency_ns: 0,
+            fault_ns: 0,
+            faults: 0,
+            lookups: 0,
+            pid: 0,
+            tid: 0,
+        }
+    }
+}
+
 /// `vm_fault_t` bits the handler returns.
 pub mod vm_fault {
     pub const OOM: u32 = 0x0001;
@@ -445,6 +508,8 @@ mod user {
     unsafe impl aya::Pod for super::HoldEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TaskEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DmaMapEvent {}
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
 use vfio_trace_common::{Config, FaultEvent, TaskEvent, counter, origin, vm_fault};
 
 use crate::{
-    diag,
+    diag, dma,
     kernel::{device_of_vma, low32, now, read, vdev_of_vma},
     maps::{TASKS, TaskState, count, emit, filtered_out, other_process},
 };
@@ -118,6 +118,7 @@ fn finish(cfg: &Config, st: &mut TaskState, end_ns: u64, result: u32) {
     ev.inserts_pud = st.inserts_pud;
     ev.remaps = st.remaps;
     ev.remap_pages = st.remap_pages;
+    dma::fault_inside(st, ev.device, ev.latency_ns);
     emit(ev.device, &ev, cfg.wake_bytes);
 }
 

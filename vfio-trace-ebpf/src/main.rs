@@ -20,6 +20,7 @@
 )]
 
 mod diag;
+mod dma;
 mod fault;
 mod kernel;
 mod lock;
@@ -101,6 +102,29 @@ pub fn pin_entry(_ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn pin_return(_ctx: RetProbeContext) -> u32 {
     fault::pinning(false);
+    0
+}
+
+/// `vfio_iommu_type1_ioctl(iommu, cmd, arg)` entry: a `VFIO_IOMMU_MAP_DMA` begins.
+#[kprobe]
+pub fn dma_entry(ctx: ProbeContext) -> u32 {
+    let cmd: u64 = ctx.arg(1).unwrap_or(0);
+    dma::entry(&CONFIG.load(), kernel::low32(cmd), ctx.arg(2).unwrap_or(0));
+    0
+}
+
+/// `vfio_iommu_type1_ioctl` return.
+#[kretprobe]
+pub fn dma_return(ctx: RetProbeContext) -> u32 {
+    let end_ns = kernel::now();
+    dma::ret(&CONFIG.load(), end_ns, ctx.ret());
+    0
+}
+
+/// `vaddr_get_pfns`: type1 looks up the pfns of a DMA map's next pages.
+#[kprobe]
+pub fn pfn_lookup(_ctx: ProbeContext) -> u32 {
+    dma::lookup();
     0
 }
 

@@ -12,7 +12,9 @@ use aya_ebpf::{
     helpers::generated::{bpf_get_smp_processor_id, bpf_ringbuf_query},
     macros::btf_map,
 };
-use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, SHARED_RING_BYTES, ZapEvent, counter};
+use vfio_trace_common::{
+    DmaMapEvent, FaultEvent, HoldEvent, LockEvent, SHARED_RING_BYTES, ZapEvent, counter,
+};
 
 use crate::task_storage::TaskStorage;
 
@@ -77,6 +79,10 @@ pub struct TaskState {
     pub named: u32,
     /// Non-zero while the thread is in `vfio_pin_pages_remote` (a DMA map).
     pub pinning: u32,
+    /// Non-zero while the thread is in a `VFIO_IOMMU_MAP_DMA` ioctl.
+    pub in_dma: u32,
+    /// The map in progress; its faults, fault time and lookups so far.
+    pub dma: DmaMapEvent,
 }
 
 /// Per-thread fault state.

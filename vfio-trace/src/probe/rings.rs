@@ -11,7 +11,7 @@ use std::{
 };
 
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
-use vfio_trace_common::{FaultEvent, HoldEvent, LockEvent, TaskEvent, ZapEvent, kind};
+use vfio_trace_common::{DmaMapEvent, FaultEvent, HoldEvent, LockEvent, TaskEvent, ZapEvent, kind};
 
 use crate::event::Event;
 
@@ -40,6 +40,7 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
         kind::LOCK => read::<LockEvent>(bytes).map(Event::Lock),
         kind::HOLD => read::<HoldEvent>(bytes).map(Event::Hold),
         kind::TASK => read::<TaskEvent>(bytes).map(Event::Task),
+        kind::DMA_MAP => read::<DmaMapEvent>(bytes).map(Event::DmaMap),
         _ => None,
     }
 }

@@ -29,6 +29,9 @@ pub enum Role {
     LockEnd,
     PinEntry,
     PinReturn,
+    DmaEntry,
+    DmaReturn,
+    PfnLookup,
 }
 
 /// Where a probe sits in an event's life. Attach runs `ATTACH_ORDER`, detach
@@ -64,6 +67,8 @@ pub enum Need {
     LockWaits,
     /// Where each fault came from: a DMA map, a CPU, another kernel path.
     Origins,
+    /// Each DMA map of a BAR: its duration, faults and pfn lookups.
+    DmaMaps,
 }
 
 impl Need {
@@ -74,7 +79,7 @@ impl Need {
 }
 
 impl Role {
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 21] = [
         Self::FaultEntry,
         Self::FaultReturn,
         Self::InsertPte,
@@ -93,6 +98,9 @@ impl Role {
         Self::LockEnd,
         Self::PinEntry,
         Self::PinReturn,
+        Self::DmaEntry,
+        Self::DmaReturn,
+        Self::PfnLookup,
     ];
 
     /// The stable name.
@@ -116,6 +124,9 @@ impl Role {
             Self::LockEnd => "lock_end",
             Self::PinEntry => "pin_entry",
             Self::PinReturn => "pin_return",
+            Self::DmaEntry => "dma_entry",
+            Self::DmaReturn => "dma_return",
+            Self::PfnLookup => "pfn_lookup",
         }
     }
 
@@ -126,8 +137,13 @@ impl Role {
             | Self::LockBegin
             | Self::HoldConfigEntry
             | Self::HoldIoctlEntry
-            | Self::PinEntry => Stage::Entry,
-            Self::FaultReturn | Self::ZapReturn | Self::LockEnd | Self::PinReturn => Stage::Return,
+            | Self::PinEntry
+            | Self::DmaEntry => Stage::Entry,
+            Self::FaultReturn
+            | Self::ZapReturn
+            | Self::LockEnd
+            | Self::PinReturn
+            | Self::DmaReturn => Stage::Return,
             Self::InsertPte
             | Self::InsertPmd
             | Self::InsertPud
@@ -135,7 +151,8 @@ impl Role {
             | Self::Mmap
             | Self::ZapRange
             | Self::HoldConfig
-            | Self::HoldIoctl => Stage::Inner,
+            | Self::HoldIoctl
+            | Self::PfnLookup => Stage::Inner,
         }
     }
 
@@ -153,6 +170,7 @@ impl Role {
             | Self::HoldIoctlEntry => Need::Zaps,
             Self::LockBegin | Self::LockEnd => Need::LockWaits,
             Self::PinEntry | Self::PinReturn => Need::Origins,
+            Self::DmaEntry | Self::DmaReturn | Self::PfnLookup => Need::DmaMaps,
         }
     }
 }

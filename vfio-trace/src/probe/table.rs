@@ -202,6 +202,26 @@ pub const ROWS: &[Row] = &[
         candidates: &[c("vfio_pin_pages_remote", "pin_return")],
         absent_because: "vfio_iommu_type1 is not loaded: no fault reads as a DMA map's",
     },
+    // Each VFIO_IOMMU_MAP_DMA, timed whole; every other command of the
+    // container ioctl returns at the programs' first compare.
+    Row {
+        role: Role::DmaEntry,
+        kind: Kind::Kprobe,
+        candidates: &[c("vfio_iommu_type1_ioctl", "dma_entry")],
+        absent_because: "vfio_iommu_type1 is not loaded: DMA maps are not timed",
+    },
+    Row {
+        role: Role::DmaReturn,
+        kind: Kind::Kretprobe,
+        candidates: &[c("vfio_iommu_type1_ioctl", "dma_return")],
+        absent_because: "vfio_iommu_type1 is not loaded: DMA maps are not timed",
+    },
+    Row {
+        role: Role::PfnLookup,
+        kind: Kind::Kprobe,
+        candidates: &[c("vaddr_get_pfns", "pfn_lookup")],
+        absent_because: "no vaddr_get_pfns in vfio_iommu_type1: DMA maps' pfn lookups read 0",
+    },
 ];
 
 /// The table's row for `role`.
