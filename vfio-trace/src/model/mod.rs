@@ -2,6 +2,7 @@
 
 pub mod cause;
 pub mod devices;
+pub mod dma;
 pub mod fault;
 pub mod latency;
 pub mod mappings;
@@ -16,7 +17,7 @@ pub mod zap;
 
 use std::collections::BTreeMap;
 
-use vfio_trace_common::{FaultEvent, UNKNOWN_DEVICE};
+use vfio_trace_common::{DmaMapEvent, FaultEvent, UNKNOWN_DEVICE};
 
 use cause::ZapCause;
 
@@ -35,6 +36,8 @@ pub struct Model {
     pub unattributed: u64,
     /// Zaps of vfio address spaces whose device was not known yet.
     pub unattributed_zaps: u64,
+    /// DMA maps of no known BAR mapping: guest RAM, for a VMM.
+    pub other_dma: dma::DmaMaps,
     /// Process names by pid, from the kernel's once-per-thread task events.
     pub comms: BTreeMap<u32, String>,
     /// Zap stacks by id, as function names, innermost first.
@@ -58,6 +61,7 @@ impl Model {
             devices: Devices::default(),
             unattributed: 0,
             unattributed_zaps: 0,
+            other_dma: dma::DmaMaps::default(),
             comms: BTreeMap::new(),
             stacks: BTreeMap::new(),
             zap_walks_known: false,
@@ -69,6 +73,11 @@ impl Model {
     /// events' timestamps). Without it the first timed event is second 0.
     pub fn set_origin_ns(&mut self, ns: u64) {
         self.clock.set_origin_ns(ns);
+    }
+
+    /// Kernel time of second 0 of the timelines.
+    pub fn origin_ns(&self) -> u64 {
+        self.clock.origin_ns()
     }
 
     /// Names zap stacks read from the kernel (by stack id), and with them the
@@ -158,7 +167,7 @@ impl Model {
     pub fn heap_bytes(&self) -> usize {
         // A name and its share of a tree node.
         let comms: usize = self.comms.values().map(|c| c.capacity() + 32).sum();
-        self.devices.heap_bytes() + comms
+        self.devices.heap_bytes() + comms + self.other_dma.heap_bytes()
     }
 
     pub fn ingest(&mut self, event: &Event) {
@@ -200,6 +209,7 @@ impl Model {
                 .device(Bdf::from_key(e.device))
                 .zaps
                 .on_hold(e.zap_start_ns, e.hold_ns),
+            Event::DmaMap(e) => self.dma_map(e),
             Event::Lock(e) if e.device == UNKNOWN_DEVICE => {}
             Event::Lock(e) => {
                 let t = self.clock.second(e.start_ns);
@@ -211,6 +221,36 @@ impl Model {
             }
         }
         0
+    }
+
+    /// A map that faulted names its device. One that did not is a BAR's
+    /// when it lies in a mapping the process faulted before (a map of
+    /// pages still present), else it maps something else.
+    fn dma_map(&mut self, e: &DmaMapEvent) {
+        let m = dma::DmaMap::from(e);
+        let bdf = if e.device == UNKNOWN_DEVICE {
+            self.device_mapping(e.pid, e.vaddr)
+        } else {
+            Some(Bdf::from_key(e.device))
+        };
+        match bdf {
+            Some(bdf) => self.device(bdf).add_dma_map(m),
+            None => self.other_dma.add(m),
+        }
+    }
+
+    /// The device whose BAR `pid` has mapped at `vaddr`, as its faults told.
+    fn device_mapping(&self, pid: u32, vaddr: u64) -> Option<Bdf> {
+        self.devices.iter().find_map(|(bdf, d)| {
+            d.mappings
+                .iter()
+                .any(|m| {
+                    m.pid == pid
+                        && m.start != 0
+                        && (m.start..m.start.saturating_add(m.pages << 12)).contains(&vaddr)
+                })
+                .then_some(*bdf)
+        })
     }
 
     fn fault(&mut self, event: &FaultEvent) -> u64 {
@@ -256,6 +296,42 @@ mod tests {
         assert_eq!(m.devices[&bdf].bars[&Some(2)].page_faults.len(), 3);
         assert_eq!(m.devices[&idle].faults, 0);
         assert_eq!(m.unattributed, 1);
+    }
+
+    #[test]
+    fn dma_maps_go_to_the_device_whose_mapping_they_cover() {
+        let mut m = Model::new(Generation::HugeFault);
+        let bdf = Bdf::parse("0000:01:00.0").expect("bdf");
+        let mut f = FaultEvent::zeroed();
+        f.device = bdf.key();
+        f.vma_pgoff = 2 << 28;
+        f.result = 0x100;
+        f.pid = 7;
+        f.vma_start = 0x7f00_0000_0000;
+        f.vma_pages = 256;
+        m.ingest(&Event::Fault(f));
+        let mut d = DmaMapEvent::zeroed();
+        d.pid = 7;
+        // Faulted inside: the kernel named the device.
+        d.device = bdf.key();
+        d.faults = 2;
+        m.ingest(&Event::DmaMap(d));
+        // No fault, but inside the process's mapping of the BAR.
+        d.device = UNKNOWN_DEVICE;
+        d.faults = 0;
+        d.vaddr = 0x7f00_0000_0000 + (255 << 12);
+        m.ingest(&Event::DmaMap(d));
+        // Past the mapping, or another process: not the BAR's.
+        d.vaddr = 0x7f00_0000_0000 + (256 << 12);
+        m.ingest(&Event::DmaMap(d));
+        d.vaddr = 0x7f00_0000_0000;
+        d.pid = 8;
+        m.ingest(&Event::DmaMap(d));
+        assert_eq!(
+            (m.devices[&bdf].dma.maps, m.devices[&bdf].dma.faults),
+            (2, 2)
+        );
+        assert_eq!(m.other_dma.maps, 2);
     }
 
     #[test]

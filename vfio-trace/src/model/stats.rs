@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use vfio_trace_common::{LockEvent, ZapEvent, lock_flags};
 
 use super::{
+    dma::{DmaMap, DmaMaps},
     fault::{Fault, Location},
     latency::Latency,
     mappings::Mappings,
@@ -72,6 +73,8 @@ pub struct DeviceStats {
     /// The mappings the faults came through.
     pub mappings: Mappings,
     pub zaps: ZapStats,
+    /// DMA maps of the device's BARs.
+    pub dma: DmaMaps,
     /// Contended `memory_lock` waits by mode (`read`, `write`, `other`).
     pub lock_waits: BTreeMap<&'static str, Latency>,
     /// Kernel address of the `memory_lock` waited for, to match other tools'
@@ -167,8 +170,14 @@ impl DeviceStats {
             + self.processes.heap_bytes()
             + self.mappings.heap_bytes()
             + self.zaps.heap_bytes()
+            + self.dma.heap_bytes()
             + self.timeline.heap_bytes()
             + self.layout.capacity() * size_of::<(u32, u64, u64)>()
+    }
+
+    pub fn add_dma_map(&mut self, m: DmaMap) {
+        self.zaps.on_dma_map(&m);
+        self.dma.add(m);
     }
 
     pub fn add_zap(&mut self, e: &ZapEvent, comm: String) {

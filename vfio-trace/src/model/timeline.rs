@@ -176,6 +176,11 @@ pub struct Clock {
 
 impl Clock {
     /// Second 0; without it the first time asked for is second 0.
+    /// Kernel time of second 0; 0 before anything set or timed it.
+    pub fn origin_ns(&self) -> u64 {
+        self.origin_ns.unwrap_or(0)
+    }
+
     pub fn set_origin_ns(&mut self, ns: u64) {
         *self = Self {
             origin_ns: Some(ns),

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use super::{
     cause::ZapCause,
+    dma::DmaMap,
     latency::Latency,
     pages::{PageSet, Ranges},
 };
@@ -57,6 +58,14 @@ pub struct Zap {
     pub repopulated_ns: Option<u64>,
     /// How long the zap's writer held `memory_lock` from the zap's start.
     pub write_hold_ns: Option<u64>,
+    /// The DMA maps of the device after this zap and before the next one:
+    /// a VMM maps the BAR again once decode is back on.
+    pub maps_after: u32,
+    pub map_ns_after: u64,
+    /// Of `map_ns_after`, time in vfio faults.
+    pub map_fault_ns_after: u64,
+    /// From the end of the zap to the start of the first map after it.
+    pub first_map_ns: Option<u64>,
     /// Removed pages not back yet.
     pending: u64,
 }
@@ -143,6 +152,18 @@ impl ZapStats {
         }
     }
 
+    /// A DMA map of the device: it belongs to the cycle of the last zap.
+    pub fn on_dma_map(&mut self, m: &DmaMap) {
+        let Some(z) = self.zaps.last_mut() else {
+            return;
+        };
+        z.maps_after += 1;
+        z.map_ns_after += m.latency_ns;
+        z.map_fault_ns_after += m.fault_ns;
+        z.first_map_ns
+            .get_or_insert(m.start_ns.saturating_sub(z.end_ns()));
+    }
+
     pub fn on_zap(&mut self, e: &ZapEvent, comm: String) {
         let (start, end) = zap_keys(e.range_start, e.range_len);
         // Populated pages whose mappings were unmapped since the per-VMA
@@ -173,6 +194,10 @@ impl ZapStats {
             first_refault_ns: None,
             repopulated_ns: None,
             write_hold_ns: None,
+            maps_after: 0,
+            map_ns_after: 0,
+            map_fault_ns_after: 0,
+            first_map_ns: None,
             pending: removed,
         });
     }
@@ -209,6 +234,32 @@ mod tests {
         z.on_hold(999, 70); // no such zap
         assert_eq!(z.zaps[0].write_hold_ns, Some(50));
         assert_eq!(z.write_hold.count(), 1);
+    }
+
+    #[test]
+    fn dma_maps_after_a_zap_join_its_cycle() {
+        let mut z = ZapStats::default();
+        let map = |start_ns, latency_ns| DmaMap {
+            start_ns,
+            latency_ns,
+            fault_ns: latency_ns / 2,
+            ..DmaMap::from(&vfio_trace_common::DmaMapEvent::zeroed())
+        };
+        z.on_dma_map(&map(1, 5)); // before any zap: no cycle
+        z.on_zap(&zap_at(1000), "t".into());
+        z.on_dma_map(&map(1500, 200));
+        z.on_dma_map(&map(1800, 100));
+        z.on_zap(&zap_at(3000), "t".into());
+        assert_eq!(
+            (
+                z.zaps[0].maps_after,
+                z.zaps[0].map_ns_after,
+                z.zaps[0].map_fault_ns_after
+            ),
+            (2, 300, 150)
+        );
+        assert_eq!(z.zaps[0].first_map_ns, Some(490));
+        assert_eq!((z.zaps[1].maps_after, z.zaps[1].first_map_ns), (0, None));
     }
 
     #[test]
