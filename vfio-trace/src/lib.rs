@@ -16,6 +16,7 @@ pub mod model;
 pub mod probe;
 pub mod record;
 pub mod report;
+mod report_dma;
 pub mod serve;
 pub mod top;
 pub mod verdict;

@@ -141,6 +141,7 @@ fn device(s: &mut String, d: &DeviceDoc) {
         duration(z.latency_ns.p50),
         d.refaults.pages
     );
+    crate::report_dma::device(s, d);
     let lock = |mode: &str| {
         d.memory_lock
             .get(mode)
@@ -186,6 +187,7 @@ pub fn render(doc: &Document) -> String {
     for d in &doc.devices {
         device(&mut s, d);
     }
+    crate::report_dma::other(&mut s, &doc.other_dma_maps);
     s
 }
 

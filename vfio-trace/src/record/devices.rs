@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
+    dma::{CycleDoc, DmaMapsDoc, cycles_doc},
     mappings::MappingDoc,
     zaps::{LockWaitDoc, RefaultsDoc, ZapsDoc, zaps_doc},
 };
@@ -99,6 +100,12 @@ pub struct DeviceDoc {
     pub processes: Vec<ProcessDoc>,
     pub zaps: ZapsDoc,
     pub refaults: RefaultsDoc,
+    /// `VFIO_IOMMU_MAP_DMA`s of the device's BARs. Absent in older recordings.
+    #[serde(default)]
+    pub dma_maps: DmaMapsDoc,
+    /// Zaps a DMA map followed, by cause: the decode-toggle and reset cycles.
+    #[serde(default)]
+    pub cycles: BTreeMap<String, CycleDoc>,
     /// Contended waits for the device's `memory_lock`, by mode: `read` (faults), `write` (zaps).
     pub memory_lock: BTreeMap<String, LockWaitDoc>,
     /// Kernel address of that lock (hex), once a wait was seen.
@@ -113,6 +120,8 @@ pub struct DeviceContext<'a> {
     pub ring_events: u64,
     pub comms: &'a BTreeMap<u32, String>,
     pub stacks: &'a BTreeMap<i32, Stack>,
+    /// Kernel time the probes attached, for the maps' times.
+    pub origin_ns: u64,
 }
 
 fn bar_doc(index: Option<u32>, d: &DeviceStats, pci: Option<&PciDevice>) -> BarDoc {
@@ -199,6 +208,8 @@ pub fn device_doc(bdf: Bdf, d: &DeviceStats, cx: &DeviceContext<'_>) -> DeviceDo
         refaults: RefaultsDoc {
             pages: d.zaps.refaulted_pages,
         },
+        dma_maps: DmaMapsDoc::new(&d.dma, cx.origin_ns),
+        cycles: cycles_doc(d),
         memory_lock_address: d.memory_lock_address.map(|a| format!("{a:#x}")),
         memory_lock: ["read", "write"]
             .into_iter()

@@ -72,6 +72,9 @@ pub struct Document {
     pub unattributed_faults: u64,
     /// Zaps of vfio address spaces before any mmap or fault told their device.
     pub unattributed_zaps: u64,
+    /// DMA maps of no device's BAR (a VMM's guest RAM). Absent in older recordings.
+    #[serde(default)]
+    pub other_dma_maps: super::dma::DmaMapsDoc,
     pub rings: Vec<RingDoc>,
     pub devices: Vec<DeviceDoc>,
     pub timeline: TimelineDoc,
@@ -282,6 +285,7 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
                     .sum(),
                 comms: &model.comms,
                 stacks: &model.stacks,
+                origin_ns: model.origin_ns(),
             };
             device_doc(*bdf, d, &cx)
         })
@@ -314,6 +318,7 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
         health: HealthDoc::new(&info.counts, &info.rings, seen),
         unattributed_faults: model.unattributed,
         unattributed_zaps: model.unattributed_zaps,
+        other_dma_maps: super::dma::DmaMapsDoc::new(&model.other_dma, model.origin_ns()),
         rings: info
             .rings
             .iter()

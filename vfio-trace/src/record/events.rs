@@ -73,6 +73,21 @@ pub enum EventLine {
         tid: u32,
         comm: String,
     },
+    /// A `VFIO_IOMMU_MAP_DMA`; `device` is the one its first vfio fault hit.
+    DmaMap {
+        t_ns: u64,
+        dur_ns: u64,
+        device: Option<Bdf>,
+        pid: u32,
+        tid: u32,
+        vaddr: u64,
+        iova: u64,
+        size: u64,
+        faults: u32,
+        fault_ns: u64,
+        lookups: u32,
+        ret: i32,
+    },
 }
 
 fn unknown_origin() -> Origin {
@@ -176,6 +191,20 @@ impl Lines {
                 pid: e.pid,
                 tid: e.tid,
                 comm: comm(&e.comm),
+            },
+            Event::DmaMap(e) => EventLine::DmaMap {
+                t_ns: self.since(e.start_ns),
+                dur_ns: e.latency_ns,
+                device: device(e.device),
+                pid: e.pid,
+                tid: e.tid,
+                vaddr: e.vaddr,
+                iova: e.iova,
+                size: e.size,
+                faults: e.faults,
+                fault_ns: e.fault_ns,
+                lookups: e.lookups,
+                ret: e.ret,
             },
         }
     }

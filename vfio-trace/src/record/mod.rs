@@ -3,6 +3,7 @@
 //! error — the document is written with everything recorded until then.
 
 pub mod devices;
+pub mod dma;
 pub mod document;
 #[cfg(test)]
 pub(crate) mod document_tests;

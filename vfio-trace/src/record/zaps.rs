@@ -29,6 +29,14 @@ pub struct ZapDoc {
     /// How long the writer held `memory_lock` from the zap's start to the
     /// return of the config write or ioctl that released it.
     pub write_hold_ns: Option<u64>,
+    /// DMA maps of the device after the zap and before the next, their
+    /// time, and the time from the zap's end to the first of them.
+    #[serde(default)]
+    pub dma_maps_after: u32,
+    #[serde(default)]
+    pub dma_map_ns_after: u64,
+    #[serde(default)]
+    pub first_dma_map_ns: Option<u64>,
     /// Kernel stack at the zap, innermost first.
     pub stack: Vec<String>,
 }
@@ -73,6 +81,9 @@ pub fn zaps_doc(d: &DeviceStats, stacks: &BTreeMap<i32, Stack>) -> ZapsDoc {
             first_refault_ns: z.first_refault_ns,
             repopulated_ns: z.repopulated_ns,
             write_hold_ns: z.write_hold_ns,
+            dma_maps_after: z.maps_after,
+            dma_map_ns_after: z.map_ns_after,
+            first_dma_map_ns: z.first_map_ns,
             stack: stacks
                 .get(&z.stack_id)
                 .map(|s| s.frames.clone())

@@ -50,6 +50,7 @@ pub fn of_model(
         ring_events: 0,
         comms: &model.comms,
         stacks: &model.stacks,
+        origin_ns: model.origin_ns(),
     };
     Some(of_document(&device_doc(bdf, stats, &cx), huge_faults))
 }

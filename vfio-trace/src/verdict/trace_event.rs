@@ -1,7 +1,7 @@
 //! `report --trace-event OUT.json EVENTS.jsonl`: the events of `record
 //! --events` in the Chrome trace-event format (Perfetto, `chrome://tracing`).
 //! One process per device, one thread track per faulting thread, each
-//! fault a complete slice named by its page size; zaps and the writer's
+//! fault and DMA map a complete slice named by what it is; zaps and the writer's
 //! `memory_lock` hold on a track of their own.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -111,6 +111,27 @@ fn event_slice(
                 Some((p, *tid)),
             )
         }
+        EventLine::DmaMap {
+            t_ns,
+            dur_ns,
+            device,
+            pid,
+            tid,
+            size,
+            faults,
+            fault_ns,
+            lookups,
+            ret,
+            ..
+        } => {
+            let p = pid_of(device);
+            let args = json!({"size": size, "faults": faults, "fault_ns": fault_ns,
+                              "lookups": lookups, "ret": ret, "process": pid});
+            (
+                slice("DMA map", "dma", p, *tid, *t_ns, *dur_ns, &args),
+                Some((p, *tid)),
+            )
+        }
         EventLine::Task { .. } => return None,
     })
 }
@@ -177,7 +198,8 @@ pub fn convert(events: &[EventLine]) -> Trace {
             EventLine::Fault { device, .. }
             | EventLine::Zap { device, .. }
             | EventLine::WriteHold { device, .. }
-            | EventLine::LockWait { device, .. } => *device,
+            | EventLine::LockWait { device, .. }
+            | EventLine::DmaMap { device, .. } => *device,
             EventLine::Task { .. } => continue,
         };
         devices.entry(d).or_insert(0);
