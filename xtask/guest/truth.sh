@@ -32,6 +32,8 @@ truth_on() {
   for s in vmf_insert_pfn vmf_insert_pfn_pmd vmf_insert_pfn_pud remap_pfn_range unmap_mapping_range vfio_pci_zap_and_vma_lock; do
     has $s && truth_add vt_$s "p:vt_$s $s" 'hist:keys=stacktrace'
   done
+  # type1's pfn lookups: only DMA maps call it.
+  has vaddr_get_pfns && truth_add vt_lookup "p:vt_lookup vaddr_get_pfns" 'hist:keys=common_pid'
   echo 1 > $T/events/kprobes/enable
 }
 

@@ -91,6 +91,11 @@ pub const ZAPS: &str = "vfio_trace_zaps_total";
 pub const ZAP_DURATION: &str = "vfio_trace_zap_duration_seconds";
 pub const ZAPPED_PAGES: &str = "vfio_trace_zapped_pages_total";
 pub const REFAULTED_PAGES: &str = "vfio_trace_refaulted_pages_total";
+pub const DMA_MAPS: &str = "vfio_trace_dma_maps_total";
+pub const DMA_MAP_DURATION: &str = "vfio_trace_dma_map_duration_seconds";
+pub const DMA_MAP_FAULT_SECONDS: &str = "vfio_trace_dma_map_fault_seconds_total";
+pub const DMA_MAPPED_BYTES: &str = "vfio_trace_dma_mapped_bytes_total";
+pub const DMA_MAP_LOOKUPS: &str = "vfio_trace_dma_map_pfn_lookups_total";
 pub const WRITE_HOLD: &str = "vfio_trace_zap_write_hold_seconds";
 pub const LOCK_WAIT: &str = "vfio_trace_memory_lock_wait_seconds";
 pub const UNATTRIBUTED_FAULTS: &str = "vfio_trace_unattributed_faults_total";
@@ -198,6 +203,36 @@ pub const METRICS: &[Spec] = &[
         Counter,
         &["device"],
         "Pages a zap removed that faults brought back.",
+    ),
+    spec(
+        DMA_MAPS,
+        Counter,
+        &["device"],
+        "VFIO_IOMMU_MAP_DMA calls that mapped the device's BARs (a VMM mapping a BAR for its guest).",
+    ),
+    spec(
+        DMA_MAP_DURATION,
+        Histogram,
+        &["device"],
+        "Time a DMA map of the device's BARs took, from the ioctl's entry to its return.",
+    ),
+    spec(
+        DMA_MAP_FAULT_SECONDS,
+        Counter,
+        &["device"],
+        "Of the DMA maps' time, the time spent in vfio faults.",
+    ),
+    spec(
+        DMA_MAPPED_BYTES,
+        Counter,
+        &["device"],
+        "Bytes of the device's BARs DMA-mapped.",
+    ),
+    spec(
+        DMA_MAP_LOOKUPS,
+        Counter,
+        &["device"],
+        "pfn lookups (vaddr_get_pfns) the DMA maps made: one per 4 KiB before Linux 6.15, one per leaf after.",
     ),
     spec(
         WRITE_HOLD,

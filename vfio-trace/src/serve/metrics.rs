@@ -198,6 +198,16 @@ impl Exporter {
             out.counter(c::ZAPPED_PAGES, &[("device", dev)], f(d.zapped_pages));
             out.counter(c::REFAULTED_PAGES, &[("device", dev)], f(d.refaulted_pages));
             out.histogram(c::WRITE_HOLD, &[("device", dev)], &d.write_hold);
+            let dev_label = [("device", dev)];
+            out.counter(c::DMA_MAPS, &dev_label, f(d.dma_maps));
+            out.histogram(c::DMA_MAP_DURATION, &dev_label, &d.dma_latency);
+            out.counter(
+                c::DMA_MAP_FAULT_SECONDS,
+                &dev_label,
+                d.dma_fault_ns as f64 / 1e9,
+            );
+            out.counter(c::DMA_MAPPED_BYTES, &dev_label, f(d.dma_bytes));
+            out.counter(c::DMA_MAP_LOOKUPS, &dev_label, f(d.dma_lookups));
             for (mode, b) in &d.lock_waits {
                 out.histogram(c::LOCK_WAIT, &[("device", dev), ("mode", mode)], b);
             }

@@ -101,6 +101,12 @@ pub struct DeviceView {
     pub zapped_pages: u64,
     pub refaulted_pages: u64,
     pub write_hold: Buckets,
+    /// DMA maps of the BARs: count, bytes, fault time (ns), pfn lookups.
+    pub dma_maps: u64,
+    pub dma_bytes: u64,
+    pub dma_fault_ns: u64,
+    pub dma_lookups: u64,
+    pub dma_latency: Buckets,
     pub lock_waits: Vec<(&'static str, Buckets)>,
 }
 
@@ -174,6 +180,11 @@ impl DeviceView {
             zapped_pages: d.zaps.pages(),
             refaulted_pages: d.zaps.refaulted_pages,
             write_hold: Buckets::from(&d.zaps.write_hold),
+            dma_maps: d.dma.maps,
+            dma_bytes: d.dma.bytes,
+            dma_fault_ns: d.dma.fault_ns,
+            dma_lookups: d.dma.lookups,
+            dma_latency: Buckets::from(&d.dma.latency),
             lock_waits: ["read", "write", "other"]
                 .into_iter()
                 .map(|mode| {

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::pages::table_bytes;
 use crate::{
-    model::fault::Outcome,
-    record::{devices::DeviceDoc, document::Document},
+    model::fault::{Origin, Outcome},
+    record::{devices::DeviceDoc, dma::CycleDoc, document::Document},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,7 +95,50 @@ fn figures(d: &DeviceDoc) -> Vec<(&'static str, Unit, f64)> {
             d.zaps.events.iter().map(|e| e.latency_ns).sum::<u64>() as f64,
         ),
         ("refaulted pages", Unit::Count, d.refaults.pages as f64),
+        ("faults from a CPU", Unit::Count, origin(d, Origin::Cpu)),
+        (
+            "faults from DMA maps",
+            Unit::Count,
+            origin(d, Origin::DmaMap),
+        ),
+        ("DMA maps", Unit::Count, d.dma_maps.count as f64),
+        ("DMA map time", Unit::Ns, d.dma_maps.total_ns as f64),
+        (
+            "DMA map time in faults",
+            Unit::Ns,
+            d.dma_maps.fault_ns as f64,
+        ),
+        (
+            "DMA map pfn lookups",
+            Unit::Count,
+            d.dma_maps.lookups as f64,
+        ),
+        ("decode-off zaps", Unit::Count, cause(d, "decode-off")),
+        ("reset zaps", Unit::Count, cause(d, "reset")),
+        (
+            "decode-toggle cycles",
+            Unit::Count,
+            cycle(d).map_or(0.0, |c| c.count as f64),
+        ),
+        (
+            "decode-toggle cycle time",
+            Unit::Ns,
+            cycle(d).map_or(0.0, |c| (c.zap_ns + c.to_map_ns + c.map_ns) as f64),
+        ),
     ]
+}
+
+fn origin(d: &DeviceDoc, o: Origin) -> f64 {
+    d.faults.by_origin.get(&o).copied().unwrap_or(0) as f64
+}
+
+fn cause(d: &DeviceDoc, c: &str) -> f64 {
+    d.zaps.causes.get(c).copied().unwrap_or(0) as f64
+}
+
+/// Decode off, then the maps after it: a VMM's decode toggle.
+fn cycle(d: &DeviceDoc) -> Option<&CycleDoc> {
+    d.cycles.get("decode-off")
 }
 
 /// Pairs devices by address; two single-device runs pair whatever their

@@ -21,6 +21,7 @@ traced sigbus decode-off sigbus:4k decode-on
 traced refault refault:4k:4m:4k
 traced big touch:4k:1g:4k
 traced dma dma-map:64m:4k
+traced dma2m dma-map:64m:2m
 # Latency without tracefs kprobes beside the BPF ones.
 untraced lat4k touch:4k:64m:4k
 untraced lat2m touch:4k:64m:2m
@@ -30,13 +31,17 @@ untraced lat1g touch:2m:1g:1g
     check,
 };
 
-const PHASES: &[&str] = &["storm", "pmd", "pud", "sigbus", "refault", "big", "dma"];
+const PHASES: &[&str] = &[
+    "storm", "pmd", "pud", "sigbus", "refault", "big", "dma", "dma2m",
+];
 
 struct Phase {
     record: Value,
     exercise: Value,
     fault_hist: String,
     ret_hist: String,
+    /// tracefs hits of `vaddr_get_pfns`.
+    lookup_hist: String,
     inserts: [(String, &'static str); 4],
 }
 
@@ -60,6 +65,7 @@ fn load_with(ctx: &Ctx, name: &str, with_truth: bool) -> Result<Phase, String> {
         } else {
             String::new()
         },
+        lookup_hist: hist("vt_lookup"),
         inserts: [
             (hist("vt_vmf_insert_pfn"), "pte"),
             (hist("vt_vmf_insert_pfn_pmd"), "pmd"),
@@ -164,7 +170,7 @@ fn matches_exercise(name: &str, p: &Phase, facts: &Facts) -> Result<(), String> 
             )?;
             eq("inserts.pte", num(&d["inserts"]["pte"]), size >> 12)
         }
-        "pmd" => eq("inserts.pmd", num(&d["inserts"]["pmd"]), size >> 21),
+        "pmd" | "dma2m" => eq("inserts.pmd", num(&d["inserts"]["pmd"]), size >> 21),
         "pud" => eq("inserts.pud", num(&d["inserts"]["pud"]), size >> 30),
         "sigbus" => eq(
             "faults.by_result.sigbus",
@@ -173,6 +179,40 @@ fn matches_exercise(name: &str, p: &Phase, facts: &Facts) -> Result<(), String> 
         ),
         _ => Ok(()),
     }
+}
+
+/// The one `VFIO_IOMMU_MAP_DMA` of the phase, as the exercise made it: its
+/// size, every fault of the phase inside it, its pfn lookups equal to the
+/// tracefs count of `vaddr_get_pfns` (per 4 KiB before 6.15, per leaf from
+/// 6.15), and its time within what the exercise measured around the ioctl.
+fn dma_map(p: &Phase) -> Result<(), String> {
+    let d = device(p);
+    let m = &d["dma_maps"];
+    let t = &p.exercise["totals"];
+    eq("dma_maps.count", num(&m["count"]), num(&t["dma_maps"]))?;
+    eq("dma_maps.failed", num(&m["failed"]), 0)?;
+    let phase = &p.exercise["phases"][0];
+    eq("dma_maps.bytes", num(&m["bytes"]), num(&phase["dma_size"]))?;
+    eq(
+        "dma_maps.faults",
+        num(&m["faults"]),
+        num(&d["faults"]["total"]),
+    )?;
+    eq(
+        "dma_maps.maps.0.iova",
+        num(&m["maps"][0]["iova"]),
+        num(&phase["iova"]),
+    )?;
+    let lookups = truth::total(&p.lookup_hist).ok_or("no vaddr_get_pfns hist")?;
+    eq("dma_maps.lookups", num(&m["lookups"]), lookups)?;
+    let (traced, around) = (num(&m["total_ns"]), num(&phase["map_dma_ns"]));
+    let in_faults = num(&m["fault_ns"]);
+    if traced == 0 || traced > around || in_faults > traced {
+        return Err(format!(
+            "map took {traced} ns traced, {in_faults} ns of it in faults, {around} ns around the ioctl"
+        ));
+    }
+    Ok(())
 }
 
 /// Huge faults cost far less per byte than 4 KiB faults, and a 1 GiB fault
@@ -278,6 +318,12 @@ fn check(ctx: &Ctx) -> Vec<TestResult> {
                     num(&f["total"]),
                 )
             }),
+        ));
+    }
+    for name in ["dma", "dma2m"] {
+        out.push((
+            format!("{name}/dma-map"),
+            load(ctx, name).and_then(|p| dma_map(&p)),
         ));
     }
     let latency = if ctx.facts.remaps_whole_vma {
