@@ -108,6 +108,7 @@ fn device(s: &mut String, d: &DeviceDoc) {
             .collect();
         let _ = writeln!(s, "  origin    {}", origins.join(", "));
     }
+    threads(s, d);
     let i = &d.inserts;
     let _ = writeln!(
         s,
@@ -156,6 +157,33 @@ fn device(s: &mut String, d: &DeviceDoc) {
         write.0,
         duration(write.1)
     );
+}
+
+/// Threads shown at most, those with the most faults first.
+const THREADS_SHOWN: usize = 6;
+
+/// "  threads   qemu-system-x86[812] 1027, CPU 0/TCG[815] 3": which threads
+/// faulted, so a VMM's DMA-mapping thread reads apart from its vCPUs.
+fn threads(s: &mut String, d: &DeviceDoc) {
+    let mut all: Vec<(&str, u32, u64)> = d
+        .processes
+        .iter()
+        .flat_map(|p| &p.threads)
+        .map(|t| (t.comm.as_str(), t.tid, t.faults))
+        .collect();
+    if all.is_empty() {
+        return;
+    }
+    all.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.cmp(&b.1)));
+    let mut shown: Vec<String> = all
+        .iter()
+        .take(THREADS_SHOWN)
+        .map(|(comm, tid, n)| format!("{comm}[{tid}] {n}"))
+        .collect();
+    if all.len() > THREADS_SHOWN {
+        shown.push(format!("{} more", all.len() - THREADS_SHOWN));
+    }
+    let _ = writeln!(s, "  threads   {}", shown.join(", "));
 }
 
 /// The text summary of a record document.

@@ -40,6 +40,8 @@ pub struct Model {
     pub other_dma: dma::DmaMaps,
     /// Process names by pid, from the kernel's once-per-thread task events.
     pub comms: BTreeMap<u32, String>,
+    /// Each thread's process and name, by tid, from the same events.
+    pub threads: BTreeMap<u32, (u32, String)>,
     /// Zap stacks by id, as function names, innermost first.
     pub stacks: BTreeMap<i32, Stack>,
     zap_walks_known: bool,
@@ -63,6 +65,7 @@ impl Model {
             unattributed_zaps: 0,
             other_dma: dma::DmaMaps::default(),
             comms: BTreeMap::new(),
+            threads: BTreeMap::new(),
             stacks: BTreeMap::new(),
             zap_walks_known: false,
             clock: Clock::default(),
@@ -166,7 +169,16 @@ impl Model {
     /// for the large parts (page counts, histograms); estimated for tree nodes.
     pub fn heap_bytes(&self) -> usize {
         // A name and its share of a tree node.
-        let comms: usize = self.comms.values().map(|c| c.capacity() + 32).sum();
+        let comms: usize = self
+            .comms
+            .values()
+            .map(|c| c.capacity() + 32)
+            .sum::<usize>()
+            + self
+                .threads
+                .values()
+                .map(|(_, c)| c.capacity() + 40)
+                .sum::<usize>();
         self.devices.heap_bytes() + comms + self.other_dma.heap_bytes()
     }
 
@@ -185,9 +197,11 @@ impl Model {
             // The thread group leader names the process; another thread only
             // until the leader is seen.
             Event::Task(e) => {
+                let comm = fault::comm(&e.comm);
                 if e.tid == e.pid || !self.comms.contains_key(&e.pid) {
-                    self.comms.insert(e.pid, fault::comm(&e.comm));
+                    self.comms.insert(e.pid, comm.clone());
                 }
+                self.threads.insert(e.tid, (e.pid, comm));
             }
             Event::Zap(e) if e.device == UNKNOWN_DEVICE => self.unattributed_zaps += 1,
             Event::Zap(e) => {

@@ -70,6 +70,9 @@ pub struct DeviceStats {
     pub bars: PerBar<BarStats>,
     /// Faults per process id; names are in `Model::comms`.
     pub processes: Processes,
+    /// Faults per thread id (the same counts, by tid): a VMM's DMA-mapping
+    /// thread apart from its vCPU threads. Names are in `Model::threads`.
+    pub threads: Processes,
     /// The mappings the faults came through.
     pub mappings: Mappings,
     pub zaps: ZapStats,
@@ -139,6 +142,7 @@ impl DeviceStats {
             .get_mut(f.outcome)
             .record(f.latency_ns);
         self.processes.add(f.pid);
+        self.threads.add(f.tid);
         self.mappings.add(f, at);
         inserted(f, at).map_or(0, |(start, end)| self.zaps.on_insert(start, end, f.end_ns))
     }
@@ -168,6 +172,7 @@ impl DeviceStats {
         latencies
             + pages
             + self.processes.heap_bytes()
+            + self.threads.heap_bytes()
             + self.mappings.heap_bytes()
             + self.zaps.heap_bytes()
             + self.dma.heap_bytes()

@@ -82,6 +82,17 @@ pub struct ProcessDoc {
     pub pid: u32,
     pub comm: String,
     pub faults: u64,
+    /// The process's faulting threads, by tid. Absent in older recordings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<ThreadDoc>,
+}
+
+/// One thread: a VMM's DMA-mapping (ioctl) thread faults apart from its vCPUs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadDoc {
+    pub tid: u32,
+    pub comm: String,
+    pub faults: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +130,8 @@ pub struct DeviceContext<'a> {
     pub lost_events: u64,
     pub ring_events: u64,
     pub comms: &'a BTreeMap<u32, String>,
+    /// Each thread's process and name, by tid.
+    pub threads: &'a BTreeMap<u32, (u32, String)>,
     pub stacks: &'a BTreeMap<i32, Stack>,
     /// Kernel time the probes attached, for the maps' times.
     pub origin_ns: u64,
@@ -202,6 +215,18 @@ pub fn device_doc(bdf: Bdf, d: &DeviceStats, cx: &DeviceContext<'_>) -> DeviceDo
                 pid,
                 comm: cx.comms.get(&pid).cloned().unwrap_or_default(),
                 faults,
+                threads: d
+                    .threads
+                    .iter()
+                    .filter_map(|(tid, faults)| {
+                        let (p, comm) = cx.threads.get(&tid)?;
+                        (*p == pid).then(|| ThreadDoc {
+                            tid,
+                            comm: comm.clone(),
+                            faults,
+                        })
+                    })
+                    .collect(),
             })
             .collect(),
         zaps: zaps_doc(d, cx.stacks),

@@ -284,6 +284,7 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
                     .map(|r| r.stats.events)
                     .sum(),
                 comms: &model.comms,
+                threads: &model.threads,
                 stacks: &model.stacks,
                 origin_ns: model.origin_ns(),
             };

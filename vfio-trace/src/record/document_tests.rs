@@ -239,3 +239,101 @@ fn the_timeline_sums_to_the_device_totals() {
         d.memory_lock["read"].count
     );
 }
+
+/// A VMM's shape: its ioctl thread DMA-maps the BAR (faulting it in), a
+/// vCPU thread touches it, a decode-off zap, then the map again.
+#[test]
+fn threads_dma_maps_and_cycles_reach_the_json() {
+    let bdf = Bdf::parse("0000:01:00.0").expect("bdf");
+    let mut m = Model::new(Generation::HugeFault);
+    m.set_origin_ns(0);
+    let task = |tid: u32, name: &[u8]| {
+        let mut t = vfio_trace_common::TaskEvent::zeroed();
+        t.pid = 800;
+        t.tid = tid;
+        t.comm[..name.len()].copy_from_slice(name);
+        Event::Task(t)
+    };
+    m.ingest(&task(800, b"qemu-system-x86"));
+    m.ingest(&task(803, b"CPU 0/TCG"));
+    let mut e = FaultEvent::zeroed();
+    e.device = bdf.key();
+    e.vma_pgoff = 2 << 28;
+    e.result = 0x100;
+    e.inserts_pte = 1;
+    e.pid = 800;
+    e.tid = 800;
+    e.latency_ns = 1000;
+    let mut map = vfio_trace_common::DmaMapEvent::zeroed();
+    map.pid = 800;
+    map.tid = 800;
+    map.device = bdf.key();
+    map.size = 8192;
+    map.faults = 2;
+    map.fault_ns = 2000;
+    map.lookups = 2;
+    map.latency_ns = 5000;
+    for cycle in 0..2u64 {
+        e.tid = 800;
+        for page in 0..2 {
+            e.page_in_vma = page;
+            m.ingest(&Event::Fault(e));
+        }
+        map.start_ns = cycle * 1_000_000;
+        m.ingest(&Event::DmaMap(map));
+        if cycle == 0 {
+            e.tid = 803;
+            e.page_in_vma = 5;
+            m.ingest(&Event::Fault(e));
+            let mut zap = ZapEvent::zeroed();
+            zap.device = bdf.key();
+            zap.stack_id = 4;
+            zap.start_ns = 500_000;
+            zap.latency_ns = 100;
+            m.ingest(&Event::Zap(zap));
+        }
+    }
+    m.add_stacks([(
+        4,
+        vec![
+            "unmap_mapping_range".into(),
+            "vfio_basic_config_write".into(),
+        ],
+    )]);
+    let doc = build(&m, info());
+    let v: serde_json::Value =
+        serde_json::from_str(&serde_json::to_string(&doc).expect("json")).expect("parses");
+    let d = &v["devices"][0];
+    let threads = &d["processes"][0]["threads"];
+    assert_eq!(threads[0]["comm"], "qemu-system-x86");
+    assert_eq!(
+        (threads[0]["tid"].as_u64(), threads[0]["faults"].as_u64()),
+        (Some(800), Some(4))
+    );
+    assert_eq!(
+        (threads[1]["comm"].as_str(), threads[1]["faults"].as_u64()),
+        (Some("CPU 0/TCG"), Some(1))
+    );
+    assert_eq!(d["dma_maps"]["count"], 2);
+    assert_eq!(d["dma_maps"]["faults"], 4);
+    assert_eq!(d["dma_maps"]["maps"][1]["t_ns"], 1_000_000);
+    let cycle = &d["cycles"]["decode-off"];
+    assert_eq!(
+        (cycle["count"].as_u64(), cycle["maps"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(cycle["to_map_ns"], 1_000_000 - 500_100);
+    assert_eq!(cycle["map_fault_ns"], 2000);
+    assert_eq!(d["zaps"]["events"][0]["dma_maps_after"], 1);
+    let back: Document = serde_json::from_value(v).expect("reads back");
+    let text = crate::report::render(&back);
+    assert!(
+        text.contains("  threads   qemu-system-x86[800] 4, CPU 0/TCG[803] 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("  dma maps  2 maps, 16.0 KiB"), "{text}");
+    assert!(
+        text.contains("  cycles    decode-off 1: per cycle zap 100 ns, to map 499.9 us"),
+        "{text}"
+    );
+}

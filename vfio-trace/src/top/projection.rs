@@ -49,6 +49,7 @@ pub fn of_model(
         lost_events: 0,
         ring_events: 0,
         comms: &model.comms,
+        threads: &model.threads,
         stacks: &model.stacks,
         origin_ns: model.origin_ns(),
     };
