@@ -151,6 +151,7 @@ pub mod kind {
     pub const HOLD: u32 = 4;
     pub const TASK: u32 = 5;
     pub const DMA_MAP: u32 = 6;
+    pub const DMA_BUF_MOVE: u32 = 7;
 }
 
 /// Indices of the `COUNTERS` slots: losses by cause, and fault entries and
@@ -486,6 +487,40 @@ impl DmaMapEvent {
     }
 }
 
+/// One `vfio_pci_dma_buf_move(vdev, revoked)` (6.19+): the device's
+/// dma-buf exports revoked beside a zap, or restored once memory decode is
+/// back on, timed entry to return (from 7.1 a revoke waits for importers
+/// while the writer holds `memory_lock`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaBufMoveEvent {
+    /// [`kind::DMA_BUF_MOVE`]
+    pub kind: u32,
+    /// 1: revoked (decode off, reset, power); 0: restored (decode on).
+    pub revoked: u32,
+    pub device: u64,
+    pub start_ns: u64,
+    pub latency_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+}
+
+const _: () = assert!(size_of::<DmaBufMoveEvent>() == 40);
+
+impl DmaBufMoveEvent {
+    pub const fn zeroed() -> Self {
+        Self {
+            kind: kind::DMA_BUF_MOVE,
+            revoked: 0,
+            device: UNKNOWN_DEVICE,
+            start_ns: 0,
+            latency_ns: 0,
+            pid: 0,
+            tid: 0,
+        }
+    }
+}
+
 /// `vm_fault_t` bits the handler returns.
 pub mod vm_fault {
     pub const OOM: u32 = 0x0001;
@@ -510,6 +545,8 @@ mod user {
     unsafe impl aya::Pod for super::TaskEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::DmaMapEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DmaBufMoveEvent {}
 }
 
 #[cfg(test)]

@@ -92,6 +92,18 @@ pub fn device_of_vma(cfg: &Config, vma: u64, vdev: u64) -> Option<u64> {
     Some(device)
 }
 
+/// The device of a `vfio_pci_core_device *`, from the cache when a fault or
+/// mmap put it there; else read, not cached: caching is `device_of_vma`'s,
+/// which also learns the device's address space and lock on first sight.
+#[inline(always)]
+pub fn device_of(cfg: &Config, vdev: u64) -> Option<u64> {
+    if let Some(device) = VDEVS.get_ptr(vdev) {
+        // SAFETY: a successful lookup of a plain u64.
+        return Some(unsafe { *device });
+    }
+    device_of_vdev(cfg, vdev).map_err(|e| diag::device(&e)).ok()
+}
+
 /// The current task, as zap and lock events record it.
 pub struct Task {
     pub pid: u32,

@@ -21,6 +21,7 @@
 
 mod diag;
 mod dma;
+mod dma_buf;
 mod fault;
 mod kernel;
 mod lock;
@@ -125,6 +126,22 @@ pub fn dma_return(ctx: RetProbeContext) -> u32 {
 #[kprobe]
 pub fn pfn_lookup(_ctx: ProbeContext) -> u32 {
     dma::lookup();
+    0
+}
+
+/// `vfio_pci_dma_buf_move(vdev, revoked)` entry (6.19+).
+#[kprobe]
+pub fn dma_buf_entry(ctx: ProbeContext) -> u32 {
+    let revoked: u64 = ctx.arg(1).unwrap_or(0);
+    dma_buf::entry(ctx.arg(0).unwrap_or(0), revoked & 0xff != 0);
+    0
+}
+
+/// `vfio_pci_dma_buf_move` return.
+#[kretprobe]
+pub fn dma_buf_return(_ctx: RetProbeContext) -> u32 {
+    let end_ns = kernel::now();
+    dma_buf::ret(&CONFIG.load(), end_ns);
     0
 }
 

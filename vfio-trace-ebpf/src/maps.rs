@@ -83,6 +83,12 @@ pub struct TaskState {
     pub in_dma: u32,
     /// The map in progress; its faults, fault time and lookups so far.
     pub dma: DmaMapEvent,
+    /// Non-zero while the thread is in `vfio_pci_dma_buf_move`.
+    pub in_move: u32,
+    pub move_revoked: u32,
+    /// Its `vfio_pci_core_device *` and entry time.
+    pub move_vdev: u64,
+    pub move_start_ns: u64,
 }
 
 /// Per-thread fault state.

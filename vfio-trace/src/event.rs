@@ -1,7 +1,9 @@
 //! The kernel's records as decoded from the rings: what `probe/` hands over
 //! and `model/` consumes, so neither depends on the other.
 
-use vfio_trace_common::{DmaMapEvent, FaultEvent, HoldEvent, LockEvent, TaskEvent, ZapEvent};
+use vfio_trace_common::{
+    DmaBufMoveEvent, DmaMapEvent, FaultEvent, HoldEvent, LockEvent, TaskEvent, ZapEvent,
+};
 
 /// One decoded kernel event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,4 +14,5 @@ pub enum Event {
     Hold(HoldEvent),
     Task(TaskEvent),
     DmaMap(DmaMapEvent),
+    DmaBufMove(DmaBufMoveEvent),
 }

@@ -38,17 +38,34 @@ fn maps(m: &DmaMapsDoc) -> String {
     )
 }
 
-/// The device's DMA-map and cycle lines; nothing when it had no map.
+/// The device's dma-buf, DMA-map and cycle lines; each only when it has
+/// something to say.
 pub fn device(s: &mut String, d: &DeviceDoc) {
+    let (revokes, restores) = (&d.dma_buf.revokes_ns, &d.dma_buf.restores_ns);
+    if revokes.count + restores.count > 0 {
+        let _ = writeln!(
+            s,
+            "  dma-buf   revokes {} (p50 {}, max {}), restores {} (p50 {})",
+            revokes.count,
+            duration(revokes.p50),
+            duration(revokes.max),
+            restores.count,
+            duration(restores.p50),
+        );
+    }
     if d.dma_maps.count == 0 {
         return;
     }
     let _ = writeln!(s, "  dma maps  {}", maps(&d.dma_maps));
     for (cause, c) in &d.cycles {
         let n = c.count.max(1);
+        let decode_on = c
+            .decode_on_ns
+            .checked_div(c.decode_on_seen)
+            .map_or_else(String::new, |ns| format!(", decode on {}", duration(ns)));
         let _ = writeln!(
             s,
-            "  cycles    {cause} {}: per cycle zap {}, to map {}, map {} (faults {}), {} pages back",
+            "  cycles    {cause} {}: per cycle zap {}{decode_on}, to map {}, map {} (faults {}), {} pages back",
             c.count,
             duration(c.zap_ns / n),
             duration(c.to_map_ns / n),
@@ -93,6 +110,9 @@ mod tests {
                 map_ns: 600_000_000,
                 map_fault_ns: 400_000_000,
                 refaulted_pages: 1024,
+                decode_on_seen: 0,
+                decode_on_ns: 0,
+                revoke_ns: 0,
             },
         );
         device(&mut s, &d);

@@ -224,6 +224,8 @@ impl Model {
                 .zaps
                 .on_hold(e.zap_start_ns, e.hold_ns),
             Event::DmaMap(e) => self.dma_map(e),
+            Event::DmaBufMove(e) if e.device == UNKNOWN_DEVICE => {}
+            Event::DmaBufMove(e) => self.device(Bdf::from_key(e.device)).add_dma_buf_move(e),
             Event::Lock(e) if e.device == UNKNOWN_DEVICE => {}
             Event::Lock(e) => {
                 let t = self.clock.second(e.start_ns);

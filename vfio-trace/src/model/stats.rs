@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use vfio_trace_common::{LockEvent, ZapEvent, lock_flags};
+use vfio_trace_common::{DmaBufMoveEvent, LockEvent, ZapEvent, lock_flags};
 
 use super::{
     dma::{DmaMap, DmaMaps},
@@ -78,6 +78,9 @@ pub struct DeviceStats {
     pub zaps: ZapStats,
     /// DMA maps of the device's BARs.
     pub dma: DmaMaps,
+    /// dma-buf revokes and restores of the device (6.19+).
+    pub dma_buf_revokes: Latency,
+    pub dma_buf_restores: Latency,
     /// Contended `memory_lock` waits by mode (`read`, `write`, `other`).
     pub lock_waits: BTreeMap<&'static str, Latency>,
     /// Kernel address of the `memory_lock` waited for, to match other tools'
@@ -162,6 +165,7 @@ impl DeviceStats {
             .values()
             .chain(self.latency_by_outcome.iter().map(|(_, l)| l))
             .chain(self.lock_waits.values())
+            .chain([&self.dma_buf_revokes, &self.dma_buf_restores])
             .map(Latency::heap_bytes)
             .sum();
         let pages: usize = self
@@ -178,6 +182,16 @@ impl DeviceStats {
             + self.dma.heap_bytes()
             + self.timeline.heap_bytes()
             + self.layout.capacity() * size_of::<(u32, u64, u64)>()
+    }
+
+    pub fn add_dma_buf_move(&mut self, e: &DmaBufMoveEvent) {
+        let revoked = e.revoked != 0;
+        if revoked {
+            self.dma_buf_revokes.record(e.latency_ns);
+        } else {
+            self.dma_buf_restores.record(e.latency_ns);
+        }
+        self.zaps.on_dma_buf_move(revoked, e.start_ns, e.latency_ns);
     }
 
     pub fn add_dma_map(&mut self, m: DmaMap) {

@@ -66,6 +66,10 @@ pub struct Zap {
     pub map_fault_ns_after: u64,
     /// From the end of the zap to the start of the first map after it.
     pub first_map_ns: Option<u64>,
+    /// The dma-buf revoke beside the zap (6.19+), and the time from the
+    /// zap's end to the restore when memory decode came back on.
+    pub revoke_ns: Option<u64>,
+    pub decode_on_ns: Option<u64>,
     /// Removed pages not back yet.
     pending: u64,
 }
@@ -164,6 +168,19 @@ impl ZapStats {
             .get_or_insert(m.start_ns.saturating_sub(z.end_ns()));
     }
 
+    /// A dma-buf revoke (or restore, `revoked` false) of the device: the
+    /// revoke follows its zap, the restore marks decode back on.
+    pub fn on_dma_buf_move(&mut self, revoked: bool, start_ns: u64, latency_ns: u64) {
+        let Some(z) = self.zaps.last_mut() else {
+            return;
+        };
+        if revoked {
+            z.revoke_ns.get_or_insert(latency_ns);
+        } else if start_ns >= z.end_ns() {
+            z.decode_on_ns.get_or_insert(start_ns - z.end_ns());
+        }
+    }
+
     pub fn on_zap(&mut self, e: &ZapEvent, comm: String) {
         let (start, end) = zap_keys(e.range_start, e.range_len);
         // Populated pages whose mappings were unmapped since the per-VMA
@@ -198,6 +215,8 @@ impl ZapStats {
             map_ns_after: 0,
             map_fault_ns_after: 0,
             first_map_ns: None,
+            revoke_ns: None,
+            decode_on_ns: None,
             pending: removed,
         });
     }
@@ -260,6 +279,19 @@ mod tests {
         );
         assert_eq!(z.zaps[0].first_map_ns, Some(490));
         assert_eq!((z.zaps[1].maps_after, z.zaps[1].first_map_ns), (0, None));
+    }
+
+    #[test]
+    fn a_revoke_joins_its_zap_and_a_restore_marks_decode_on() {
+        let mut z = ZapStats::default();
+        z.on_dma_buf_move(true, 5, 1); // before any zap: nothing to join
+        z.on_zap(&zap_at(1000), "t".into());
+        z.on_dma_buf_move(true, 1010, 40);
+        z.on_dma_buf_move(true, 1060, 99); // a second revoke keeps the first
+        z.on_dma_buf_move(false, 4010, 7);
+        z.on_dma_buf_move(false, 5010, 7);
+        assert_eq!(z.zaps[0].revoke_ns, Some(40));
+        assert_eq!(z.zaps[0].decode_on_ns, Some(3000));
     }
 
     #[test]

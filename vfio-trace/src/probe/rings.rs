@@ -11,7 +11,9 @@ use std::{
 };
 
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
-use vfio_trace_common::{DmaMapEvent, FaultEvent, HoldEvent, LockEvent, TaskEvent, ZapEvent, kind};
+use vfio_trace_common::{
+    DmaBufMoveEvent, DmaMapEvent, FaultEvent, HoldEvent, LockEvent, TaskEvent, ZapEvent, kind,
+};
 
 use crate::event::Event;
 
@@ -41,6 +43,7 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
         kind::HOLD => read::<HoldEvent>(bytes).map(Event::Hold),
         kind::TASK => read::<TaskEvent>(bytes).map(Event::Task),
         kind::DMA_MAP => read::<DmaMapEvent>(bytes).map(Event::DmaMap),
+        kind::DMA_BUF_MOVE => read::<DmaBufMoveEvent>(bytes).map(Event::DmaBufMove),
         _ => None,
     }
 }

@@ -32,6 +32,8 @@ pub enum Role {
     DmaEntry,
     DmaReturn,
     PfnLookup,
+    DmaBufEntry,
+    DmaBufReturn,
 }
 
 /// Where a probe sits in an event's life. Attach runs `ATTACH_ORDER`, detach
@@ -69,6 +71,8 @@ pub enum Need {
     Origins,
     /// Each DMA map of a BAR: its duration, faults and pfn lookups.
     DmaMaps,
+    /// dma-buf revokes beside zaps and restores at decode on (6.19+).
+    DmaBuf,
 }
 
 impl Need {
@@ -79,7 +83,7 @@ impl Need {
 }
 
 impl Role {
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 23] = [
         Self::FaultEntry,
         Self::FaultReturn,
         Self::InsertPte,
@@ -101,6 +105,8 @@ impl Role {
         Self::DmaEntry,
         Self::DmaReturn,
         Self::PfnLookup,
+        Self::DmaBufEntry,
+        Self::DmaBufReturn,
     ];
 
     /// The stable name.
@@ -127,6 +133,8 @@ impl Role {
             Self::DmaEntry => "dma_entry",
             Self::DmaReturn => "dma_return",
             Self::PfnLookup => "pfn_lookup",
+            Self::DmaBufEntry => "dma_buf_entry",
+            Self::DmaBufReturn => "dma_buf_return",
         }
     }
 
@@ -138,12 +146,14 @@ impl Role {
             | Self::HoldConfigEntry
             | Self::HoldIoctlEntry
             | Self::PinEntry
-            | Self::DmaEntry => Stage::Entry,
+            | Self::DmaEntry
+            | Self::DmaBufEntry => Stage::Entry,
             Self::FaultReturn
             | Self::ZapReturn
             | Self::LockEnd
             | Self::PinReturn
-            | Self::DmaReturn => Stage::Return,
+            | Self::DmaReturn
+            | Self::DmaBufReturn => Stage::Return,
             Self::InsertPte
             | Self::InsertPmd
             | Self::InsertPud
@@ -171,6 +181,7 @@ impl Role {
             Self::LockBegin | Self::LockEnd => Need::LockWaits,
             Self::PinEntry | Self::PinReturn => Need::Origins,
             Self::DmaEntry | Self::DmaReturn | Self::PfnLookup => Need::DmaMaps,
+            Self::DmaBufEntry | Self::DmaBufReturn => Need::DmaBuf,
         }
     }
 }

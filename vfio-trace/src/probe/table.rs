@@ -222,6 +222,20 @@ pub const ROWS: &[Row] = &[
         candidates: &[c("vaddr_get_pfns", "pfn_lookup")],
         absent_because: "no vaddr_get_pfns in vfio_iommu_type1: DMA maps' pfn lookups read 0",
     },
+    // From 6.19 vfio-pci exports BARs as dma-bufs, revoked beside each zap
+    // and restored when memory decode is back on.
+    Row {
+        role: Role::DmaBufEntry,
+        kind: Kind::Kprobe,
+        candidates: &[c("vfio_pci_dma_buf_move", "dma_buf_entry")],
+        absent_because: "no vfio_pci_dma_buf_move: vfio-pci exports no dma-buf (before 6.19)",
+    },
+    Row {
+        role: Role::DmaBufReturn,
+        kind: Kind::Kretprobe,
+        candidates: &[c("vfio_pci_dma_buf_move", "dma_buf_return")],
+        absent_because: "no vfio_pci_dma_buf_move: vfio-pci exports no dma-buf (before 6.19)",
+    },
 ];
 
 /// The table's row for `role`.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    dma::{CycleDoc, DmaMapsDoc, cycles_doc},
+    dma::{CycleDoc, DmaBufDoc, DmaMapsDoc, cycles_doc},
     mappings::MappingDoc,
     zaps::{LockWaitDoc, RefaultsDoc, ZapsDoc, zaps_doc},
 };
@@ -117,6 +117,9 @@ pub struct DeviceDoc {
     /// Zaps a DMA map followed, by cause: the decode-toggle and reset cycles.
     #[serde(default)]
     pub cycles: BTreeMap<String, CycleDoc>,
+    /// dma-buf revokes and restores (6.19+). Absent in older recordings.
+    #[serde(default)]
+    pub dma_buf: DmaBufDoc,
     /// Contended waits for the device's `memory_lock`, by mode: `read` (faults), `write` (zaps).
     pub memory_lock: BTreeMap<String, LockWaitDoc>,
     /// Kernel address of that lock (hex), once a wait was seen.
@@ -235,6 +238,7 @@ pub fn device_doc(bdf: Bdf, d: &DeviceStats, cx: &DeviceContext<'_>) -> DeviceDo
         },
         dma_maps: DmaMapsDoc::new(&d.dma, cx.origin_ns),
         cycles: cycles_doc(d),
+        dma_buf: DmaBufDoc::new(d),
         memory_lock_address: d.memory_lock_address.map(|a| format!("{a:#x}")),
         memory_lock: ["read", "write"]
             .into_iter()

@@ -110,6 +110,39 @@ pub struct CycleDoc {
     pub map_fault_ns: u64,
     /// Pages faulted back after the zaps, by maps and CPUs alike.
     pub refaulted_pages: u64,
+    /// Cycles whose decode-on was seen (a dma-buf restore, 6.19+), and the
+    /// time from their zap's end to it, summed; and their revokes' time.
+    #[serde(default)]
+    pub decode_on_seen: u64,
+    #[serde(default)]
+    pub decode_on_ns: u64,
+    #[serde(default)]
+    pub revoke_ns: u64,
+}
+
+/// A device's dma-buf moves (6.19+): revokes beside zaps, restores at decode on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DmaBufDoc {
+    pub revokes_ns: Summary,
+    pub restores_ns: Summary,
+}
+
+impl Default for DmaBufDoc {
+    fn default() -> Self {
+        Self {
+            revokes_ns: Summary::EMPTY,
+            restores_ns: Summary::EMPTY,
+        }
+    }
+}
+
+impl DmaBufDoc {
+    pub fn new(d: &DeviceStats) -> Self {
+        Self {
+            revokes_ns: d.dma_buf_revokes.summary(),
+            restores_ns: d.dma_buf_restores.summary(),
+        }
+    }
 }
 
 /// Cycles by the cause of their zap.
@@ -124,6 +157,11 @@ pub fn cycles_doc(d: &DeviceStats) -> BTreeMap<String, CycleDoc> {
         c.map_ns += z.map_ns_after;
         c.map_fault_ns += z.map_fault_ns_after;
         c.refaulted_pages += z.refaulted;
+        c.revoke_ns += z.revoke_ns.unwrap_or(0);
+        if let Some(ns) = z.decode_on_ns {
+            c.decode_on_seen += 1;
+            c.decode_on_ns += ns;
+        }
     }
     out
 }

@@ -73,6 +73,15 @@ pub enum EventLine {
         tid: u32,
         comm: String,
     },
+    /// A dma-buf revoke (`revoked`) or restore of the device's exports (6.19+).
+    DmaBufMove {
+        t_ns: u64,
+        dur_ns: u64,
+        device: Option<Bdf>,
+        pid: u32,
+        tid: u32,
+        revoked: bool,
+    },
     /// A `VFIO_IOMMU_MAP_DMA`; `device` is the one its first vfio fault hit.
     DmaMap {
         t_ns: u64,
@@ -191,6 +200,14 @@ impl Lines {
                 pid: e.pid,
                 tid: e.tid,
                 comm: comm(&e.comm),
+            },
+            Event::DmaBufMove(e) => EventLine::DmaBufMove {
+                t_ns: self.since(e.start_ns),
+                dur_ns: e.latency_ns,
+                device: device(e.device),
+                pid: e.pid,
+                tid: e.tid,
+                revoked: e.revoked != 0,
             },
             Event::DmaMap(e) => EventLine::DmaMap {
                 t_ns: self.since(e.start_ns),

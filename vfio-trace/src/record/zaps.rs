@@ -37,6 +37,12 @@ pub struct ZapDoc {
     pub dma_map_ns_after: u64,
     #[serde(default)]
     pub first_dma_map_ns: Option<u64>,
+    /// The dma-buf revoke beside the zap, and from the zap's end to the
+    /// restore when memory decode came back on (6.19+; `null` otherwise).
+    #[serde(default)]
+    pub dma_buf_revoke_ns: Option<u64>,
+    #[serde(default)]
+    pub decode_on_ns: Option<u64>,
     /// Kernel stack at the zap, innermost first.
     pub stack: Vec<String>,
 }
@@ -84,6 +90,8 @@ pub fn zaps_doc(d: &DeviceStats, stacks: &BTreeMap<i32, Stack>) -> ZapsDoc {
             dma_maps_after: z.maps_after,
             dma_map_ns_after: z.map_ns_after,
             first_dma_map_ns: z.first_map_ns,
+            dma_buf_revoke_ns: z.revoke_ns,
+            decode_on_ns: z.decode_on_ns,
             stack: stacks
                 .get(&z.stack_id)
                 .map(|s| s.frames.clone())

@@ -111,6 +111,18 @@ fn event_slice(
                 Some((p, *tid)),
             )
         }
+        EventLine::DmaMap { .. } | EventLine::DmaBufMove { .. } => return dma_slice(e, pid_of),
+        EventLine::Task { .. } => return None,
+    })
+}
+
+/// The slice of a DMA map (on its thread's track) or of a dma-buf move (on
+/// the zap track).
+fn dma_slice(
+    e: &EventLine,
+    pid_of: &impl Fn(&Option<Bdf>) -> u32,
+) -> Option<(Value, Option<(u32, u32)>)> {
+    Some(match e {
         EventLine::DmaMap {
             t_ns,
             dur_ns,
@@ -132,7 +144,25 @@ fn event_slice(
                 Some((p, *tid)),
             )
         }
-        EventLine::Task { .. } => return None,
+        EventLine::DmaBufMove {
+            t_ns,
+            dur_ns,
+            device,
+            revoked,
+            ..
+        } => {
+            let p = pid_of(device);
+            let name = if *revoked {
+                "dma-buf revoke"
+            } else {
+                "dma-buf restore"
+            };
+            (
+                slice(name, "zap", p, ZAP_TRACK, *t_ns, *dur_ns, &json!({})),
+                None,
+            )
+        }
+        _ => return None,
     })
 }
 
@@ -199,7 +229,8 @@ pub fn convert(events: &[EventLine]) -> Trace {
             | EventLine::Zap { device, .. }
             | EventLine::WriteHold { device, .. }
             | EventLine::LockWait { device, .. }
-            | EventLine::DmaMap { device, .. } => *device,
+            | EventLine::DmaMap { device, .. }
+            | EventLine::DmaBufMove { device, .. } => *device,
             EventLine::Task { .. } => continue,
         };
         devices.entry(d).or_insert(0);
