@@ -34,6 +34,8 @@ truth_on() {
   done
   # type1's pfn lookups: only DMA maps call it.
   has vaddr_get_pfns && truth_add vt_lookup "p:vt_lookup vaddr_get_pfns" 'hist:keys=common_pid'
+  # dma-buf revokes (1) and restores (0), 6.19+.
+  has vfio_pci_dma_buf_move && truth_add vt_dmabuf "p:vt_dmabuf vfio_pci_dma_buf_move revoked=%si:u8" 'hist:keys=revoked'
   echo 1 > $T/events/kprobes/enable
 }
 

@@ -54,7 +54,7 @@ use Kind::{Counter, Gauge, Histogram};
 
 /// The label names any metric may carry. Each takes a bounded set of
 /// values: PCI addresses of traced devices, BAR indices, fault orders,
-/// handler results, zap causes, lock modes, insert sizes, probe roles and
+/// handler results, zap causes, lock modes, insert sizes, dma-buf moves, probe roles and
 /// their symbols, and one value each for the info labels.
 pub const LABELS: &[&str] = &[
     "device",
@@ -64,6 +64,7 @@ pub const LABELS: &[&str] = &[
     "origin",
     "cause",
     "mode",
+    "move",
     "size",
     "probe",
     "symbol",
@@ -96,6 +97,7 @@ pub const DMA_MAP_DURATION: &str = "vfio_trace_dma_map_duration_seconds";
 pub const DMA_MAP_FAULT_SECONDS: &str = "vfio_trace_dma_map_fault_seconds_total";
 pub const DMA_MAPPED_BYTES: &str = "vfio_trace_dma_mapped_bytes_total";
 pub const DMA_MAP_LOOKUPS: &str = "vfio_trace_dma_map_pfn_lookups_total";
+pub const DMA_BUF_MOVE: &str = "vfio_trace_dma_buf_move_duration_seconds";
 pub const WRITE_HOLD: &str = "vfio_trace_zap_write_hold_seconds";
 pub const LOCK_WAIT: &str = "vfio_trace_memory_lock_wait_seconds";
 pub const UNATTRIBUTED_FAULTS: &str = "vfio_trace_unattributed_faults_total";
@@ -203,6 +205,12 @@ pub const METRICS: &[Spec] = &[
         Counter,
         &["device"],
         "Pages a zap removed that faults brought back.",
+    ),
+    spec(
+        DMA_BUF_MOVE,
+        Histogram,
+        &["device", "move"],
+        "Time vfio-pci took to revoke the device's dma-buf exports beside a zap (move=revoke) or to restore them when memory decode came back on (move=restore); Linux 6.19+.",
     ),
     spec(
         DMA_MAPS,

@@ -208,6 +208,9 @@ impl Exporter {
             );
             out.counter(c::DMA_MAPPED_BYTES, &dev_label, f(d.dma_bytes));
             out.counter(c::DMA_MAP_LOOKUPS, &dev_label, f(d.dma_lookups));
+            for (kind, b) in &d.dma_buf_moves {
+                out.histogram(c::DMA_BUF_MOVE, &[("device", dev), ("move", kind)], b);
+            }
             for (mode, b) in &d.lock_waits {
                 out.histogram(c::LOCK_WAIT, &[("device", dev), ("mode", mode)], b);
             }

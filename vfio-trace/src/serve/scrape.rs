@@ -107,6 +107,8 @@ pub struct DeviceView {
     pub dma_fault_ns: u64,
     pub dma_lookups: u64,
     pub dma_latency: Buckets,
+    /// dma-buf revokes and restores.
+    pub dma_buf_moves: [(&'static str, Buckets); 2],
     pub lock_waits: Vec<(&'static str, Buckets)>,
 }
 
@@ -185,6 +187,10 @@ impl DeviceView {
             dma_fault_ns: d.dma.fault_ns,
             dma_lookups: d.dma.lookups,
             dma_latency: Buckets::from(&d.dma.latency),
+            dma_buf_moves: [
+                ("revoke", Buckets::from(&d.dma_buf_revokes)),
+                ("restore", Buckets::from(&d.dma_buf_restores)),
+            ],
             lock_waits: ["read", "write", "other"]
                 .into_iter()
                 .map(|mode| {

@@ -42,6 +42,39 @@ echo "$DEV $DEV2" > devices
     check,
 };
 
+/// dma-buf revokes and restores (6.19+) equal tracefs's count of
+/// `vfio_pci_dma_buf_move` by its `revoked` argument, every decode-off zap
+/// has its revoke and its decode-on; a kernel without the function has none.
+fn dma_buf_moves(d: &Value, hist: Option<&str>) -> Result<(), String> {
+    let (revokes, restores) = (
+        num(&d["dma_buf"]["revokes_ns"]["count"]),
+        num(&d["dma_buf"]["restores_ns"]["count"]),
+    );
+    let Some(hist) = hist else {
+        return eq("dma_buf moves", revokes + restores, 0);
+    };
+    let hits = truth::by_key(hist);
+    eq(
+        "dma_buf.revokes",
+        revokes,
+        hits.get(&1).copied().unwrap_or(0),
+    )?;
+    eq(
+        "dma_buf.restores",
+        restores,
+        hits.get(&0).copied().unwrap_or(0),
+    )?;
+    let events = d["zaps"]["events"].as_array().ok_or("no zap events")?;
+    for z in events.iter().filter(|z| z["cause"] == "decode-off") {
+        if z["dma_buf_revoke_ns"].as_u64().is_none() || z["decode_on_ns"].as_u64().is_none() {
+            return Err(format!(
+                "decode-off zap without its revoke or decode-on: {z}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Zap counts and causes against tracefs stacks and the exercise's account.
 fn zaps(ctx: &Ctx) -> Vec<TestResult> {
     let run = || -> Result<(Value, Value, String, String), String> {
@@ -131,6 +164,10 @@ fn zaps(ctx: &Ctx) -> Vec<TestResult> {
             })(),
         ),
         ("zaps/write-hold".into(), write_hold(&d)),
+        (
+            "zaps/dma-buf-moves".into(),
+            dma_buf_moves(&d, read_out(ctx, "zaps.vt_dmabuf.hist").ok().as_deref()),
+        ),
         ("zaps/range-covers-bar".into(), covers_bar2(&d)),
         (
             "zaps/no-lost-events".into(),
