@@ -154,13 +154,27 @@ fn render_orders(row: &DeviceRow, frame: &mut Frame, area: Rect) {
         Table::new(rows, widths)
             .header(header)
             .block(Block::bordered().title(format!(
-                " order mix (run); from cpu {}, dma-map {}, other {} ",
+                " order mix (run); from cpu {}, dma-map {}, other {}{} ",
                 format::count(row.detail.origins[0]),
                 format::count(row.detail.origins[1]),
                 format::count(row.detail.origins[2]),
+                dma_maps(&row.detail),
             ))),
         area,
     );
+}
+
+/// "; 3 DMA maps in 1.2 s", when the BARs were DMA-mapped.
+fn dma_maps(d: &crate::top::view::Detail) -> String {
+    if d.dma_maps == 0 {
+        return String::new();
+    }
+    format!(
+        "; {} DMA map{} in {}",
+        format::count(d.dma_maps),
+        if d.dma_maps == 1 { "" } else { "s" },
+        crate::report::duration(d.dma_map_ns)
+    )
 }
 
 fn render_latency(row: &DeviceRow, frame: &mut Frame, area: Rect) {
@@ -253,4 +267,18 @@ fn render_zaps(row: &DeviceRow, frame: &mut Frame, area: Rect) {
         ),
         area,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::top::view::Detail;
+
+    #[test]
+    fn dma_maps_join_the_origin_title_only_when_there_were_some() {
+        let mut d = Detail::default();
+        assert_eq!(super::dma_maps(&d), "");
+        d.dma_maps = 3;
+        d.dma_map_ns = 1_256_000_000;
+        assert_eq!(super::dma_maps(&d), "; 3 DMA maps in 1.26 s");
+    }
 }

@@ -117,6 +117,9 @@ pub struct Detail {
     pub projection: Vec<String>,
     /// Faults over the run by origin: a CPU, a DMA map, another path.
     pub origins: [u64; 3],
+    /// DMA maps of the device's BARs over the run, and their time.
+    pub dma_maps: u64,
+    pub dma_map_ns: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -145,6 +145,8 @@ impl Live {
         let (faults, zaps) = self.history.get(&bdf).cloned().unwrap_or_default();
         row.detail = Detail {
             origins: d.by_origin,
+            dma_maps: d.dma.maps,
+            dma_map_ns: d.dma.total_ns,
             bars: bars(d),
             orders: d
                 .by_order

@@ -270,6 +270,8 @@ fn detail(dev: &DeviceDoc, timeline: &DeviceTimelineDoc, at: u64) -> Detail {
         zaps,
         projection: Vec::new(),
         origins: Origin::ALL.map(|o| dev.faults.by_origin.get(&o).copied().unwrap_or(0)),
+        dma_maps: dev.dma_maps.count,
+        dma_map_ns: dev.dma_maps.total_ns,
     }
 }
 
