@@ -152,6 +152,7 @@ pub mod kind {
     pub const TASK: u32 = 5;
     pub const DMA_MAP: u32 = 6;
     pub const DMA_BUF_MOVE: u32 = 7;
+    pub const DECODE_ON: u32 = 8;
 }
 
 /// Indices of the `COUNTERS` slots: losses by cause, and fault entries and
@@ -521,6 +522,40 @@ impl DmaBufMoveEvent {
     }
 }
 
+/// `PCI_COMMAND` and its `PCI_COMMAND_MEMORY` bit: config-space ABI.
+pub const PCI_COMMAND: u32 = 4;
+pub const PCI_COMMAND_MEMORY: u32 = 2;
+
+/// A config write through vfio-pci that sets memory decode in the command
+/// register (`vfio_basic_config_write` entry): after a decode-off zap, the
+/// moment decode comes back on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeOnEvent {
+    /// [`kind::DECODE_ON`]
+    pub kind: u32,
+    _pad: u32,
+    pub device: u64,
+    pub start_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+}
+
+const _: () = assert!(size_of::<DecodeOnEvent>() == 32);
+
+impl DecodeOnEvent {
+    pub const fn zeroed() -> Self {
+        Self {
+            kind: kind::DECODE_ON,
+            _pad: 0,
+            device: UNKNOWN_DEVICE,
+            start_ns: 0,
+            pid: 0,
+            tid: 0,
+        }
+    }
+}
+
 /// `vm_fault_t` bits the handler returns.
 pub mod vm_fault {
     pub const OOM: u32 = 0x0001;
@@ -547,6 +582,8 @@ mod user {
     unsafe impl aya::Pod for super::DmaMapEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::DmaBufMoveEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DecodeOnEvent {}
 }
 
 #[cfg(test)]

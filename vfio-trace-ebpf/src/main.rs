@@ -19,6 +19,7 @@
     reason = "-Z build-std=core adds compiler_builtins, which no code names"
 )]
 
+mod decode;
 mod diag;
 mod dma;
 mod dma_buf;
@@ -213,6 +214,22 @@ pub fn zap_return(_ctx: RetProbeContext) -> u32 {
 #[kprobe]
 pub fn hold_begin(_ctx: ProbeContext) -> u32 {
     zap::hold_begin();
+    0
+}
+
+/// Entry of `vfio_basic_config_write(vdev, pos, count, perm, offset, val)`:
+/// as `hold_begin`, and a write setting memory decode is an event.
+#[kprobe]
+pub fn config_write_entry(ctx: ProbeContext) -> u32 {
+    zap::hold_begin();
+    let arg = |n| kernel::low32(ctx.arg::<u64>(n).unwrap_or(0));
+    decode::config_write(
+        &CONFIG.load(),
+        ctx.arg(0).unwrap_or(0),
+        arg(1),
+        arg(2),
+        arg(5),
+    );
     0
 }
 

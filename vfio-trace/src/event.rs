@@ -2,7 +2,8 @@
 //! and `model/` consumes, so neither depends on the other.
 
 use vfio_trace_common::{
-    DmaBufMoveEvent, DmaMapEvent, FaultEvent, HoldEvent, LockEvent, TaskEvent, ZapEvent,
+    DecodeOnEvent, DmaBufMoveEvent, DmaMapEvent, FaultEvent, HoldEvent, LockEvent, TaskEvent,
+    ZapEvent,
 };
 
 /// One decoded kernel event.
@@ -15,4 +16,5 @@ pub enum Event {
     Task(TaskEvent),
     DmaMap(DmaMapEvent),
     DmaBufMove(DmaBufMoveEvent),
+    DecodeOn(DecodeOnEvent),
 }

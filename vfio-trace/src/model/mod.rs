@@ -224,6 +224,11 @@ impl Model {
                 .zaps
                 .on_hold(e.zap_start_ns, e.hold_ns),
             Event::DmaMap(e) => self.dma_map(e),
+            Event::DecodeOn(e) if e.device == UNKNOWN_DEVICE => {}
+            Event::DecodeOn(e) => self
+                .device(Bdf::from_key(e.device))
+                .zaps
+                .on_decode_on(e.start_ns),
             Event::DmaBufMove(e) if e.device == UNKNOWN_DEVICE => {}
             Event::DmaBufMove(e) => self.device(Bdf::from_key(e.device)).add_dma_buf_move(e),
             Event::Lock(e) if e.device == UNKNOWN_DEVICE => {}

@@ -66,9 +66,10 @@ pub struct Zap {
     pub map_fault_ns_after: u64,
     /// From the end of the zap to the start of the first map after it.
     pub first_map_ns: Option<u64>,
-    /// The dma-buf revoke beside the zap (6.19+), and the time from the
-    /// zap's end to the restore when memory decode came back on.
+    /// The dma-buf revoke beside the zap (6.19+).
     pub revoke_ns: Option<u64>,
+    /// From the zap's end to the first config write that set memory
+    /// decode (or, failing that, to the dma-buf restore of 6.19+).
     pub decode_on_ns: Option<u64>,
     /// Removed pages not back yet.
     pending: u64,
@@ -171,13 +172,22 @@ impl ZapStats {
     /// A dma-buf revoke (or restore, `revoked` false) of the device: the
     /// revoke follows its zap, the restore marks decode back on.
     pub fn on_dma_buf_move(&mut self, revoked: bool, start_ns: u64, latency_ns: u64) {
-        let Some(z) = self.zaps.last_mut() else {
-            return;
-        };
         if revoked {
-            z.revoke_ns.get_or_insert(latency_ns);
-        } else if start_ns >= z.end_ns() {
-            z.decode_on_ns.get_or_insert(start_ns - z.end_ns());
+            if let Some(z) = self.zaps.last_mut() {
+                z.revoke_ns.get_or_insert(latency_ns);
+            }
+        } else {
+            self.on_decode_on(start_ns);
+        }
+    }
+
+    /// Memory decode was written on at `at_ns`: the first time after a zap
+    /// ends its decode-off phase.
+    pub fn on_decode_on(&mut self, at_ns: u64) {
+        if let Some(z) = self.zaps.last_mut()
+            && at_ns >= z.end_ns()
+        {
+            z.decode_on_ns.get_or_insert(at_ns - z.end_ns());
         }
     }
 
@@ -292,6 +302,12 @@ mod tests {
         z.on_dma_buf_move(false, 5010, 7);
         assert_eq!(z.zaps[0].revoke_ns, Some(40));
         assert_eq!(z.zaps[0].decode_on_ns, Some(3000));
+        // The config write that sets decode comes first when both are seen.
+        z.on_zap(&zap_at(10_000), "t".into());
+        z.on_decode_on(9_000); // before the zap ended: not its decode-on
+        z.on_decode_on(12_010);
+        z.on_dma_buf_move(false, 12_020, 7);
+        assert_eq!(z.zaps[1].decode_on_ns, Some(2000));
     }
 
     #[test]

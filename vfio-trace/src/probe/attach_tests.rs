@@ -104,10 +104,16 @@ fn detach_runs_the_stages_backwards_each_program_once() {
     attach_plan(&mut plan, &mut Fake::default()).expect("attaches");
     let order = detach_order(&plan);
     assert_eq!(
-        order[..4],
-        ["fault_entry", "zap_vdev_entry", "hold_begin", "lock_begin"]
+        order[..5],
+        [
+            "fault_entry",
+            "zap_vdev_entry",
+            "config_write_entry",
+            "hold_begin",
+            "lock_begin"
+        ]
     );
-    assert_eq!(order[4..7], ["fault_return", "zap_return", "lock_end"]);
+    assert_eq!(order[5..8], ["fault_return", "zap_return", "lock_end"]);
     assert_eq!(order.iter().filter(|p| **p == "hold_begin").count(), 1);
     assert_eq!(order.iter().filter(|p| **p == "hold_end").count(), 1);
     assert_eq!(order.last(), Some(&"hold_end"));

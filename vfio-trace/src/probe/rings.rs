@@ -12,7 +12,8 @@ use std::{
 
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
 use vfio_trace_common::{
-    DmaBufMoveEvent, DmaMapEvent, FaultEvent, HoldEvent, LockEvent, TaskEvent, ZapEvent, kind,
+    DecodeOnEvent, DmaBufMoveEvent, DmaMapEvent, FaultEvent, HoldEvent, LockEvent, TaskEvent,
+    ZapEvent, kind,
 };
 
 use crate::event::Event;
@@ -44,6 +45,7 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
         kind::TASK => read::<TaskEvent>(bytes).map(Event::Task),
         kind::DMA_MAP => read::<DmaMapEvent>(bytes).map(Event::DmaMap),
         kind::DMA_BUF_MOVE => read::<DmaBufMoveEvent>(bytes).map(Event::DmaBufMove),
+        kind::DECODE_ON => read::<DecodeOnEvent>(bytes).map(Event::DecodeOn),
         _ => None,
     }
 }

@@ -163,12 +163,13 @@ pub const ROWS: &[Row] = &[
         absent_because: "vfio-pci is not loaded: no write hold time for reset zaps",
     },
     // The entries scope a hold: one left by a zap made elsewhere on the
-    // thread is dropped, not closed by the next config write or ioctl.
+    // thread is dropped, not closed by the next config write or ioctl. The
+    // config write's entry also sees memory decode written back on.
     Row {
         role: Role::HoldConfigEntry,
         kind: Kind::Kprobe,
-        candidates: &[c("vfio_basic_config_write", "hold_begin")],
-        absent_because: "vfio-pci is not loaded: no write hold time for decode-off zaps",
+        candidates: &[c("vfio_basic_config_write", "config_write_entry")],
+        absent_because: "vfio-pci is not loaded: no write hold time for decode-off zaps, no decode-on",
     },
     Row {
         role: Role::HoldIoctlEntry,

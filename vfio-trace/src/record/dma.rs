@@ -110,8 +110,9 @@ pub struct CycleDoc {
     pub map_fault_ns: u64,
     /// Pages faulted back after the zaps, by maps and CPUs alike.
     pub refaulted_pages: u64,
-    /// Cycles whose decode-on was seen (a dma-buf restore, 6.19+), and the
-    /// time from their zap's end to it, summed; and their revokes' time.
+    /// Cycles whose decode-on was seen (a config write setting memory
+    /// decode), and the time from their zap's end to it, summed; and the
+    /// time of their dma-buf revokes (6.19+).
     #[serde(default)]
     pub decode_on_seen: u64,
     #[serde(default)]

@@ -82,6 +82,13 @@ pub enum EventLine {
         tid: u32,
         revoked: bool,
     },
+    /// A config write setting memory decode in the command register.
+    DecodeOn {
+        t_ns: u64,
+        device: Option<Bdf>,
+        pid: u32,
+        tid: u32,
+    },
     /// A `VFIO_IOMMU_MAP_DMA`; `device` is the one its first vfio fault hit.
     DmaMap {
         t_ns: u64,
@@ -208,6 +215,12 @@ impl Lines {
                 pid: e.pid,
                 tid: e.tid,
                 revoked: e.revoked != 0,
+            },
+            Event::DecodeOn(e) => EventLine::DecodeOn {
+                t_ns: self.since(e.start_ns),
+                device: device(e.device),
+                pid: e.pid,
+                tid: e.tid,
             },
             Event::DmaMap(e) => EventLine::DmaMap {
                 t_ns: self.since(e.start_ns),

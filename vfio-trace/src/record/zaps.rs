@@ -37,8 +37,8 @@ pub struct ZapDoc {
     pub dma_map_ns_after: u64,
     #[serde(default)]
     pub first_dma_map_ns: Option<u64>,
-    /// The dma-buf revoke beside the zap, and from the zap's end to the
-    /// restore when memory decode came back on (6.19+; `null` otherwise).
+    /// The dma-buf revoke beside the zap (6.19+), and from the zap's end to
+    /// the config write that set memory decode again (`null` when unseen).
     #[serde(default)]
     pub dma_buf_revoke_ns: Option<u64>,
     #[serde(default)]

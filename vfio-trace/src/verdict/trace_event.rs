@@ -111,13 +111,15 @@ fn event_slice(
                 Some((p, *tid)),
             )
         }
-        EventLine::DmaMap { .. } | EventLine::DmaBufMove { .. } => return dma_slice(e, pid_of),
+        EventLine::DmaMap { .. } | EventLine::DmaBufMove { .. } | EventLine::DecodeOn { .. } => {
+            return dma_slice(e, pid_of);
+        }
         EventLine::Task { .. } => return None,
     })
 }
 
-/// The slice of a DMA map (on its thread's track) or of a dma-buf move (on
-/// the zap track).
+/// The slice of a DMA map (on its thread's track), of a dma-buf move (on
+/// the zap track), or the instant memory decode was written on.
 fn dma_slice(
     e: &EventLine,
     pid_of: &impl Fn(&Option<Bdf>) -> u32,
@@ -159,6 +161,14 @@ fn dma_slice(
             };
             (
                 slice(name, "zap", p, ZAP_TRACK, *t_ns, *dur_ns, &json!({})),
+                None,
+            )
+        }
+        EventLine::DecodeOn { t_ns, device, .. } => {
+            let p = pid_of(device);
+            (
+                json!({"name": "decode on", "cat": "zap", "ph": "i", "s": "t",
+                       "pid": p, "tid": ZAP_TRACK, "ts": us(*t_ns)}),
                 None,
             )
         }
@@ -230,7 +240,8 @@ pub fn convert(events: &[EventLine]) -> Trace {
             | EventLine::WriteHold { device, .. }
             | EventLine::LockWait { device, .. }
             | EventLine::DmaMap { device, .. }
-            | EventLine::DmaBufMove { device, .. } => *device,
+            | EventLine::DmaBufMove { device, .. }
+            | EventLine::DecodeOn { device, .. } => *device,
             EventLine::Task { .. } => continue,
         };
         devices.entry(d).or_insert(0);
