@@ -375,6 +375,43 @@ mod tests {
     }
 
     #[test]
+    fn prefetched_walks_and_jumps_count_as_a_map_of_pages_does() {
+        // A prefetch must not change a count: random walks over sparse and
+        // dense chunks, each page prefetched before it is added.
+        const PAGES: u64 = 1 << 24;
+        let mut p = PageCounts::default();
+        p.set_size(PAGES << 12);
+        let mut reference = std::collections::BTreeMap::<u64, u32>::new();
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut page = 0_u64;
+        for i in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Stretches of 4 KiB walks (chunks turn dense) and of 2 MiB
+            // steps (chunks stay sparse), with jumps anywhere.
+            let steps = if (i / 10_000) % 2 == 0 { 90 } else { 10 };
+            page = match x % 100 {
+                r if r < steps => page + 1,
+                r if r < 98 => (page + 1).next_multiple_of(512),
+                _ => (x >> 16) % PAGES,
+            } % PAGES;
+            p.prefetch(page);
+            p.add(page);
+            *reference.entry(page).or_default() += 1;
+        }
+        assert_eq!(p.len(), reference.len() as u64);
+        assert!(p.iter().eq(reference.iter().map(|(k, v)| (*k, *v))));
+        assert!(reference.iter().all(|(k, v)| p[k] == *v));
+        assert!(p.chunks.iter().any(|c| matches!(c, Chunk::Dense(_))));
+        assert!(
+            p.chunks
+                .iter()
+                .any(|c| matches!(c, Chunk::Sparse { len, .. } if *len > 1))
+        );
+    }
+
+    #[test]
     fn counts_saturate() {
         let mut p = PageCounts::default();
         for page in 0..=SPARSE_PAGES as u64 {
