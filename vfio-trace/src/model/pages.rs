@@ -3,8 +3,9 @@
 //! every zap waits for live in one tree and a fault finds them in one walk.
 //!
 //! Faults come in walks (consecutive pages), so two hints spare most tree
-//! searches: the range the last insert grew, and a stretch known to hold no
-//! range (where the last take found nothing).
+//! searches: the range the last insert grew or made (with the start of the
+//! range after it), and a stretch known to hold no range (where the last
+//! take found nothing).
 
 use std::{collections::BTreeMap, ops::Bound};
 
@@ -12,7 +13,8 @@ use std::{collections::BTreeMap, ops::Bound};
 pub struct Ranges<T> {
     /// start -> (end (exclusive), tag); non-overlapping.
     by_start: BTreeMap<u64, (u64, T)>,
-    /// A range in the tree as (start, end, start of the next range).
+    /// The range the last insert grew or made, as (start, end, start of the
+    /// next range).
     last: Option<(u64, u64, u64)>,
     /// `[from, to)` holds no page of any range.
     free: (u64, u64),
@@ -120,14 +122,22 @@ impl PageSet {
         // stops short of the next one: the storm, one page after another.
         if let Some((s, e, next)) = self.last
             && s <= start
-            && start <= e
             && end < next
         {
-            if end > e {
-                if let Some((e, ())) = self.by_start.get_mut(&s) {
-                    *e = end;
+            if start <= e {
+                if end > e {
+                    if let Some((e, ())) = self.by_start.get_mut(&s) {
+                        *e = end;
+                    }
+                    self.last = Some((s, end, next));
                 }
-                self.last = Some((s, end, next));
+            } else {
+                // In the gap after that range, touching neither it nor the
+                // next: a walk that skipped pages (4 KiB faults, then a 2 MiB
+                // one at the next boundary). A range of its own, found without
+                // a search.
+                self.by_start.insert(start, (end, ()));
+                self.last = Some((start, end, next));
             }
             return;
         }
@@ -245,6 +255,55 @@ mod tests {
         let _ = s.take(35, 36);
         s.insert(39, 40); // the hinted range was split: no stale grow
         assert_eq!(pairs(&s), [(0, 11), (30, 35), (36, 41)]);
+    }
+
+    #[test]
+    fn walks_with_gaps_and_takes_match_a_set_of_pages() {
+        // Walks that step, skip to the next boundary or jump back, with takes
+        // between them: every hint gets used and invalidated. A plain set of
+        // pages says what the ranges must hold.
+        let mut s = PageSet::default();
+        let mut pages = std::collections::BTreeSet::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut cursor = 0_u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (start, end) = match x % 16 {
+                0..8 => (cursor, cursor + 1),
+                8..12 => {
+                    let at = (cursor + 1).next_multiple_of(8);
+                    (at, at + 8)
+                }
+                12 => {
+                    cursor = (x >> 8) % 400;
+                    (cursor, cursor + 1)
+                }
+                _ => {
+                    let from = (x >> 8) % 400;
+                    let to = from + (x >> 20) % 40;
+                    let taken = s.take(from, to);
+                    let expected: Vec<u64> = pages.range(from..to).copied().collect();
+                    pages.retain(|p| !(from..to).contains(p));
+                    let got: Vec<u64> = pairs(&taken).into_iter().flat_map(|(a, b)| a..b).collect();
+                    assert_eq!(got, expected);
+                    continue;
+                }
+            };
+            s.insert(start, end);
+            pages.extend(start..end);
+            cursor = end % 420;
+            // Ranges are the set's maximal runs: merged, never adjacent.
+            let mut runs: Vec<(u64, u64)> = Vec::new();
+            for &p in &pages {
+                match runs.last_mut() {
+                    Some((_, e)) if *e == p => *e += 1,
+                    _ => runs.push((p, p + 1)),
+                }
+            }
+            assert_eq!(pairs(&s), runs);
+        }
     }
 
     #[test]
