@@ -49,6 +49,9 @@ pub struct FloorReport {
     /// True when the target lies below the fentry floor: out of reach.
     /// `None` when either is unknown.
     pub target_below_fentry_floor: Option<bool>,
+    /// Whether the fentry floor stands out of the untraced rounds' scatter;
+    /// where it does not, the verdict reads loosely.
+    pub fentry_stands_out: Option<bool>,
     /// What the first sound round of each floor mode attached.
     pub fentry_programs: Vec<String>,
     pub kprobe_programs: Vec<String>,
@@ -68,10 +71,12 @@ pub fn report(
     let added = |m: Mode| find(m).and_then(|r| r.cost.added_ns_per_fault);
     let vs = |m: Mode| stats::added_vs(find(m)?.phase_ns.map(|s| s.median), tracefs, untraced);
     let base = find(Mode::Untraced).and_then(|r| r.phase_ns);
+    let stands_out = |m: Mode| Some(stats::stands_out(&base?, &find(m)?.phase_ns?));
     for m in [Mode::FloorFentry, Mode::FloorKprobe] {
-        if let (Some(u), Some(f)) = (base, find(m).and_then(|r| r.phase_ns))
-            && !stats::stands_out(&u, &f)
-        {
+        if stands_out(m) == Some(false) {
+            let (Some(u), Some(f)) = (base, find(m).and_then(|r| r.phase_ns)) else {
+                continue;
+            };
             notes.push(format!(
                 "{} adds {:.3} ms, within the rounds' scatter",
                 m.label(),
@@ -89,6 +94,7 @@ pub fn report(
         kprobe_added_ns_per_fault: added(Mode::FloorKprobe),
         kprobe_vs_tracefs: vs(Mode::FloorKprobe),
         target_below_fentry_floor: fentry_vs_tracefs.map(|r| r > TARGET_VS_TRACEFS),
+        fentry_stands_out: stands_out(Mode::FloorFentry),
         fentry_programs: programs(Mode::FloorFentry),
         kprobe_programs: programs(Mode::FloorKprobe),
     }
@@ -118,7 +124,12 @@ pub fn verdict(s: &ScenarioReport) -> String {
         (Some(false), _, _) => "the target is above the fentry floor".to_owned(),
         (None, _, _) => "no verdict: tracefs's or the floor's added time is unknown or within the scatter".to_owned(),
     };
-    format!("- {}: {figures}: {conclusion}.\n", s.name)
+    let loose = if f.fentry_stands_out == Some(false) && f.target_below_fentry_floor.is_some() {
+        " (the fentry floor is within the rounds' scatter: a loose reading)"
+    } else {
+        ""
+    };
+    format!("- {}: {figures}: {conclusion}{loose}.\n", s.name)
 }
 
 /// The floor table of a run, and a verdict line per scenario.

@@ -57,6 +57,7 @@ fn a_floor_above_half_tracefs_puts_the_target_out_of_reach() {
     assert!((f.kprobe_vs_tracefs.expect("known") - 0.8).abs() < 1e-9);
     assert_eq!(f.target_below_fentry_floor, Some(true));
     assert_eq!(f.fentry_programs.len(), 2);
+    assert_eq!(f.fentry_stands_out, Some(true));
     assert!(notes.is_empty(), "{notes:?}");
 }
 
@@ -71,7 +72,16 @@ fn a_floor_below_half_tracefs_leaves_room() {
         &mut notes,
     );
     assert_eq!(f.target_below_fentry_floor, Some(false));
-    let s = ScenarioReport {
+    let line = verdict(&scenario(f));
+    // 1000x: the test's figures are ns per fault, shown in µs.
+    assert!(
+        line.contains("leaves 0.02 µs per fault for the programs' work"),
+        "{line}"
+    );
+}
+
+fn scenario(floor: FloorReport) -> ScenarioReport {
+    ScenarioReport {
         name: "storm-64m",
         phases: vec![],
         rounds: 5,
@@ -85,15 +95,9 @@ fn a_floor_below_half_tracefs_leaves_room() {
         bpftrace_vs_tracefs: None,
         record: super::super::report::RecordReport::default(),
         event_lines: None,
-        floor: f,
+        floor,
         notes: vec![],
-    };
-    let line = verdict(&s);
-    // 1000x: the test's figures are ns per fault, shown in µs.
-    assert!(
-        line.contains("leaves 0.02 µs per fault for the programs' work"),
-        "{line}"
-    );
+    }
 }
 
 #[test]
@@ -111,7 +115,7 @@ fn no_verdict_without_a_measurable_tracefs() {
 #[test]
 fn a_floor_within_the_scatter_is_noted() {
     let mut notes = Vec::new();
-    let _ = report(
+    let f = report(
         &modes(88.5, 148.0),
         Some(163.0),
         Some(88.0),
@@ -121,6 +125,11 @@ fn a_floor_within_the_scatter_is_noted() {
     assert_eq!(
         notes,
         ["floor-fentry adds 0.000 ms, within the rounds' scatter"]
+    );
+    assert_eq!(f.fentry_stands_out, Some(false));
+    assert!(
+        verdict(&scenario(f))
+            .ends_with("(the fentry floor is within the rounds' scatter: a loose reading).\n")
     );
 }
 

@@ -227,6 +227,7 @@ mod tests {
             kprobe_added_ns_per_fault: Some(3784.2),
             kprobe_vs_tracefs: Some(0.827),
             target_below_fentry_floor: Some(true),
+            fentry_stands_out: Some(true),
             fentry_programs: vec!["floor_fentry (fentry)".into(), "floor_fexit (fexit)".into()],
             kprobe_programs: vec![],
         };
