@@ -93,6 +93,32 @@ pub fn fault_fexit(ctx: FExitContext) -> u32 {
     0
 }
 
+/// The floor (`record --floor`): empty programs on the fault handler, so the
+/// bench can measure what merely dispatching to BPF costs a fault, apart from
+/// what the real programs do. No helper call, no map: nothing but the dispatch.
+#[fentry]
+pub fn floor_fentry(_ctx: FEntryContext) -> u32 {
+    0
+}
+
+/// The floor's return side as a trampoline (see [`floor_fentry`]).
+#[fexit]
+pub fn floor_fexit(_ctx: FExitContext) -> u32 {
+    0
+}
+
+/// The floor as a kprobe (see [`floor_fentry`]).
+#[kprobe]
+pub fn floor_kprobe(_ctx: ProbeContext) -> u32 {
+    0
+}
+
+/// The floor's return side as a kretprobe (see [`floor_fentry`]).
+#[kretprobe]
+pub fn floor_kretprobe(_ctx: RetProbeContext) -> u32 {
+    0
+}
+
 /// `vfio_pin_pages_remote` entry: type1 is pinning a DMA map's pages.
 #[kprobe]
 pub fn pin_entry(_ctx: ProbeContext) -> u32 {

@@ -2,9 +2,10 @@
 # truth.sh, which gives T, HANDLER, DEV, truth_handler and truth_save.
 #
 # Per scenario, in $BENCH/NAME, for each round R (0 is the warm-up) and mode M
-# (untraced, tracefs, record, events, bpftrace): M.R.json (exercise's JSON),
-# M.R.stderr, M.R.status, M.R.wall (/proc/uptime before and after the command);
-# also record.R.record.json, events.R.record.json, tracefs.R.vt_fault.hist /
+# (untraced, tracefs, record, events, floor-fentry, floor-kprobe, bpftrace):
+# M.R.json (exercise's JSON), M.R.stderr, M.R.status, M.R.wall (/proc/uptime
+# before and after the command); also M.R.record.json for every mode that runs
+# vfio-trace record, tracefs.R.vt_fault.hist /
 # tracefs.R.vt_ret.hist, and events.R.lines: the lines of record's --events
 # file, then its fault lines (the file itself is deleted to keep the share small).
 # bpftrace's own files are in $BENCH/bpftrace.
@@ -45,6 +46,12 @@ bench_mode() {
   elif [ $mode = events ]; then
     vfio-trace record -o "events.$r.record.json" --events "events.$r.events.jsonl" -- \
       vfio-trace exercise --device "$DEV" --json "$@" >"events.$r.json" 2>"events.$r.stderr"
+  elif [ $mode = floor-fentry ] || [ $mode = floor-kprobe ]; then
+    # The floor: empty programs on the fault handler, nothing else.
+    only=""
+    [ $mode = floor-kprobe ] && only=--kprobes-only
+    vfio-trace record --floor $only -o "$mode.$r.record.json" -- \
+      vfio-trace exercise --device "$DEV" --json "$@" >"$mode.$r.json" 2>"$mode.$r.stderr"
   else
     vfio-trace exercise --device "$DEV" --json "$@" >"$mode.$r.json" 2>"$mode.$r.stderr"
   fi
@@ -58,9 +65,10 @@ bench_mode() {
 }
 
 # bench_scenario NAME ROUNDS PHASES...: a warm-up round, then ROUNDS rounds of
-# the four modes. The orders are a balanced Latin square: over four rounds each
-# mode runs once in each place and follows each other mode once, so that no
-# mode's after-effects (a detach, a flushed file) always land on the same one.
+# the six modes. The orders are a balanced Latin square (Williams's design):
+# over six rounds each mode runs once in each place and follows each other mode
+# once, so that no mode's after-effects (a detach, a flushed file) always land
+# on the same one.
 bench_scenario() {
   name=$1 rounds=$2
   shift 2
@@ -69,11 +77,13 @@ bench_scenario() {
   r=0
   while [ $r -le $rounds ]; do
     if [ $r = 0 ]; then echo "bench: $name warm-up"; else echo "bench: $name round $r of $rounds"; fi
-    case $((r % 4)) in
-    0) order="untraced tracefs events record" ;;
-    1) order="tracefs record untraced events" ;;
-    2) order="record events tracefs untraced" ;;
-    *) order="events untraced record tracefs" ;;
+    case $((r % 6)) in
+    0) order="untraced tracefs floor-kprobe record floor-fentry events" ;;
+    1) order="tracefs record untraced events floor-kprobe floor-fentry" ;;
+    2) order="record events tracefs floor-fentry untraced floor-kprobe" ;;
+    3) order="events floor-fentry record floor-kprobe tracefs untraced" ;;
+    4) order="floor-fentry floor-kprobe events untraced record tracefs" ;;
+    *) order="floor-kprobe untraced floor-fentry tracefs events record" ;;
     esac
     for m in $order; do bench_mode $m $r "$@"; done
     r=$((r + 1))

@@ -11,6 +11,7 @@ pub mod btf_object;
 pub mod btf_scan;
 pub mod counters;
 pub mod diagnostics;
+pub mod floor;
 pub mod host;
 pub mod kallsyms;
 pub mod load;

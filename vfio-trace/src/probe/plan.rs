@@ -29,6 +29,8 @@ pub enum Status {
     Unsupported,
     /// Not attached because what it would count follows from another probe.
     Inferred,
+    /// Left out of this run on purpose (a floor run attaches the fault handler only).
+    Skipped,
 }
 
 impl fmt::Display for Status {
@@ -40,6 +42,7 @@ impl fmt::Display for Status {
             Self::Failed => "failed",
             Self::Unsupported => "unsupported",
             Self::Inferred => "inferred",
+            Self::Skipped => "skipped",
         })
     }
 }

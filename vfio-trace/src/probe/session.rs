@@ -12,7 +12,7 @@ use crate::event::Event;
 use super::{
     Host,
     attach::error_chain,
-    diagnostics,
+    diagnostics, floor,
     kallsyms::Symbols,
     load::{KernelCounts, LoadError, Tracer},
     offsets::Field,
@@ -45,6 +45,8 @@ pub struct Options {
     pub ring_bytes: u32,
     /// Use fentry/fexit where the plan has them (else kprobes only).
     pub trampolines: bool,
+    /// Attach empty programs to the fault handler only (see `floor`).
+    pub floor: bool,
     /// Print the programs' diagnostics to stderr as they come.
     pub verbose: bool,
 }
@@ -99,6 +101,9 @@ impl Session {
         } = preflight;
         if !opts.trampolines {
             plan::use_kprobes(&mut probes, "--kprobes-only");
+        }
+        if opts.floor {
+            floor::apply(&mut probes);
         }
         config.handler_has_order = u32::from(plan::handler_has_order(&probes));
         config.inserts_from_result = u32::from(config.handler_has_order != 0);

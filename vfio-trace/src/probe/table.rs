@@ -258,12 +258,13 @@ pub fn symbols() -> impl Iterator<Item = &'static str> {
         })
 }
 
-/// A program of the table by name, as the table spells it.
+/// A program of the table or of the floor plan by name, as they spell it.
 pub fn program(name: &str) -> Option<&'static str> {
     ROWS.iter()
         .flat_map(|r| r.candidates)
         .flat_map(|c| [Some(c.program), c.btf_program])
         .flatten()
+        .chain(super::floor::PROGRAMS)
         .find(|p| *p == name)
 }
 

@@ -101,6 +101,8 @@ pub enum ProbeStatus {
     Failed,
     Unsupported,
     Inferred,
+    /// Left out of the run on purpose (`record --floor`).
+    Skipped,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +139,7 @@ impl From<&PlannedProbe> for ProbeDoc {
                 plan::Status::Failed => ProbeStatus::Failed,
                 plan::Status::Unsupported => ProbeStatus::Unsupported,
                 plan::Status::Inferred => ProbeStatus::Inferred,
+                plan::Status::Skipped => ProbeStatus::Skipped,
             },
             reason: p.reason.clone(),
         }

@@ -55,6 +55,11 @@ pub struct RecordArgs {
     /// Attach kprobes even where fentry/fexit would work (to compare their cost).
     #[arg(long)]
     pub kprobes_only: bool,
+    /// Attach empty programs to the fault handler and nothing else: the
+    /// bench's floor, what merely dispatching to BPF costs a fault. Faults
+    /// read 0.
+    #[arg(long, hide = true)]
+    pub floor: bool,
     /// Print the eBPF programs' diagnostics of rare paths (a struct read that
     /// failed, an unexpected fault order) to stderr.
     #[arg(long, short)]
@@ -208,6 +213,7 @@ async fn record(
         pid: args.pid,
         ring_bytes: ring_mib << 20,
         trampolines: !args.kprobes_only,
+        floor: args.floor,
         verbose: args.verbose,
     };
     let mut session = Session::start(preflight, &opts)?;
@@ -423,6 +429,7 @@ mod tests {
             output: None,
             ring_mib: Some(1),
             kprobes_only: false,
+            floor: false,
             verbose: false,
             command: vec![],
         };

@@ -134,6 +134,7 @@ impl Tracing {
             pid: None,
             ring_bytes: ring_mib << 20,
             trampolines: !args.kprobes_only,
+            floor: false,
             verbose: false,
         };
         let session = Session::start(preflight, &opts)?;

@@ -72,6 +72,7 @@ fn status_name(status: ProbeStatus) -> &'static str {
         ProbeStatus::Failed => "FAILED",
         ProbeStatus::Unsupported => "unsupported",
         ProbeStatus::Inferred => "inferred",
+        ProbeStatus::Skipped => "skipped",
     }
 }
 

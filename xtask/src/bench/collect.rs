@@ -4,7 +4,7 @@
 use std::{fs, path::Path};
 
 use super::{
-    events, figures, parse,
+    events, figures, floor, parse,
     plan::Scenario,
     report::{BpftraceReport, Mode, Round, RunReport, ScenarioData, ScenarioReport},
 };
@@ -55,16 +55,19 @@ fn round(dir: &Path, mode: Mode, r: u32) -> Round {
             Err(format!("exit {status}: {last}"))
         }
     };
-    let record = matches!(mode, Mode::Record | Mode::Events).then(|| {
+    let record = mode.records().then(|| {
         read(dir, &format!("{stem}.record.json"))
             .ok_or_else(|| format!("{stem}.record.json missing"))
             .and_then(|t| parse::record(&t))
     });
     let event_lines = read(dir, &format!("{stem}.lines")).and_then(|t| events::parse(&t));
-    // A file short of the faults recorded makes the round a failure.
+    let doc = record.as_ref().and_then(|r| r.as_ref().ok());
+    // A file short of the faults recorded makes the round a failure, and so
+    // does a floor round that ran anything but the empty programs.
     let exercise = if mode == Mode::Events {
-        let doc = record.as_ref().and_then(|r| r.as_ref().ok());
         exercise.and_then(|e| events::check(event_lines, doc).map(|()| e))
+    } else if mode.is_floor() {
+        exercise.and_then(|e| floor::check(doc).map(|()| e))
     } else {
         exercise
     };
@@ -84,7 +87,14 @@ fn round(dir: &Path, mode: Mode, r: u32) -> Round {
 /// The report of one boot whose guest output is in `out` (/mnt/host/out).
 pub fn run_report(out: &Path, boot: &Boot) -> RunReport {
     let bench = out.join(super::script::OUT_SUBDIR);
-    let mut modes = vec![Mode::Untraced, Mode::Tracefs, Mode::Record, Mode::Events];
+    let mut modes = vec![
+        Mode::Untraced,
+        Mode::Tracefs,
+        Mode::Record,
+        Mode::Events,
+        Mode::FloorFentry,
+        Mode::FloorKprobe,
+    ];
     if matches!(boot.bpftrace, Staging::Staged) && bench.join(ATTACHED).is_file() {
         modes.push(Mode::Bpftrace);
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{
+    floor,
     parse::{Exercise, Record},
     report::{Mode, ModeReport, RecordReport, Round, ScenarioData, ScenarioReport},
     stats::{self, Cost, to_f64},
@@ -116,6 +117,7 @@ pub fn scenario(data: &ScenarioData) -> ScenarioReport {
         ));
         tracefs = None;
     }
+    let floor = floor::report(&modes, tracefs, untraced, |m| attached(data, m), &mut notes);
     ScenarioReport {
         name: data.name,
         phases: data.phases.clone(),
@@ -133,8 +135,18 @@ pub fn scenario(data: &ScenarioData) -> ScenarioReport {
             data.stats.as_ref().and_then(|s| s.as_ref().ok()),
         ),
         event_lines: event_lines(data),
+        floor,
         notes,
     }
+}
+
+/// What the first round of `mode` with a record document attached.
+fn attached(data: &ScenarioData, mode: Mode) -> Vec<String> {
+    rounds_of(data, mode)
+        .iter()
+        .find_map(|r| r.record.as_ref()?.as_ref().ok())
+        .map(|r| r.attached.clone())
+        .unwrap_or_default()
 }
 
 /// Median lines of the events mode's files.

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{
+    floor,
     report::{Bench, RunReport},
     tables::{NA, cost_table, opt, record_table, run_title, timing_table},
 };
@@ -75,6 +76,8 @@ pub fn render(bench: &Bench) -> String {
          (kprobe + kretprobe on the fault handler, hist triggers on order and retval), \
          `vfio-trace record` and `vfio-trace record --events FILE` (every event also streamed \
          as JSON Lines; a file with fewer fault lines than record counted fails the round), \
+         and the floor, `vfio-trace record --floor` (empty programs on the fault handler only, \
+         as fentry/fexit, and with `--kprobes-only` as kprobe/kretprobe), \
          alternating; last, once over all scenarios, the same runs under \
          bpftrace, compared with the same untraced medians. µs/fault = (median mode - median untraced) / faults; \
          ratio = median mode / median untraced; vfio-trace / tracefs = vfio-trace's added time \
@@ -91,6 +94,7 @@ pub fn render(bench: &Bench) -> String {
         }
         timing_table(&mut out, run);
         cost_table(&mut out, run);
+        floor::table(&mut out, run);
         record_table(&mut out, run);
         footer(&mut out, run);
     }
@@ -101,6 +105,7 @@ pub fn render(bench: &Bench) -> String {
 mod tests {
     use super::*;
     use crate::bench::{
+        floor::FloorReport,
         report::{BpftraceReport, Mode, ModeReport, RecordReport, ScenarioReport},
         stats::{Cost, Spread},
     };
@@ -163,6 +168,7 @@ mod tests {
                     bpftrace_vs_tracefs: None,
                     record: RecordReport::default(),
                     event_lines: Some(16390),
+                    floor: FloorReport::default(),
                     notes: vec![],
                 }],
             }],
@@ -177,11 +183,11 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| scenario | rounds | faults | untraced | tracefs | vfio-trace | vfio-trace --events | bpftrace |\n|---|---|---|---|---|---|---|---|\n"),
+            md.contains("| scenario | rounds | faults | untraced | tracefs | vfio-trace | vfio-trace --events | floor-fentry | floor-kprobe | bpftrace |\n|---|---|---|---|---|---|---|---|---|---|\n"),
             "{md}"
         );
         assert!(
-            md.contains("| storm-64m | 5 | 16384 | 88.0 (87.0-90.0) | 163.0 (162.0-165.0) | 664.0 (663.0-666.0) | 700.0 (699.0-702.0) | n/a |"),
+            md.contains("| storm-64m | 5 | 16384 | 88.0 (87.0-90.0) | 163.0 (162.0-165.0) | 664.0 (663.0-666.0) | 700.0 (699.0-702.0) | n/a | n/a | n/a |"),
             "{md}"
         );
         assert!(
@@ -197,6 +203,40 @@ mod tests {
         assert!(md.contains("| storm-64m | n/a | 40 / 40 | n/a | n/a | n/a | n/a | n/a | n/a | n/a | 16384 / 16384 | n/a / 5.4 | 16390 |"), "{md}");
         assert!(md.contains("bpftrace: not available (no network)."), "{md}");
         assert!(md.contains("rounds: none left registered."), "{md}");
+        // No floor rounds, no floor table.
+        assert!(!md.contains("The floor:"), "{md}");
+    }
+
+    #[test]
+    fn the_floor_table_and_its_verdict() {
+        let mut b = bench();
+        let s = &mut b.runs[0].scenarios[0];
+        let cost = |added: f64| Cost {
+            added_ns_per_fault: Some(added),
+            ratio: None,
+        };
+        s.modes
+            .push(mode_report(Mode::FloorFentry, 130e6, cost(2563.5)));
+        s.modes
+            .push(mode_report(Mode::FloorKprobe, 150e6, cost(3784.2)));
+        s.floor = FloorReport {
+            tracefs_added_ns_per_fault: Some(4577.6),
+            target_ns_per_fault: Some(2288.8),
+            fentry_added_ns_per_fault: Some(2563.5),
+            fentry_vs_tracefs: Some(0.56),
+            kprobe_added_ns_per_fault: Some(3784.2),
+            kprobe_vs_tracefs: Some(0.827),
+            target_below_fentry_floor: Some(true),
+            fentry_stands_out: Some(true),
+            fentry_programs: vec!["floor_fentry (fentry)".into(), "floor_fexit (fexit)".into()],
+            kprobe_programs: vec![],
+        };
+        let md = render(&b);
+        assert!(
+            md.contains("| storm-64m | 4.58 | 35.16 | 2.56 | 3.78 | 7.68x | 0.56x | 0.83x | 2.29 | floor_fentry (fentry) + floor_fexit (fexit); n/a |"),
+            "{md}"
+        );
+        assert!(md.contains("- storm-64m: the target (0.5x tracefs) is 2.29 µs per fault; empty fentry/fexit add 2.56 µs (0.56x), empty kprobe/kretprobe 3.78 µs (0.83x): **out of reach**"), "{md}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod bpftrace;
 mod collect;
 mod events;
 mod figures;
+mod floor;
 mod markdown;
 mod parse;
 pub mod plan;

@@ -68,6 +68,8 @@ pub struct Record {
     pub bpf_run_cnt: Option<u64>,
     /// The 4 KiB fault latency p50 record reports (first device with one).
     pub p50_4k_ns: Option<u64>,
+    /// `probes[]` that attached, as `program (kind)`.
+    pub attached: Vec<String>,
 }
 
 /// Parses `vfio-trace record` output (docs/record-schema.md).
@@ -102,6 +104,21 @@ pub fn record(text: &str) -> Result<Record, String> {
                 (l["count"].as_u64()? > 0).then(|| l["p50"].as_u64())?
             })
         }),
+        attached: v["probes"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["status"] == "attached")
+                    .filter_map(|p| {
+                        Some(format!(
+                            "{} ({})",
+                            p["program"].as_str()?,
+                            p["kind"].as_str()?
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -207,6 +224,21 @@ mod tests {
         assert_eq!(r.attach_ms, Some(812.5));
         assert_eq!(r.bpf_run_cnt, Some(49152));
         assert!(record(r#"{"complete":false,"error":"boom"}"#).is_err());
+    }
+
+    #[test]
+    fn record_attached_programs() {
+        let r = record(
+            r#"{"complete":true,"probes":[
+              {"name":"fault_entry","program":"floor_fentry","kind":"fentry","status":"attached"},
+              {"name":"fault_return","program":"floor_kretprobe","kind":"kretprobe","status":"attached"},
+              {"name":"zap_entry","program":null,"kind":"kprobe","status":"skipped"}]}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            r.attached,
+            ["floor_fentry (fentry)", "floor_kretprobe (kretprobe)"]
+        );
     }
 
     #[test]

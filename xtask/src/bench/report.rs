@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{
     events::Lines,
+    floor::FloorReport,
     parse::{Exercise, Record},
     stats::{Cost, Spread},
 };
@@ -20,6 +21,11 @@ pub enum Mode {
     Record,
     /// record with `--events FILE`: every event streamed as JSON Lines.
     Events,
+    /// `record --floor`: empty programs on the fault handler, trampolines
+    /// where record would use them.
+    FloorFentry,
+    /// `record --floor --kprobes-only`: the same empty programs as kprobes.
+    FloorKprobe,
     Bpftrace,
 }
 
@@ -31,8 +37,20 @@ impl Mode {
             Mode::Tracefs => "tracefs",
             Mode::Record => "record",
             Mode::Events => "events",
+            Mode::FloorFentry => "floor-fentry",
+            Mode::FloorKprobe => "floor-kprobe",
             Mode::Bpftrace => "bpftrace",
         }
+    }
+
+    /// Runs `record --floor`, whose document must show the empty programs.
+    pub fn is_floor(self) -> bool {
+        matches!(self, Mode::FloorFentry | Mode::FloorKprobe)
+    }
+
+    /// Runs `vfio-trace record`, which writes a document beside the round.
+    pub fn records(self) -> bool {
+        matches!(self, Mode::Record | Mode::Events) || self.is_floor()
     }
 
     /// The name in tables.
@@ -128,6 +146,8 @@ pub struct ScenarioReport {
     pub record: RecordReport,
     /// Median lines of the events mode's file, all kinds.
     pub event_lines: Option<u64>,
+    /// What empty programs on the fault handler cost, against the target.
+    pub floor: FloorReport,
     pub notes: Vec<String>,
 }
 

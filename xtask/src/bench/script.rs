@@ -91,7 +91,14 @@ mod tests {
     #[test]
     fn modes_rotate_in_a_balanced_latin_square() {
         let orders = orders();
-        let modes = ["untraced", "tracefs", "record", "events"];
+        let modes = [
+            "untraced",
+            "tracefs",
+            "record",
+            "events",
+            "floor-fentry",
+            "floor-kprobe",
+        ];
         assert_eq!(orders.len(), modes.len(), "{orders:?}");
         for (place, _) in modes.iter().enumerate() {
             let mut at: Vec<&str> = orders.iter().map(|o| o[place]).collect();

@@ -6,14 +6,16 @@ use std::fmt::Write as _;
 use super::report::{Mode, ModeReport, RunReport, ScenarioReport};
 
 pub const NA: &str = "n/a";
-const MODES: [Mode; 5] = [
+const MODES: [Mode; 7] = [
     Mode::Untraced,
     Mode::Tracefs,
     Mode::Record,
     Mode::Events,
+    Mode::FloorFentry,
+    Mode::FloorKprobe,
     Mode::Bpftrace,
 ];
-/// The modes that add to untraced.
+/// The modes that add to untraced; the floor has its own table (floor.rs).
 const TRACED: [Mode; 4] = [Mode::Tracefs, Mode::Record, Mode::Events, Mode::Bpftrace];
 
 /// Milliseconds from nanoseconds, with the precision that matters at that size.
@@ -42,13 +44,13 @@ fn phase_cell(s: &ScenarioReport, m: Mode) -> String {
     })
 }
 
-fn us_per_fault(s: &ScenarioReport, m: Mode) -> String {
+pub fn us_per_fault(s: &ScenarioReport, m: Mode) -> String {
     opt(mode(s, m).and_then(|r| r.cost.added_ns_per_fault), |ns| {
         format!("{:.2}", ns / 1000.0)
     })
 }
 
-fn ratio(v: Option<f64>) -> String {
+pub fn ratio(v: Option<f64>) -> String {
     opt(v, |x| format!("{x:.2}x"))
 }
 

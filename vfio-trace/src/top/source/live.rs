@@ -94,6 +94,7 @@ impl Live {
             only: (!devices.is_empty()).then(|| pci.iter().map(|d| d.bdf).collect()),
             pid: None,
             trampolines: true,
+            floor: false,
             verbose: false,
         };
         let session = Session::start(preflight, &opts)?;
