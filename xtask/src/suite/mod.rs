@@ -67,6 +67,9 @@ const SCENARIOS: &[Scenario] = &[
     // Unloads vfio-pci: always last.
     check::UNREADY,
 ];
+/// A hang guard for one kernel's boot with every scenario: a quiet host
+/// runs them in 5-12 minutes under TCG, a loaded one in twice that.
+const BOOT_TIMEOUT: std::time::Duration = std::time::Duration::from_mins(30);
 /// Devices every suite boot has; scenarios may use fewer.
 const DEVICES: u8 = 2;
 
@@ -127,6 +130,7 @@ fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Ve
             devices: DEVICES,
             script: Some(script.to_owned()),
             console: Console::Quiet,
+            timeout: Some(BOOT_TIMEOUT),
             ..RunOpts::default()
         })?;
         Ok((&spec.facts, outcome))
