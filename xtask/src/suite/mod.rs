@@ -8,6 +8,7 @@
 //! the host and returns one result per test.
 
 mod check;
+mod client;
 mod faults;
 mod locks;
 mod pid;
@@ -64,6 +65,7 @@ const SCENARIOS: &[Scenario] = &[
     serve::SCENARIO,
     top::SCENARIO,
     verdict::SCENARIO,
+    client::SCENARIO,
     // Unloads vfio-pci: always last.
     check::UNREADY,
 ];
@@ -122,6 +124,9 @@ fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Ve
         }
         if scenarios.iter().any(|s| s.name == top::SCENARIO.name) {
             top_tmux::stage(&lab.share)?;
+        }
+        if scenarios.iter().any(|s| s.name == client::SCENARIO.name) {
+            crate::client::stage(&client::CLIENTS, &lab.share)?;
         }
         let outcome = lab.run(&RunOpts {
             devices: DEVICES,
