@@ -38,7 +38,7 @@ done
 now() { awk '{ print $1 }' /proc/uptime; }
 since() { awk -v a="$START" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 # A zombie still answers kill -0.
-alive() { [ -e /proc/$PID/status ] && ! grep -q '^State:.*Z' /proc/$PID/status; }
+alive() { [ -e /proc/$PID/status ] && ! grep -qs '^State:.*Z' /proc/$PID/status; }
 booted() {
   n=$(grep -c "No bootable device" "$NAME.bios.log" 2>/dev/null)
   echo "${n:-0}"
