@@ -8,7 +8,7 @@ use std::{fmt, fs, path::Path, str::FromStr};
 
 use anyhow::{Context as _, Result};
 
-use crate::debtree::DebTree;
+use crate::{cmd, debtree::DebTree};
 
 /// The guest script, written to the share's root as `client.sh`.
 const SCRIPT: &str = include_str!("../guest/client.sh");
@@ -59,8 +59,12 @@ impl Qemu {
 
     /// Shell that runs this client in the guest, in the working directory,
     /// writing `NAME.bios.log` and `NAME.qemu.log` there.
-    pub fn command(self, name: &str) -> String {
-        format!("sh {GUEST_SCRIPT} {} {name}", self.version())
+    pub fn command(self, name: &str, l2: L2) -> String {
+        let flag = match l2 {
+            L2::Bios => "",
+            L2::Linux => " --linux",
+        };
+        format!("sh {GUEST_SCRIPT}{flag} {} {name}", self.version())
     }
 }
 
@@ -68,6 +72,16 @@ impl fmt::Display for Qemu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "QEMU {}", self.version())
     }
+}
+
+/// What the nested VM runs: its BIOS only, which finds nothing to boot
+/// (seconds), or the lab's own kernel to its init (minutes under TCG), whose
+/// PCI probe clears memory decode while sizing BARs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum L2 {
+    #[default]
+    Bios,
+    Linux,
 }
 
 /// The `--client` value: `qemu` (both, 7.2 first), `qemu=7.2` or `qemu=10`.
@@ -88,12 +102,19 @@ impl FromStr for Clients {
 }
 
 /// Downloads (once, into the project cache) and unpacks each client into the
-/// share, with the guest script beside them.
-pub fn stage(clients: &[Qemu], share: &Path) -> Result<()> {
+/// share, with the guest script beside them and, for `L2::Linux`, `vmlinuz`
+/// as the nested VM's kernel.
+pub fn stage(clients: &[Qemu], share: &Path, l2: L2, vmlinuz: &Path) -> Result<()> {
     for q in clients {
         let tree = q.tree();
         tree.stage(&tree.debs()?, share)
             .with_context(|| format!("staging {q}"))?;
+    }
+    if l2 == L2::Linux {
+        let dir = share.join("l2");
+        cmd::mkdir(&dir)?;
+        fs::copy(vmlinuz, dir.join("vmlinuz"))
+            .with_context(|| format!("copying {} into the share", vmlinuz.display()))?;
     }
     let script = share.join("client.sh");
     fs::write(&script, SCRIPT).with_context(|| format!("writing {}", script.display()))
@@ -114,7 +135,14 @@ mod tests {
 
     #[test]
     fn commands_name_the_tree() {
-        assert_eq!(Qemu::V7_2.command("run"), "sh /mnt/host/client.sh 7.2 run");
+        assert_eq!(
+            Qemu::V7_2.command("run", L2::Bios),
+            "sh /mnt/host/client.sh 7.2 run"
+        );
+        assert_eq!(
+            Qemu::V10.command("run", L2::Linux),
+            "sh /mnt/host/client.sh --linux 10 run"
+        );
         assert_eq!(Qemu::V10.tree().share_dir, "qemu-10");
     }
 }

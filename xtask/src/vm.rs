@@ -30,9 +30,14 @@ pub struct VmArgs {
     #[arg(long, conflicts_with = "client")]
     shell: bool,
     /// Run a real VFIO client instead of a command: qemu (7.2, then 10),
-    /// qemu=7.2 or qemu=10, assigning the first device to a nested VM that boots its BIOS twice.
+    /// qemu=7.2 or qemu=10, assigning the first device to a nested VM that
+    /// boots, is reset and boots again.
     #[arg(long, value_name = "CLIENT", conflicts_with = "command")]
     client: Option<Clients>,
+    /// With --client: what the nested VM runs, its BIOS (seconds) or this
+    /// lab kernel to its init (minutes under TCG).
+    #[arg(long, value_enum, default_value_t, requires = "client")]
+    l2: client::L2,
     /// Command run in the guest; vfio-trace is on its PATH.
     #[arg(last = true)]
     command: Vec<String>,
@@ -43,8 +48,8 @@ pub fn run(args: &VmArgs) -> Result<i32> {
     let lab = Lab::prepare(&args.kernel)?;
     let script = match &args.client {
         Some(Clients(clients)) => {
-            client::stage(clients, &lab.share)?;
-            Some(client_script(clients))
+            client::stage(clients, &lab.share, args.l2, &lab.kernel.vmlinuz)?;
+            Some(client_script(clients, args.l2))
         }
         None if args.shell || args.command.is_empty() => None,
         None => Some(format!("{}\n", shell_words(&args.command))),
@@ -75,7 +80,7 @@ pub fn run(args: &VmArgs) -> Result<i32> {
 }
 
 /// Each client in turn, its QEMU's own messages after it; exits 1 when any failed.
-fn client_script(clients: &[client::Qemu]) -> String {
+fn client_script(clients: &[client::Qemu], l2: client::L2) -> String {
     let mut script = String::from("rc=0\n");
     for q in clients {
         let name = q.slug();
@@ -84,7 +89,7 @@ fn client_script(clients: &[client::Qemu]) -> String {
             "echo '== {q}'\n\
              {} || rc=1\n\
              [ -s {name}.qemu.log ] && sed 's/^/  qemu: /' {name}.qemu.log",
-            q.command(name)
+            q.command(name, l2)
         );
     }
     script.push_str("exit $rc\n");

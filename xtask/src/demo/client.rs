@@ -3,9 +3,9 @@
 //! compared against QEMU 7.2's: where 10 aligns its BAR mmap, its DMA map of
 //! the BAR takes 1 GiB faults where 7.2 takes 2 MiB ones.
 
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
-use crate::client::Qemu;
+use crate::client::{L2, Qemu};
 
 /// The guest's output directory, where the recordings stay.
 const OUT: &str = "/mnt/host/out";
@@ -16,13 +16,13 @@ fn json(q: Qemu) -> String {
 }
 
 /// Record each client, report each run, then compare the last with the first.
-pub fn steps(clients: &[Qemu]) -> Vec<String> {
+pub fn steps(clients: &[Qemu], l2: L2) -> Vec<String> {
     let mut steps = vec!["vfio-trace check".to_owned()];
     for &q in clients {
         steps.push(format!(
             "vfio-trace record -o {} -- {}",
             json(q),
-            q.command(q.slug())
+            q.command(q.slug(), l2)
         ));
         steps.push(format!("vfio-trace report {}", json(q)));
     }
@@ -34,6 +34,16 @@ pub fn steps(clients: &[Qemu]) -> Vec<String> {
         ));
     }
     steps
+}
+
+/// How long the guest may take: a nested Linux needs minutes per boot under
+/// TCG inside TCG (~5 on a busy 2-core host), a BIOS seconds.
+pub fn timeout(clients: &[Qemu], l2: L2) -> Duration {
+    let per_client = match l2 {
+        L2::Bios => 2,
+        L2::Linux => 20,
+    };
+    Duration::from_mins(5 + per_client * clients.len() as u64)
 }
 
 /// Where the host finds what the guest wrote.
@@ -51,7 +61,7 @@ mod tests {
 
     #[test]
     fn both_clients_are_compared() {
-        let steps = steps(&[Qemu::V7_2, Qemu::V10]);
+        let steps = steps(&[Qemu::V7_2, Qemu::V10], L2::Bios);
         assert_eq!(steps.len(), 6);
         assert_eq!(
             steps[5],
@@ -62,6 +72,6 @@ mod tests {
 
     #[test]
     fn one_client_is_not_compared() {
-        assert_eq!(steps(&[Qemu::V10]).len(), 3);
+        assert_eq!(steps(&[Qemu::V10], L2::Linux).len(), 3);
     }
 }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use crate::{
-    client::Clients,
+    client::{Clients, L2},
     lab::{Lab, RunOpts},
     setup,
 };
@@ -46,6 +46,10 @@ pub struct DemoArgs {
     /// qemu=7.2 or qemu=10.
     #[arg(long, value_name = "CLIENT", conflicts_with = "serve")]
     client: Option<Clients>,
+    /// With --client: what the nested VM runs, its BIOS (seconds) or the
+    /// lab kernel to its init (minutes under TCG).
+    #[arg(long, value_enum, default_value_t, requires = "client")]
+    l2: L2,
 }
 
 pub fn run(args: &DemoArgs) -> Result<i32> {
@@ -55,10 +59,11 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
     setup::run(&setup::SetupArgs::default_toolchain())?;
     let lab = Lab::prepare(KERNEL)?;
     if let Some(Clients(clients)) = &args.client {
-        crate::client::stage(clients, &lab.share)?;
-        let steps = client::steps(clients);
+        crate::client::stage(clients, &lab.share, args.l2, &lab.kernel.vmlinuz)?;
+        let steps = client::steps(clients, args.l2);
         let outcome = lab.run(&RunOpts {
             script: Some(format!("{PRELUDE}{}", echoed(&steps))),
+            timeout: Some(client::timeout(clients, args.l2)),
             ..RunOpts::default()
         })?;
         println!("{}", client::summary(clients, &outcome.out_dir));

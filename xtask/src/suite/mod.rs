@@ -126,7 +126,12 @@ fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Ve
             top_tmux::stage(&lab.share)?;
         }
         if scenarios.iter().any(|s| s.name == client::SCENARIO.name) {
-            crate::client::stage(&client::CLIENTS, &lab.share)?;
+            crate::client::stage(
+                &client::CLIENTS,
+                &lab.share,
+                crate::client::L2::Bios,
+                &lab.kernel.vmlinuz,
+            )?;
         }
         let outcome = lab.run(&RunOpts {
             devices: DEVICES,
