@@ -24,6 +24,7 @@ mod zaps;
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use anyhow::Result;
@@ -71,6 +72,9 @@ const SCENARIOS: &[Scenario] = &[
 ];
 /// Devices every suite boot has; scenarios may use fewer.
 const DEVICES: u8 = 2;
+/// One boot runs every scenario: ~6 min on an idle host, more than 10 on a
+/// busy one once the client scenario's nested VMs are in.
+const BOOT_TIMEOUT: Duration = Duration::from_mins(20);
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -135,6 +139,7 @@ fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Ve
         }
         let outcome = lab.run(&RunOpts {
             devices: DEVICES,
+            timeout: Some(BOOT_TIMEOUT),
             script: Some(script.to_owned()),
             console: Console::Quiet,
             ..RunOpts::default()
