@@ -1,6 +1,6 @@
 //! A private apt configuration for downloading pinned .debs: its own sources,
 //! lists and cache under ~/.cache/vfio-trace/apt, so the system's apt sources and
-//! state are never touched (and nothing is installed from trixie-backports).
+//! state are never touched (and nothing is installed from either backports).
 
 use std::{
     fs,
@@ -16,6 +16,7 @@ const SOURCES: &str = "\
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main
 ";
 
 /// A pinned package: name and exact version.

@@ -2,6 +2,7 @@
 
 mod apt;
 mod bench;
+mod client;
 mod cmd;
 mod debtree;
 mod demo;

@@ -19,7 +19,7 @@ pub struct TestArgs {
     #[arg(long)]
     vm_only: bool,
     /// Limit the VM suite to this scenario (repeatable): check, faults,
-    /// signals, zaps, locks, pid, serve, top, verdict, unready.
+    /// signals, zaps, locks, pid, serve, top, verdict, client, unready.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
 }

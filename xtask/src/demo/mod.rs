@@ -1,6 +1,8 @@
 //! `cargo xtask demo`: vfio-trace at work in a 6.12 guest with one device;
-//! `--serve` keeps it working with its exporter reachable from the host.
+//! `--serve` keeps it working with its exporter reachable from the host;
+//! `--client` records real QEMU clients instead of the exercise.
 
+mod client;
 mod serve;
 
 use std::fmt::Write as _;
@@ -8,6 +10,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use crate::{
+    client::{Clients, L2},
     lab::{Lab, RunOpts},
     setup,
 };
@@ -39,6 +42,14 @@ pub struct DemoArgs {
     /// With --serve: the host port forwarded to the guest's exporter.
     #[arg(long, default_value_t = serve::GUEST_PORT, requires = "serve")]
     port: u16,
+    /// Record real VFIO clients instead: qemu (7.2, then 10, then compared),
+    /// qemu=7.2 or qemu=10.
+    #[arg(long, value_name = "CLIENT", conflicts_with = "serve")]
+    client: Option<Clients>,
+    /// With --client: what the nested VM runs, its BIOS (seconds) or the
+    /// lab kernel to its init (minutes under TCG).
+    #[arg(long, value_enum, default_value_t, requires = "client")]
+    l2: L2,
 }
 
 pub fn run(args: &DemoArgs) -> Result<i32> {
@@ -47,16 +58,19 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
     }
     setup::run(&setup::SetupArgs::default_toolchain())?;
     let lab = Lab::prepare(KERNEL)?;
-    let steps = STEPS.iter().fold(String::new(), |mut s, step| {
-        let _ = write!(
-            s,
-            "echo {}\n{step} || exit\n",
-            crate::vm::quote(&format!("$ {step}"))
-        );
-        s
-    });
+    if let Some(Clients(clients)) = &args.client {
+        crate::client::stage(clients, &lab.share, args.l2, &lab.kernel.vmlinuz)?;
+        let steps = client::steps(clients, args.l2);
+        let outcome = lab.run(&RunOpts {
+            script: Some(format!("{PRELUDE}{}", echoed(&steps))),
+            timeout: Some(client::timeout(clients, args.l2)),
+            ..RunOpts::default()
+        })?;
+        println!("{}", client::summary(clients, &outcome.out_dir));
+        return Ok(outcome.status);
+    }
     let outcome = lab.run(&RunOpts {
-        script: Some(format!("{PRELUDE}{steps}")),
+        script: Some(format!("{PRELUDE}{}", echoed(STEPS))),
         ..RunOpts::default()
     })?;
     println!(
@@ -65,4 +79,17 @@ pub fn run(args: &DemoArgs) -> Result<i32> {
         outcome.out_dir.display()
     );
     Ok(outcome.status)
+}
+
+/// The steps as shell, each echoed first; the first failure ends the script.
+fn echoed<S: AsRef<str>>(steps: &[S]) -> String {
+    steps.iter().fold(String::new(), |mut s, step| {
+        let step = step.as_ref();
+        let _ = write!(
+            s,
+            "echo {}\n{step} || exit\n",
+            crate::vm::quote(&format!("$ {step}"))
+        );
+        s
+    })
 }

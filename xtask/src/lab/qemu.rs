@@ -47,7 +47,9 @@ pub fn command(c: &QemuConfig) -> Command {
         .args(["-nodefaults", "-display", "none", "-no-reboot"])
         .args(["-serial", "stdio"])
         // Debian kernels lack VFIO_NOIOMMU, so vfio needs a (emulated) IOMMU.
-        .args(["-device", "intel-iommu,intremap=off"])
+        // 48-bit IOVAs (QEMU's default from 9.2): a nested QEMU 10 with SeaBIOS
+        // 1.16.3 places 64-bit BARs near 1 TiB, past the 39-bit default.
+        .args(["-device", "intel-iommu,intremap=off,aw-bits=48"])
         .arg("-kernel")
         .arg(c.vmlinuz)
         .arg("-initrd")

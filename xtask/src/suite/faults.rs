@@ -35,9 +35,9 @@ const PHASES: &[&str] = &[
     "storm", "pmd", "pud", "sigbus", "refault", "big", "dma", "dma2m",
 ];
 
-struct Phase {
-    record: Value,
-    exercise: Value,
+pub(super) struct Phase {
+    pub(super) record: Value,
+    pub(super) exercise: Value,
     fault_hist: String,
     ret_hist: String,
     /// tracefs hits of `vaddr_get_pfns`.
@@ -45,7 +45,7 @@ struct Phase {
     inserts: [(String, &'static str); 4],
 }
 
-fn load(ctx: &Ctx, name: &str) -> Result<Phase, String> {
+pub(super) fn load(ctx: &Ctx, name: &str) -> Result<Phase, String> {
     load_with(ctx, name, true)
 }
 
@@ -91,12 +91,12 @@ fn result_of(ret: u64) -> &'static str {
     }
 }
 
-fn device(p: &Phase) -> &Value {
+pub(super) fn device(p: &Phase) -> &Value {
     &p.record["devices"][0]
 }
 
 /// Every count of the record equals tracefs.
-fn matches_truth(p: &Phase, facts: &Facts) -> Result<(), String> {
+pub(super) fn matches_truth(p: &Phase, facts: &Facts) -> Result<(), String> {
     let d = device(p);
     eq("lost_events", num(&p.record["lost_events"]), 0)?;
     let total = truth::total(&p.fault_hist).ok_or("no Hits in the fault hist")?;

@@ -8,6 +8,7 @@
 //! the host and returns one result per test.
 
 mod check;
+mod client;
 mod faults;
 mod locks;
 mod pid;
@@ -23,6 +24,7 @@ mod zaps;
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use anyhow::Result;
@@ -64,6 +66,7 @@ const SCENARIOS: &[Scenario] = &[
     serve::SCENARIO,
     top::SCENARIO,
     verdict::SCENARIO,
+    client::SCENARIO,
     // Unloads vfio-pci: always last.
     check::UNREADY,
 ];
@@ -72,6 +75,9 @@ const SCENARIOS: &[Scenario] = &[
 const BOOT_TIMEOUT: std::time::Duration = std::time::Duration::from_mins(30);
 /// Devices every suite boot has; scenarios may use fewer.
 const DEVICES: u8 = 2;
+/// One boot runs every scenario: ~6 min on an idle host, more than 10 on a
+/// busy one once the client scenario's nested VMs are in.
+const BOOT_TIMEOUT: Duration = Duration::from_mins(20);
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -126,8 +132,17 @@ fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Ve
         if scenarios.iter().any(|s| s.name == top::SCENARIO.name) {
             top_tmux::stage(&lab.share)?;
         }
+        if scenarios.iter().any(|s| s.name == client::SCENARIO.name) {
+            crate::client::stage(
+                &client::CLIENTS,
+                &lab.share,
+                crate::client::L2::Bios,
+                &lab.kernel.vmlinuz,
+            )?;
+        }
         let outcome = lab.run(&RunOpts {
             devices: DEVICES,
+            timeout: Some(BOOT_TIMEOUT),
             script: Some(script.to_owned()),
             console: Console::Quiet,
             timeout: Some(BOOT_TIMEOUT),

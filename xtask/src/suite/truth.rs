@@ -61,6 +61,30 @@ pub fn stack_hits(text: &str, needle: &str) -> u64 {
     hits
 }
 
+/// Each stacktrace-keyed entry: its frames (function names, innermost
+/// first) and its hits.
+pub fn stacks(text: &str) -> Vec<(Vec<String>, u64)> {
+    let mut out = Vec::new();
+    let mut frames = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("{ ") && line.contains("stacktrace") {
+            frames.clear();
+        } else if let Some(count) = line
+            .strip_prefix('}')
+            .and_then(|r| r.trim().strip_prefix("hitcount:"))
+        {
+            out.push((
+                std::mem::take(&mut frames),
+                count.trim().parse().unwrap_or(0),
+            ));
+        } else if let Some(f) = line.split('+').next().filter(|f| !f.is_empty()) {
+            frames.push(f.to_owned());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +117,17 @@ mod tests {
     fn counts_only_stacks_through_the_needle() {
         assert_eq!(stack_hits(STACKS, "vfio_pci_mmap"), 1026);
         assert_eq!(stack_hits(STACKS, "nothing"), 0);
+    }
+
+    #[test]
+    fn splits_stacks_into_frames() {
+        let got = stacks(STACKS);
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            got[0],
+            (vec!["vmf_insert_pfn".into(), "__do_fault".into()], 1)
+        );
+        assert_eq!(got[1].0[1], "vfio_pci_mmap_huge_fault");
+        assert_eq!(got[2].1, 2);
     }
 }
