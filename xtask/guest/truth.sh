@@ -32,7 +32,8 @@ truth_on() {
   for s in vmf_insert_pfn vmf_insert_pfn_pmd vmf_insert_pfn_pud remap_pfn_range unmap_mapping_range vfio_pci_zap_and_vma_lock; do
     has $s && truth_add vt_$s "p:vt_$s $s" 'hist:keys=stacktrace'
   done
-  # type1's pfn lookups: only DMA maps call it.
+  # type1's pfn lookups: only DMA maps call it. Its ioctls, by command.
+  has vfio_iommu_type1_ioctl && truth_add vt_ioctl "p:vt_ioctl vfio_iommu_type1_ioctl cmd=%si:u32" 'hist:keys=cmd'
   has vaddr_get_pfns && truth_add vt_lookup "p:vt_lookup vaddr_get_pfns" 'hist:keys=common_pid'
   # dma-buf revokes (1) and restores (0), 6.19+.
   has vfio_pci_dma_buf_move && truth_add vt_dmabuf "p:vt_dmabuf vfio_pci_dma_buf_move revoked=%si:u8" 'hist:keys=revoked'

@@ -127,21 +127,55 @@ fn origins(p: &Phase) -> Result<(), String> {
     )
 }
 
+/// `VFIO_IOMMU_MAP_DMA`, as tracefs's hist of the ioctl's `cmd` shows it.
+const MAP_DMA: u64 = vfio_trace_common::VFIO_IOMMU_MAP_DMA as u64;
+
+/// QEMU's DMA maps: every one the kernel saw is recorded (of the BAR, or of
+/// guest RAM apart), every client fault happened inside a map of the BAR,
+/// and the pfn lookups of all maps equal tracefs's `vaddr_get_pfns` count.
+fn dma_maps(ctx: &Ctx, name: &str, p: &Phase) -> Result<(), String> {
+    let d = faults::device(p);
+    let (bar, other) = (&d["dma_maps"], &p.record["other_dma_maps"]);
+    let ioctls = truth::by_key(&read_out(ctx, &format!("{name}.vt_ioctl.hist"))?);
+    eq(
+        "dma_maps.count + other_dma_maps.count",
+        num(&bar["count"]) + num(&other["count"]),
+        ioctls.get(&MAP_DMA).copied().unwrap_or(0),
+    )?;
+    if num(&bar["count"]) == 0 {
+        return Err("no DMA map of the BAR".into());
+    }
+    eq(
+        "dma_maps.faults",
+        num(&bar["faults"]),
+        num(&d["faults"]["by_origin"]["dma_map"]),
+    )?;
+    eq("other_dma_maps.faults", num(&other["faults"]), 0)?;
+    let lookups = truth::total(&p.lookup_hist).ok_or("no vaddr_get_pfns hist")?;
+    eq(
+        "dma_maps.lookups + other_dma_maps.lookups",
+        num(&bar["lookups"]) + num(&other["lookups"]),
+        lookups,
+    )
+}
+
 fn check(ctx: &Ctx) -> Vec<TestResult> {
     let mut out = Vec::new();
     for q in CLIENTS {
         let name = q.slug();
-        let (truth, zaps, origin) = match faults::load(ctx, name) {
+        let (truth, zaps, origin, maps) = match faults::load(ctx, name) {
             Ok(p) => (
                 faults::matches_truth(&p, ctx.facts),
                 zaps_match(ctx, name, &p),
                 origins(&p),
+                dma_maps(ctx, name, &p),
             ),
-            Err(e) => (Err(e.clone()), Err(e.clone()), Err(e)),
+            Err(e) => (Err(e.clone()), Err(e.clone()), Err(e.clone()), Err(e)),
         };
         out.push((format!("{name}/equals-tracefs"), truth));
         out.push((format!("{name}/zaps-equal-tracefs"), zaps));
         out.push((format!("{name}/origins"), origin));
+        out.push((format!("{name}/dma-maps"), maps));
     }
     out
 }

@@ -41,7 +41,7 @@ pub(super) struct Phase {
     fault_hist: String,
     ret_hist: String,
     /// tracefs hits of `vaddr_get_pfns`.
-    lookup_hist: String,
+    pub(super) lookup_hist: String,
     inserts: [(String, &'static str); 4],
 }
 

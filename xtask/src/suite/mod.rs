@@ -70,14 +70,11 @@ const SCENARIOS: &[Scenario] = &[
     // Unloads vfio-pci: always last.
     check::UNREADY,
 ];
-/// A hang guard for one kernel's boot with every scenario: a quiet host
-/// runs them in 5-12 minutes under TCG, a loaded one in twice that.
-const BOOT_TIMEOUT: std::time::Duration = std::time::Duration::from_mins(30);
 /// Devices every suite boot has; scenarios may use fewer.
 const DEVICES: u8 = 2;
-/// One boot runs every scenario: ~6 min on an idle host, more than 10 on a
-/// busy one once the client scenario's nested VMs are in.
-const BOOT_TIMEOUT: Duration = Duration::from_mins(20);
+/// A hang guard for one boot running every scenario: ~6-12 min on an idle
+/// host, twice that on a busy one once the client scenario's nested VMs are in.
+const BOOT_TIMEOUT: Duration = Duration::from_mins(30);
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -145,7 +142,6 @@ fn run_kernel(kernel: &str, script: &str, scenarios: &[&'static Scenario]) -> Ve
             timeout: Some(BOOT_TIMEOUT),
             script: Some(script.to_owned()),
             console: Console::Quiet,
-            timeout: Some(BOOT_TIMEOUT),
             ..RunOpts::default()
         })?;
         Ok((&spec.facts, outcome))
