@@ -66,6 +66,10 @@ pub struct Zap {
     pub map_fault_ns_after: u64,
     /// From the end of the zap to the start of the first map after it.
     pub first_map_ns: Option<u64>,
+    /// Pages faulted back while this was the last zap, whichever zap took
+    /// them: a reset right after a decode-off removes nothing itself, yet
+    /// the pages come back in its cycle.
+    pub refaulted_in_cycle: u64,
     /// The dma-buf revoke beside the zap (6.19+).
     pub revoke_ns: Option<u64>,
     /// From the zap's end to the first config write that set memory
@@ -115,7 +119,11 @@ impl ZapStats {
             });
         }
         self.populated.insert(start, end);
-        self.refaulted_pages - before
+        let back = self.refaulted_pages - before;
+        if let Some(z) = self.zaps.last_mut() {
+            z.refaulted_in_cycle += back;
+        }
+        back
     }
 
     /// Zaps by cause.
@@ -225,6 +233,7 @@ impl ZapStats {
             map_ns_after: 0,
             map_fault_ns_after: 0,
             first_map_ns: None,
+            refaulted_in_cycle: 0,
             revoke_ns: None,
             decode_on_ns: None,
             pending: removed,
@@ -331,6 +340,9 @@ mod tests {
         assert!(z.pending.is_empty());
         assert_eq!(z.refaulted_pages, 16);
         assert_eq!(z.zaps[2].removed, 0);
+        // Every page came back after the last zap: all in its cycle.
+        assert_eq!(z.zaps[2].refaulted_in_cycle, 16);
+        assert_eq!(z.zaps[0].refaulted_in_cycle, 0);
     }
 
     #[test]

@@ -108,7 +108,8 @@ pub struct CycleDoc {
     pub map_ns: u64,
     /// Of `map_ns`, time in vfio faults.
     pub map_fault_ns: u64,
-    /// Pages faulted back after the zaps, by maps and CPUs alike.
+    /// Pages faulted back during the cycles (before the next zap), by maps
+    /// and CPUs alike, whichever zap had taken them.
     pub refaulted_pages: u64,
     /// Cycles whose decode-on was seen (a config write setting memory
     /// decode), and the time from their zap's end to it, summed; and the
@@ -157,7 +158,7 @@ pub fn cycles_doc(d: &DeviceStats) -> BTreeMap<String, CycleDoc> {
         c.maps += u64::from(z.maps_after);
         c.map_ns += z.map_ns_after;
         c.map_fault_ns += z.map_fault_ns_after;
-        c.refaulted_pages += z.refaulted;
+        c.refaulted_pages += z.refaulted_in_cycle;
         c.revoke_ns += z.revoke_ns.unwrap_or(0);
         if let Some(ns) = z.decode_on_ns {
             c.decode_on_seen += 1;
