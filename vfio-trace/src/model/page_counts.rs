@@ -166,6 +166,18 @@ impl Chunk {
     }
 }
 
+/// The chunk of a page below the limit, and its slot in the chunk.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "below the limit, so both fit in usize"
+)]
+fn chunk_slot(page: u64) -> (usize, usize) {
+    (
+        (page / CHUNK_PAGES as u64) as usize,
+        page as usize % CHUNK_PAGES,
+    )
+}
+
 impl PageCounts {
     /// Counts pages of a BAR of `bytes` (rounded up to whole pages).
     pub fn set_size(&mut self, bytes: u64) {
@@ -177,14 +189,7 @@ impl PageCounts {
             self.out_of_range += 1;
             return;
         }
-        #[allow(
-            clippy::cast_possible_truncation,
-            reason = "below the limit, so both fit in usize"
-        )]
-        let (chunk, slot) = (
-            (page / CHUNK_PAGES as u64) as usize,
-            page as usize % CHUNK_PAGES,
-        );
+        let (chunk, slot) = chunk_slot(page);
         if chunk >= self.chunks.len() {
             self.chunks.resize(chunk + 1, EMPTY);
         }
@@ -201,14 +206,7 @@ impl PageCounts {
         if page >= self.limit {
             return;
         }
-        #[allow(
-            clippy::cast_possible_truncation,
-            reason = "below the limit, so both fit in usize"
-        )]
-        let (chunk, slot) = (
-            (page / CHUNK_PAGES as u64) as usize,
-            page as usize % CHUNK_PAGES,
-        );
+        let (chunk, slot) = chunk_slot(page);
         if let Some(Chunk::Dense(counts)) = self.chunks.get(chunk) {
             prefetch(&counts[slot]);
         }
