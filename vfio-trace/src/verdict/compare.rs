@@ -121,7 +121,7 @@ fn figures(d: &DeviceDoc) -> Vec<(&'static str, Unit, f64)> {
             cycles(d).map(|c| c.count).sum::<u64>() as f64,
         ),
         (
-            "cycle time, zap to maps done",
+            "cycle time",
             Unit::Ns,
             cycles(d)
                 .map(|c| c.zap_ns + c.to_map_ns + c.map_ns)
