@@ -221,7 +221,7 @@ pub const ROWS: &[Row] = &[
         role: Role::PfnLookup,
         kind: Kind::Kprobe,
         candidates: &[c("vaddr_get_pfns", "pfn_lookup")],
-        absent_because: "no vaddr_get_pfns in vfio_iommu_type1: DMA maps' pfn lookups read 0",
+        absent_because: "DMA maps' pfn lookups read 0",
     },
     // From 6.19 vfio-pci exports BARs as dma-bufs, revoked beside each zap
     // and restored when memory decode is back on.
@@ -229,13 +229,13 @@ pub const ROWS: &[Row] = &[
         role: Role::DmaBufEntry,
         kind: Kind::Kprobe,
         candidates: &[c("vfio_pci_dma_buf_move", "dma_buf_entry")],
-        absent_because: "no vfio_pci_dma_buf_move: vfio-pci exports no dma-buf (before 6.19)",
+        absent_because: "vfio-pci exports no dma-buf (before 6.19)",
     },
     Row {
         role: Role::DmaBufReturn,
         kind: Kind::Kretprobe,
         candidates: &[c("vfio_pci_dma_buf_move", "dma_buf_return")],
-        absent_because: "no vfio_pci_dma_buf_move: vfio-pci exports no dma-buf (before 6.19)",
+        absent_because: "vfio-pci exports no dma-buf (before 6.19)",
     },
 ];
 
