@@ -168,8 +168,8 @@ impl Model {
     /// Bytes the model holds on the heap, to check it stays bounded. Exact
     /// for the large parts (page counts, histograms); estimated for tree nodes.
     pub fn heap_bytes(&self) -> usize {
-        // A name and its share of a tree node.
-        let comms: usize = self
+        // Process and thread names, each with its share of a tree node.
+        let names: usize = self
             .comms
             .values()
             .map(|c| c.capacity() + 32)
@@ -179,7 +179,7 @@ impl Model {
                 .values()
                 .map(|(_, c)| c.capacity() + 40)
                 .sum::<usize>();
-        self.devices.heap_bytes() + comms + self.other_dma.heap_bytes()
+        self.devices.heap_bytes() + names + self.other_dma.heap_bytes()
     }
 
     pub fn ingest(&mut self, event: &Event) {
