@@ -4,7 +4,7 @@
 //! restore), so the device is read from the kernel, not cached.
 
 use aya_ebpf::helpers::bpf_get_current_pid_tgid;
-use vfio_trace_common::{Config, DecodeOnEvent, PCI_COMMAND, PCI_COMMAND_MEMORY};
+use vfio_trace_common::{DecodeOnEvent, PCI_COMMAND, PCI_COMMAND_MEMORY};
 
 use crate::{
     kernel::{device_of, low32, now},
@@ -14,7 +14,7 @@ use crate::{
 /// A config write of `count` bytes at `pos` with value `val` (little
 /// endian, its first byte at `pos`).
 #[inline(always)]
-pub fn config_write(cfg: &Config, vdev: u64, pos: u32, count: u32, val: u32) {
+pub fn config_write(vdev: u64, pos: u32, count: u32, val: u32) {
     if pos > PCI_COMMAND || pos.saturating_add(count) <= PCI_COMMAND {
         return;
     }
@@ -24,14 +24,14 @@ pub fn config_write(cfg: &Config, vdev: u64, pos: u32, count: u32, val: u32) {
     }
     let mut ev = DecodeOnEvent::zeroed();
     ev.start_ns = now();
-    if let Some(device) = device_of(cfg, vdev) {
+    if let Some(device) = device_of(vdev) {
         ev.device = device;
     }
-    if filtered_out(cfg.filter_devices, ev.device) {
+    if filtered_out(conf!(filter_devices), ev.device) {
         return;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     ev.pid = (pid_tgid >> 32) as u32;
     ev.tid = low32(pid_tgid);
-    emit(ev.device, &ev, cfg.wake_bytes);
+    emit(ev.device, &ev, conf!(wake_bytes));
 }

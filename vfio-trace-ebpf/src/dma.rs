@@ -4,15 +4,14 @@
 //! made while it ran. Only map ioctls are kept: every other command returns
 //! at the first compare.
 
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_user};
-use vfio_trace_common::{
-    Config, DmaMapEvent, TaskEvent, UNKNOWN_DEVICE, VFIO_IOMMU_MAP_DMA, counter, dma_map_arg,
-};
+use aya_ebpf::helpers::bpf_probe_read_user;
+use vfio_trace_common::{DmaMapEvent, UNKNOWN_DEVICE, VFIO_IOMMU_MAP_DMA, counter, dma_map_arg};
 
 use crate::{
     diag,
     kernel::{low32, now},
     maps::{TASKS, TaskState, count, emit, other_process},
+    thread,
 };
 
 #[inline(always)]
@@ -23,10 +22,8 @@ fn user_u64(base: u64, offset: u64) -> u64 {
 
 /// The ioctl began with `cmd` and user argument `arg`.
 #[inline(always)]
-pub fn entry(cfg: &Config, cmd: u32, arg: u64) {
-    if cmd != VFIO_IOMMU_MAP_DMA
-        || other_process(cfg.filter_pid, (bpf_get_current_pid_tgid() >> 32) as u32)
-    {
+pub fn entry(cmd: u32, arg: u64) {
+    if cmd != VFIO_IOMMU_MAP_DMA || other_process() {
         return;
     }
     let Some(st) = TASKS.current(true) else {
@@ -44,7 +41,7 @@ pub fn entry(cfg: &Config, cmd: u32, arg: u64) {
 
 /// The ioctl returned `ret`; `end_ns` was read first thing at return.
 #[inline(always)]
-pub fn ret(cfg: &Config, end_ns: u64, ret: u64) {
+pub fn ret(end_ns: u64, ret: u64) {
     let Some(st) = TASKS.current(false) else {
         return;
     };
@@ -52,27 +49,13 @@ pub fn ret(cfg: &Config, end_ns: u64, ret: u64) {
         return;
     }
     st.in_dma = 0;
-    let pid_tgid = bpf_get_current_pid_tgid();
+    let device = st.dma.device;
+    let pid_tgid = thread::pid_tgid(st, device);
     st.dma.pid = (pid_tgid >> 32) as u32;
     st.dma.tid = low32(pid_tgid);
     st.dma.ret = low32(ret).cast_signed();
     st.dma.latency_ns = end_ns.wrapping_sub(st.dma.start_ns);
-    name_task(st, cfg);
-    emit(st.dma.device, &st.dma, cfg.wake_bytes);
-}
-
-/// Sends the thread's name once, as the first fault would.
-#[inline(always)]
-fn name_task(st: &mut TaskState, cfg: &Config) {
-    if st.named != 0 {
-        return;
-    }
-    let mut task = TaskEvent::zeroed();
-    task.pid = st.dma.pid;
-    task.tid = st.dma.tid;
-    task.comm = bpf_get_current_comm().unwrap_or_default();
-    emit(st.dma.device, &task, cfg.wake_bytes);
-    st.named = 1;
+    emit(st.dma.device, &st.dma, conf!(wake_bytes));
 }
 
 /// `vaddr_get_pfns`: one pfn lookup of the map in progress.

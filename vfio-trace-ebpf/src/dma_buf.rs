@@ -3,7 +3,7 @@
 //! decode comes back on. One `DmaBufMoveEvent` per call.
 
 use aya_ebpf::helpers::bpf_get_current_pid_tgid;
-use vfio_trace_common::{Config, DmaBufMoveEvent, counter};
+use vfio_trace_common::{DmaBufMoveEvent, counter};
 
 use crate::{
     diag,
@@ -26,7 +26,7 @@ pub fn entry(vdev: u64, revoked: bool) {
 
 /// `end_ns` was read first thing at return.
 #[inline(always)]
-pub fn ret(cfg: &Config, end_ns: u64) {
+pub fn ret(end_ns: u64) {
     let Some(st) = TASKS.current(false) else {
         return;
     };
@@ -35,10 +35,10 @@ pub fn ret(cfg: &Config, end_ns: u64) {
     }
     st.in_move = 0;
     let mut ev = DmaBufMoveEvent::zeroed();
-    if let Some(device) = device_of(cfg, st.move_vdev) {
+    if let Some(device) = device_of(st.move_vdev) {
         ev.device = device;
     }
-    if filtered_out(cfg.filter_devices, ev.device) {
+    if filtered_out(conf!(filter_devices), ev.device) {
         return;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -47,5 +47,5 @@ pub fn ret(cfg: &Config, end_ns: u64) {
     ev.revoked = st.move_revoked;
     ev.start_ns = st.move_start_ns;
     ev.latency_ns = end_ns.wrapping_sub(st.move_start_ns);
-    emit(ev.device, &ev, cfg.wake_bytes);
+    emit(ev.device, &ev, conf!(wake_bytes));
 }

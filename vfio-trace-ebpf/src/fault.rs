@@ -10,13 +10,13 @@
 //! only while the same task is inside a vfio fault, so other drivers' inserts
 //! never show; the order-0 wrapper is not probed, so nothing counts twice.
 
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
-use vfio_trace_common::{Config, FaultEvent, TaskEvent, counter, origin, vm_fault};
+use vfio_trace_common::{FaultEvent, counter, origin, vm_fault};
 
 use crate::{
     diag, dma,
-    kernel::{device_of_vma, low32, now, read, vdev_of_vma},
+    kernel::{Mem, device_of_vma, low32, now},
     maps::{TASKS, TaskState, count, emit, filtered_out, other_process},
+    thread,
 };
 
 #[derive(Clone, Copy)]
@@ -29,8 +29,8 @@ pub enum Insert {
 
 /// A fault began: `vmf` is its `struct vm_fault *`, `order` the order asked for.
 #[inline(always)]
-pub fn entry(cfg: &Config, vmf: u64, order: u32) {
-    if other_process(cfg.filter_pid, (bpf_get_current_pid_tgid() >> 32) as u32) {
+pub fn entry(vmf: u64, order: u32) {
+    if other_process() {
         return;
     }
     let Some(st) = TASKS.current(true) else {
@@ -40,19 +40,26 @@ pub fn entry(cfg: &Config, vmf: u64, order: u32) {
     };
     st.vmf = vmf;
     st.order = order;
-    st.inserts_pte = 0;
-    st.inserts_pmd = 0;
-    st.inserts_pud = 0;
-    st.remaps = 0;
-    st.remap_pages = 0;
+    // Volatile: LLVM merges plain zero stores into a `memset` call, which the
+    // BPF target runs a byte at a time.
+    // SAFETY: writes to fields of the task's own storage.
+    unsafe {
+        core::ptr::write_volatile(&raw mut st.inserts_pte, 0);
+        core::ptr::write_volatile(&raw mut st.inserts_pmd, 0);
+        core::ptr::write_volatile(&raw mut st.inserts_pud, 0);
+        core::ptr::write_volatile(&raw mut st.remaps, 0);
+        core::ptr::write_volatile(&raw mut st.remap_pages, 0);
+    }
     st.in_fault = 1;
     count(counter::FAULT_ENTRIES);
     st.start_ns = now();
 }
 
 /// The fault returned `result`; `end_ns` was read first thing at return.
+/// `vmf` is the handler's argument when the program has it with its BTF
+/// type (fexit), else the one noted at entry is read with helpers.
 #[inline(always)]
-pub fn ret(cfg: &Config, end_ns: u64, result: u32) {
+pub fn ret(end_ns: u64, result: u32, vmf: Option<u64>) {
     let Some(st) = TASKS.current(false) else {
         return;
     };
@@ -61,56 +68,77 @@ pub fn ret(cfg: &Config, end_ns: u64, result: u32) {
     }
     st.in_fault = 0;
     count(counter::FAULT_RETURNS);
-    finish(cfg, st, end_ns, result);
+    let (mem, vmf) = match vmf {
+        Some(vmf) => (Mem::Btf, vmf),
+        None => (Mem::Probe, st.vmf),
+    };
+    finish(mem, vmf, st, end_ns, result);
+}
+
+/// The device key of the VMA's vfio device `vdev`. The thread's last one is
+/// kept in its storage: a thread's faults nearly always repeat it, and the
+/// compare costs less than a hash lookup.
+#[inline(always)]
+fn device_cached(st: &mut TaskState, vma: u64, vdev: u64) -> Option<u64> {
+    if vdev == st.vdev && vdev != 0 {
+        return Some(st.device);
+    }
+    let device = device_of_vma(vma, vdev)?;
+    st.vdev = vdev;
+    st.device = device;
+    Some(device)
 }
 
 /// Builds and sends the event of a fault that returned `result` at `end_ns`.
 #[inline(always)]
-fn finish(cfg: &Config, st: &mut TaskState, end_ns: u64, result: u32) {
+fn finish(mem: Mem, vmf: u64, st: &mut TaskState, end_ns: u64, result: u32) {
     let mut ev = FaultEvent::zeroed();
-    if let Some(vma) = read::<u64>(st.vmf, cfg.vmf_vma) {
-        let start = read::<u64>(vma, cfg.vma_start).unwrap_or(0);
-        let address = read::<u64>(st.vmf, cfg.vmf_address).unwrap_or(start);
-        ev.vma_pgoff = read::<u64>(vma, cfg.vma_pgoff).unwrap_or(0);
-        ev.page_in_vma = address.wrapping_sub(start) >> 12;
+    let [vma, address, flags] = mem.fields(
+        vmf,
+        [
+            (conf!(vmf_vma), 8),
+            (conf!(vmf_address), 8),
+            (conf!(vmf_flags), 4),
+        ],
+    );
+    if let Some(vma) = vma {
+        // Two groups: `vm_start` and `vm_end` lead the struct, `vm_pgoff`
+        // and `vm_private_data` lie together further in.
+        let [start, end] = mem.fields(vma, [(conf!(vma_start), 8), (conf!(vma_end), 8)]);
+        let [pgoff, vdev] = mem.fields(vma, [(conf!(vma_pgoff), 8), (conf!(vma_private_data), 8)]);
+        let start = start.unwrap_or(0);
+        ev.vma_pgoff = pgoff.unwrap_or(0);
+        ev.page_in_vma = address.unwrap_or(start).wrapping_sub(start) >> 12;
         ev.vma_start = start;
-        if let Some(end) = read::<u64>(vma, cfg.vma_end) {
+        if let Some(end) = end {
             ev.vma_pages = u32::try_from(end.wrapping_sub(start) >> 12).unwrap_or(u32::MAX);
         }
-        match vdev_of_vma(cfg, vma) {
+        match vdev {
             Some(vdev) => {
-                if let Some(device) = device_of_vma(cfg, vma, vdev) {
+                if let Some(device) = device_cached(st, vma, vdev) {
                     ev.device = device;
                 }
             }
-            None => diag::fault_vdev(cfg.vma_private_data),
+            None => diag::fault_vdev(conf!(vma_private_data)),
         }
     } else {
-        diag::fault_vma(cfg.vmf_vma);
+        diag::fault_vma(conf!(vmf_vma));
     }
-    if filtered_out(cfg.filter_devices, ev.device) {
+    if filtered_out(conf!(filter_devices), ev.device) {
         return;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
+    let pid_tgid = thread::pid_tgid(st, ev.device);
     ev.pid = (pid_tgid >> 32) as u32;
     ev.tid = low32(pid_tgid);
-    if st.named == 0 {
-        let mut task = TaskEvent::zeroed();
-        task.pid = ev.pid;
-        task.tid = ev.tid;
-        task.comm = bpf_get_current_comm().unwrap_or_default();
-        emit(ev.device, &task, cfg.wake_bytes);
-        st.named = 1;
-    }
     ev.order = st.order;
     if !matches!(st.order, 0 | 9 | 18) {
         diag::order(st.order);
     }
     ev.result = result;
-    ev.origin = origin_of(cfg, st);
+    ev.origin = origin_of(flags, st);
     ev.start_ns = st.start_ns;
     ev.latency_ns = end_ns.wrapping_sub(st.start_ns);
-    if cfg.inserts_from_result != 0 {
+    if conf!(inserts_from_result) != 0 {
         infer_insert(st, result);
     }
     ev.inserts_pte = st.inserts_pte;
@@ -119,18 +147,19 @@ fn finish(cfg: &Config, st: &mut TaskState, end_ns: u64, result: u32) {
     ev.remaps = st.remaps;
     ev.remap_pages = st.remap_pages;
     dma::fault_inside(st, ev.device, ev.latency_ns);
-    emit(ev.device, &ev, cfg.wake_bytes);
+    emit(ev.device, &ev, conf!(wake_bytes));
 }
 
 /// A fault inside type1's pinning is a DMA map's; one a user-mode CPU took
 /// carries `FAULT_FLAG_USER`; anything else is another kernel path.
 #[inline(always)]
-fn origin_of(cfg: &Config, st: &TaskState) -> u32 {
+fn origin_of(flags: Option<u64>, st: &TaskState) -> u32 {
     if st.pinning != 0 {
         return origin::DMA_MAP;
     }
-    let flags = read::<u32>(st.vmf, cfg.vmf_flags).unwrap_or(0);
-    if cfg.fault_flag_user != 0 && flags & cfg.fault_flag_user != 0 {
+    let flags = flags.unwrap_or(0);
+    let user = u64::from(conf!(fault_flag_user));
+    if user != 0 && flags & user != 0 {
         origin::CPU
     } else {
         origin::OTHER

@@ -9,7 +9,7 @@
 //! Produces one `LockEvent` per contended acquisition.
 
 use aya_ebpf::programs::TracePointContext;
-use vfio_trace_common::{Config, LockEvent, MISSING, counter};
+use vfio_trace_common::{LockEvent, MISSING, counter};
 
 use crate::{
     diag,
@@ -27,8 +27,8 @@ fn field<T>(ctx: &TracePointContext, offset: u32) -> Option<T> {
 }
 
 #[inline(always)]
-pub fn begin(ctx: &TracePointContext, cfg: &Config) {
-    let Some(lock) = field::<u64>(ctx, cfg.tp_lock_addr) else {
+pub fn begin(ctx: &TracePointContext) {
+    let Some(lock) = field::<u64>(ctx, conf!(tp_lock_addr)) else {
         return;
     };
     let Some(device) = LOCKS.get_ptr(lock) else {
@@ -36,17 +36,17 @@ pub fn begin(ctx: &TracePointContext, cfg: &Config) {
     };
     // SAFETY: a successful lookup of a plain u64.
     let device = unsafe { *device };
-    if filtered_out(cfg.filter_devices, device) {
+    if filtered_out(conf!(filter_devices), device) {
         return;
     }
     let task = task();
-    if other_process(cfg.filter_pid, task.pid) {
+    if other_process() {
         return;
     }
     let mut ev = LockEvent::zeroed();
     ev.device = device;
     ev.lock = lock;
-    ev.flags = field::<u32>(ctx, cfg.tp_flags).unwrap_or(0);
+    ev.flags = field::<u32>(ctx, conf!(tp_flags)).unwrap_or(0);
     ev.pid = task.pid;
     ev.tid = task.tid;
     ev.comm = task.comm;
@@ -58,7 +58,7 @@ pub fn begin(ctx: &TracePointContext, cfg: &Config) {
 }
 
 #[inline(always)]
-pub fn end(ctx: &TracePointContext, cfg: &Config) {
+pub fn end(ctx: &TracePointContext) {
     let tid = tid();
     let Some(ev) = LOCK_INFLIGHT.get_ptr_mut(tid) else {
         return;
@@ -67,11 +67,11 @@ pub fn end(ctx: &TracePointContext, cfg: &Config) {
     let ev = unsafe { &mut *ev };
     // A lock contended inside the wait (the rwsem's wait_lock, a runqueue
     // lock) ends first; only memory_lock's own end closes the wait.
-    if field::<u64>(ctx, cfg.tp_lock_addr) != Some(ev.lock) {
+    if field::<u64>(ctx, conf!(tp_lock_addr)) != Some(ev.lock) {
         return;
     }
     ev.wait_ns = now().wrapping_sub(ev.start_ns);
-    ev.ret = field::<i32>(ctx, cfg.tp_ret).unwrap_or(0);
-    emit(ev.device, ev, cfg.wake_bytes);
+    ev.ret = field::<i32>(ctx, conf!(tp_ret)).unwrap_or(0);
+    emit(ev.device, ev, conf!(wake_bytes));
     let _ = LOCK_INFLIGHT.remove(tid);
 }

@@ -19,6 +19,15 @@
     reason = "-Z build-std=core adds compiler_builtins, which no code names"
 )]
 
+/// One `u32` field of [`CONFIG`]. A volatile load of that field alone: the
+/// map is frozen, so the verifier knows the value and prunes the branches it
+/// decides, while `Global::load` copied all 30 fields to the stack in every run.
+macro_rules! conf {
+    ($field:ident) => {
+        $crate::config_field(core::mem::offset_of!(vfio_trace_common::Config, $field))
+    };
+}
+
 mod decode;
 mod diag;
 mod dma;
@@ -28,6 +37,7 @@ mod kernel;
 mod lock;
 mod maps;
 mod task_storage;
+mod thread;
 mod zap;
 
 use aya_ebpf::{
@@ -38,19 +48,26 @@ use aya_ebpf::{
 use vfio_trace_common::Config;
 
 /// Offsets and filters, overridden by the loader before the programs load.
+/// Read a field at a time with [`conf!`].
 #[unsafe(no_mangle)]
 static CONFIG: Global<Config> = Global::new(Config::empty());
+
+#[inline(always)]
+fn config_field(offset: usize) -> u32 {
+    // SAFETY: `Global` is `repr(transparent)` over the `Config`, whose fields
+    // are all `u32`; `offset` comes from `offset_of!` on it.
+    unsafe { core::ptr::read_volatile((&raw const CONFIG).cast::<u32>().byte_add(offset)) }
+}
 
 /// Entry of the vfio fault handler (`vfio_pci_mmap_huge_fault` or `vfio_pci_mmap_fault`).
 #[kprobe]
 pub fn fault_entry(ctx: ProbeContext) -> u32 {
-    let cfg = CONFIG.load();
-    let order = if cfg.handler_has_order != 0 {
+    let order = if conf!(handler_has_order) != 0 {
         kernel::low32(ctx.arg(1).unwrap_or(0))
     } else {
         0
     };
-    fault::entry(&cfg, ctx.arg(0).unwrap_or(0), order);
+    fault::entry(ctx.arg(0).unwrap_or(0), order);
     0
 }
 
@@ -58,7 +75,7 @@ pub fn fault_entry(ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn fault_return(ctx: RetProbeContext) -> u32 {
     let end_ns = kernel::now();
-    fault::ret(&CONFIG.load(), end_ns, kernel::low32(ctx.ret()));
+    fault::ret(end_ns, kernel::low32(ctx.ret()), None);
     0
 }
 
@@ -66,7 +83,7 @@ pub fn fault_return(ctx: RetProbeContext) -> u32 {
 /// breakpoint, several times cheaper per fault than a kprobe.
 #[fentry]
 pub fn fault_fentry_huge(ctx: FEntryContext) -> u32 {
-    fault::entry(&CONFIG.load(), ctx.arg(0), kernel::low32(ctx.arg(1)));
+    fault::entry(ctx.arg(0), kernel::low32(ctx.arg(1)));
     0
 }
 
@@ -74,14 +91,14 @@ pub fn fault_fentry_huge(ctx: FEntryContext) -> u32 {
 #[fexit]
 pub fn fault_fexit_huge(ctx: FExitContext) -> u32 {
     let end_ns = kernel::now();
-    fault::ret(&CONFIG.load(), end_ns, kernel::low32(ctx.arg(2)));
+    fault::ret(end_ns, kernel::low32(ctx.arg(2)), Some(ctx.arg(0)));
     0
 }
 
 /// fentry of `vfio_pci_mmap_fault(vmf)` (before 6.12).
 #[fentry]
 pub fn fault_fentry(ctx: FEntryContext) -> u32 {
-    fault::entry(&CONFIG.load(), ctx.arg(0), 0);
+    fault::entry(ctx.arg(0), 0);
     0
 }
 
@@ -89,7 +106,7 @@ pub fn fault_fentry(ctx: FEntryContext) -> u32 {
 #[fexit]
 pub fn fault_fexit(ctx: FExitContext) -> u32 {
     let end_ns = kernel::now();
-    fault::ret(&CONFIG.load(), end_ns, kernel::low32(ctx.arg(1)));
+    fault::ret(end_ns, kernel::low32(ctx.arg(1)), Some(ctx.arg(0)));
     0
 }
 
@@ -137,7 +154,7 @@ pub fn pin_return(_ctx: RetProbeContext) -> u32 {
 #[kprobe]
 pub fn dma_entry(ctx: ProbeContext) -> u32 {
     let cmd: u64 = ctx.arg(1).unwrap_or(0);
-    dma::entry(&CONFIG.load(), kernel::low32(cmd), ctx.arg(2).unwrap_or(0));
+    dma::entry(kernel::low32(cmd), ctx.arg(2).unwrap_or(0));
     0
 }
 
@@ -145,7 +162,7 @@ pub fn dma_entry(ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn dma_return(ctx: RetProbeContext) -> u32 {
     let end_ns = kernel::now();
-    dma::ret(&CONFIG.load(), end_ns, ctx.ret());
+    dma::ret(end_ns, ctx.ret());
     0
 }
 
@@ -168,7 +185,7 @@ pub fn dma_buf_entry(ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn dma_buf_return(_ctx: RetProbeContext) -> u32 {
     let end_ns = kernel::now();
-    dma_buf::ret(&CONFIG.load(), end_ns);
+    dma_buf::ret(end_ns);
     0
 }
 
@@ -204,12 +221,11 @@ pub fn remap(ctx: ProbeContext) -> u32 {
 /// `vfio_pci_core_mmap(core_vdev, vma)`: learn the device behind a new mapping.
 #[kprobe]
 pub fn mmap_entry(ctx: ProbeContext) -> u32 {
-    let cfg = CONFIG.load();
     let core: u64 = ctx.arg(0).unwrap_or(0);
     let vma: u64 = ctx.arg(1).unwrap_or(0);
-    if core != 0 && cfg.vdev_core != vfio_trace_common::MISSING {
-        let vdev = core - u64::from(cfg.vdev_core);
-        let _ = kernel::device_of_vma(&cfg, vma, vdev);
+    if core != 0 && conf!(vdev_core) != vfio_trace_common::MISSING {
+        let vdev = core - u64::from(conf!(vdev_core));
+        let _ = kernel::device_of_vma(vma, vdev);
     }
     0
 }
@@ -217,21 +233,21 @@ pub fn mmap_entry(ctx: ProbeContext) -> u32 {
 /// `unmap_mapping_range` entry (6.10+).
 #[kprobe]
 pub fn zap_mapping_entry(ctx: ProbeContext) -> u32 {
-    zap::mapping_entry(&ctx, &CONFIG.load());
+    zap::mapping_entry(&ctx);
     0
 }
 
 /// `vfio_pci_zap_and_vma_lock` entry (before 6.10).
 #[kprobe]
 pub fn zap_vdev_entry(ctx: ProbeContext) -> u32 {
-    zap::vdev_entry(&ctx, &CONFIG.load());
+    zap::vdev_entry(&ctx);
     0
 }
 
 /// Return of the zapping function.
 #[kretprobe]
 pub fn zap_return(_ctx: RetProbeContext) -> u32 {
-    zap::ret(&CONFIG.load());
+    zap::ret();
     0
 }
 
@@ -249,13 +265,7 @@ pub fn hold_begin(_ctx: ProbeContext) -> u32 {
 pub fn config_write_entry(ctx: ProbeContext) -> u32 {
     zap::hold_begin();
     let arg = |n| kernel::low32(ctx.arg::<u64>(n).unwrap_or(0));
-    decode::config_write(
-        &CONFIG.load(),
-        ctx.arg(0).unwrap_or(0),
-        arg(1),
-        arg(2),
-        arg(5),
-    );
+    decode::config_write(ctx.arg(0).unwrap_or(0), arg(1), arg(2), arg(5));
     0
 }
 
@@ -263,7 +273,7 @@ pub fn config_write_entry(ctx: ProbeContext) -> u32 {
 /// of a zap has released `memory_lock`.
 #[kretprobe]
 pub fn hold_end(_ctx: RetProbeContext) -> u32 {
-    zap::hold_end(&CONFIG.load());
+    zap::hold_end();
     0
 }
 
@@ -284,14 +294,14 @@ pub fn zap_range_batched(ctx: ProbeContext) -> u32 {
 /// `lock:contention_begin`
 #[tracepoint]
 pub fn lock_begin(ctx: TracePointContext) -> u32 {
-    lock::begin(&ctx, &CONFIG.load());
+    lock::begin(&ctx);
     0
 }
 
 /// `lock:contention_end`
 #[tracepoint]
 pub fn lock_end(ctx: TracePointContext) -> u32 {
-    lock::end(&ctx, &CONFIG.load());
+    lock::end(&ctx);
     0
 }
 

@@ -9,7 +9,10 @@ use core::{
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     btf_maps::{Array, HashMap, HashOfMaps, LruHashMap, RingBuf, StackTrace},
-    helpers::generated::{bpf_get_smp_processor_id, bpf_ringbuf_query},
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_get_smp_processor_id, bpf_ringbuf_query},
+    },
     macros::btf_map,
 };
 use vfio_trace_common::{
@@ -75,7 +78,13 @@ pub struct TaskState {
     pub inserts_pud: u32,
     pub remaps: u32,
     pub remap_pages: u64,
-    /// Non-zero once the thread's name was sent.
+    /// The `vfio_pci_core_device *` of the thread's last fault and its
+    /// device key.
+    pub vdev: u64,
+    pub device: u64,
+    /// The thread's `bpf_get_current_pid_tgid`, kept at its first event.
+    pub pid_tgid: u64,
+    /// Non-zero once the thread's name was sent and `pid_tgid` kept.
     pub named: u32,
     /// Non-zero while the thread is in `vfio_pin_pages_remote` (a DMA map).
     pub pinning: u32,
@@ -126,10 +135,12 @@ pub static LOCKS: LruHashMap<u64, u64, 1024> = LruHashMap::new();
 #[btf_map]
 pub static STACKS: StackTrace<1024> = StackTrace::new();
 
-/// True when tracing is restricted to another process (`Config::filter_pid`).
+/// True when tracing is restricted to another process
+/// (`Config::filter_pid`). The current pid is asked for only then.
 #[inline(always)]
-pub fn other_process(filter_pid: u32, pid: u32) -> bool {
-    filter_pid != 0 && filter_pid != pid
+pub fn other_process() -> bool {
+    let want = conf!(filter_pid);
+    want != 0 && want != (bpf_get_current_pid_tgid() >> 32) as u32
 }
 
 /// True when tracing is restricted to other devices.

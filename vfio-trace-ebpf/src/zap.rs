@@ -8,7 +8,7 @@
 //! Produces one `ZapEvent` per zap.
 
 use aya_ebpf::programs::{ProbeContext, tracing::StackIdContext as _};
-use vfio_trace_common::{Config, HoldEvent, UNKNOWN_DEVICE, VFIO_MAGIC, ZapEvent, counter};
+use vfio_trace_common::{HoldEvent, UNKNOWN_DEVICE, VFIO_MAGIC, ZapEvent, counter};
 
 use crate::{
     diag,
@@ -21,11 +21,11 @@ use crate::{
 
 /// Entry of `unmap_mapping_range`: vfio address spaces only.
 #[inline(always)]
-pub fn mapping_entry(ctx: &ProbeContext, cfg: &Config) {
+pub fn mapping_entry(ctx: &ProbeContext) {
     let mapping: u64 = ctx.arg(0).unwrap_or(0);
-    let magic = read::<u64>(mapping, cfg.mapping_host)
-        .and_then(|inode| read::<u64>(inode, cfg.inode_sb))
-        .and_then(|sb| read::<u64>(sb, cfg.sb_magic));
+    let magic = read::<u64>(mapping, conf!(mapping_host))
+        .and_then(|inode| read::<u64>(inode, conf!(inode_sb)))
+        .and_then(|sb| read::<u64>(sb, conf!(sb_magic)));
     if magic != Some(VFIO_MAGIC) {
         return;
     }
@@ -39,7 +39,6 @@ pub fn mapping_entry(ctx: &ProbeContext, cfg: &Config) {
     );
     start(
         ctx,
-        cfg,
         device,
         ctx.arg(1).unwrap_or(0),
         ctx.arg(2).unwrap_or(0),
@@ -48,22 +47,22 @@ pub fn mapping_entry(ctx: &ProbeContext, cfg: &Config) {
 
 /// Entry of `vfio_pci_zap_and_vma_lock(vdev, try)` (before 6.10): every BAR.
 #[inline(always)]
-pub fn vdev_entry(ctx: &ProbeContext, cfg: &Config) {
+pub fn vdev_entry(ctx: &ProbeContext) {
     let vdev: u64 = ctx.arg(0).unwrap_or(0);
-    let device = device_of_vdev(cfg, vdev).unwrap_or_else(|e| {
+    let device = device_of_vdev(vdev).unwrap_or_else(|e| {
         diag::device(&e);
         UNKNOWN_DEVICE
     });
-    start(ctx, cfg, device, 0, 0);
+    start(ctx, device, 0, 0);
 }
 
 #[inline(always)]
-fn start(ctx: &ProbeContext, cfg: &Config, device: u64, range_start: u64, range_len: u64) {
-    if filtered_out(cfg.filter_devices, device) {
+fn start(ctx: &ProbeContext, device: u64, range_start: u64, range_len: u64) {
+    if filtered_out(conf!(filter_devices), device) {
         return;
     }
     let task = task();
-    if other_process(cfg.filter_pid, task.pid) {
+    if other_process() {
         return;
     }
     let mut ev = ZapEvent::zeroed();
@@ -109,7 +108,7 @@ pub fn range(ctx: &ProbeContext, size_arg: usize) {
 
 /// Return of the zapping function.
 #[inline(always)]
-pub fn ret(cfg: &Config) {
+pub fn ret() {
     let tid = tid();
     let Some(ev) = ZAP_INFLIGHT.get_ptr_mut(tid) else {
         return;
@@ -117,7 +116,7 @@ pub fn ret(cfg: &Config) {
     // SAFETY: this task's own in-flight entry.
     let ev = unsafe { &mut *ev };
     ev.latency_ns = now().wrapping_sub(ev.start_ns);
-    emit(ev.device, ev, cfg.wake_bytes);
+    emit(ev.device, ev, conf!(wake_bytes));
     let mut hold = HoldEvent::zeroed();
     hold.device = ev.device;
     hold.zap_start_ns = ev.start_ns;
@@ -134,7 +133,7 @@ pub fn hold_begin() {
 
 /// Return of the vfio function that took `memory_lock` for a zap and released it.
 #[inline(always)]
-pub fn hold_end(cfg: &Config) {
+pub fn hold_end() {
     let tid = tid();
     let Some(hold) = HOLDS.get_ptr_mut(tid) else {
         return;
@@ -142,6 +141,6 @@ pub fn hold_end(cfg: &Config) {
     // SAFETY: this task's own entry.
     let hold = unsafe { &mut *hold };
     hold.hold_ns = now().wrapping_sub(hold.zap_start_ns);
-    emit(hold.device, hold, cfg.wake_bytes);
+    emit(hold.device, hold, conf!(wake_bytes));
     let _ = HOLDS.remove(tid);
 }

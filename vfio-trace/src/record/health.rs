@@ -60,6 +60,13 @@ pub struct CollectorDoc {
     pub cpu_ns: u64,
     /// CPU time of stopping: detaching every probe and draining the rings.
     pub stop_cpu_ns: u64,
+    /// Time spent reading records from the rings and decoding them, and
+    /// adding them to the model, over the whole run (the last drain at stop
+    /// included): wall-clock time around each.
+    #[serde(default)]
+    pub read_ns: u64,
+    #[serde(default)]
+    pub ingest_ns: u64,
     /// Peak resident memory of this process.
     pub max_rss_kib: u64,
     /// Time the eBPF programs ran, and how often; 0 unless
@@ -75,6 +82,8 @@ pub struct Usage {
     pub cpu_ns: u64,
     pub stop_cpu_ns: u64,
     pub max_rss_kib: u64,
+    /// Time in `Model::ingest`, and in sending events to `--events`.
+    pub ingest_ns: u64,
 }
 
 impl CollectorDoc {
@@ -93,6 +102,8 @@ impl CollectorDoc {
             },
             cpu_ns: usage.cpu_ns,
             stop_cpu_ns: usage.stop_cpu_ns,
+            read_ns: rings.iter().map(|r| r.stats.read_ns).sum(),
+            ingest_ns: usage.ingest_ns,
             max_rss_kib: usage.max_rss_kib,
             bpf_run_ns: counts.bpf_run_ns,
             bpf_run_cnt: counts.bpf_run_cnt,
@@ -230,6 +241,7 @@ mod tests {
                 undecodable,
                 wakeups,
                 drains: wakeups + 1,
+                read_ns: 0,
             },
             error: error.map(str::to_owned),
         }

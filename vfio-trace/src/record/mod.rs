@@ -260,12 +260,13 @@ async fn record(
         .map(|d| tokio::time::sleep(Duration::from_secs_f64(d)));
     tokio::pin!(deadline);
     let mut status = None;
+    let mut ingest_ns = 0;
     let reason = if error.is_some() {
         StopReason::Error
     } else {
         loop {
             tokio::select! {
-                Some(batch) = session.events.recv() => ingest(&mut model, sink.as_deref_mut(), &batch),
+                Some(batch) = session.events.recv() => ingest_ns += ingest(&mut model, sink.as_deref_mut(), &batch),
                 s = wait_child(child.as_mut()), if child.is_some() => {
                     status = s;
                     break StopReason::CommandExited;
@@ -289,7 +290,7 @@ async fn record(
     let stopped = session.stop().await;
     let mut events = stopped.events;
     while let Some(batch) = events.recv().await {
-        ingest(&mut model, sink.as_deref_mut(), &batch);
+        ingest_ns += ingest(&mut model, sink.as_deref_mut(), &batch);
     }
     model.add_stacks(stopped.stacks);
     // The loss counters are read once, at the end: their second is the last.
@@ -315,6 +316,7 @@ async fn record(
             cpu_ns: cpu_at_stop.saturating_sub(cpu_at_attach),
             stop_cpu_ns: cpu_ns.saturating_sub(cpu_at_stop),
             max_rss_kib,
+            ingest_ns,
         },
         pci,
     };
@@ -332,7 +334,13 @@ pub fn monotonic_ns() -> u64 {
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
-fn ingest(model: &mut Model, sink: Option<&mut events::EventSink>, batch: &[crate::event::Event]) {
+/// Adds a batch to the model (and the events file); returns the time it took.
+fn ingest(
+    model: &mut Model,
+    sink: Option<&mut events::EventSink>,
+    batch: &[crate::event::Event],
+) -> u64 {
+    let started = Instant::now();
     match sink {
         None => {
             for ev in batch {
@@ -346,6 +354,7 @@ fn ingest(model: &mut Model, sink: Option<&mut events::EventSink>, batch: &[crat
             }
         }
     }
+    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 async fn wait_child(child: Option<&mut tokio::process::Child>) -> Option<i32> {

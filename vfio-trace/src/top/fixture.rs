@@ -164,6 +164,7 @@ pub fn recording() -> Document {
             cpu_ns: 150_000_000,
             stop_cpu_ns: 0,
             max_rss_kib: 9000,
+            ingest_ns: 0,
         },
         pci: vec![pci(A, 0x1af4, 0x1110), pci(B, 0x8086, 0x10ca)],
     };

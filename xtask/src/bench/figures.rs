@@ -182,6 +182,8 @@ fn record_report(docs: &[&Record], with_stats: Option<&Record>) -> RecordReport 
             .or_else(|| med(&|r| stats::per(r.bpf_run_ns, r.bpf_run_cnt))),
         p50_4k_ns: med(&|r| r.p50_4k_ns.map(to_f64)),
         cpu_ns_per_event: med(&|r| stats::per(r.cpu_ns, r.events)),
+        read_ns_per_event: med(&|r| stats::per(r.read_ns, r.events)),
+        ingest_ns_per_event: med(&|r| stats::per(r.ingest_ns, r.events)),
         wakeups_per_1000_events: med(&|r| stats::per(r.wakeups, r.events).map(|x| x * 1000.0)),
         max_rss_kib: med(&|r| r.max_rss_kib.map(to_f64)),
     }

@@ -63,6 +63,9 @@ pub struct Record {
     pub events: Option<u64>,
     pub wakeups: Option<u64>,
     pub cpu_ns: Option<u64>,
+    /// Time reading the rings, and in the model (`collector.read_ns`, `ingest_ns`).
+    pub read_ns: Option<u64>,
+    pub ingest_ns: Option<u64>,
     pub max_rss_kib: Option<u64>,
     pub bpf_run_ns: Option<u64>,
     pub bpf_run_cnt: Option<u64>,
@@ -95,6 +98,8 @@ pub fn record(text: &str) -> Result<Record, String> {
         events: c["events"].as_u64(),
         wakeups: c["wakeups"].as_u64(),
         cpu_ns: c["cpu_ns"].as_u64(),
+        read_ns: c["read_ns"].as_u64(),
+        ingest_ns: c["ingest_ns"].as_u64(),
         max_rss_kib: c["max_rss_kib"].as_u64(),
         bpf_run_ns: c["bpf_run_ns"].as_u64(),
         bpf_run_cnt: c["bpf_run_cnt"].as_u64(),

@@ -119,6 +119,9 @@ pub struct RecordReport {
     /// untraced time per fault: the tracer's own time stays out of it.
     pub p50_4k_ns: Option<f64>,
     pub cpu_ns_per_event: Option<f64>,
+    /// Of that, time reading the rings and time in the model, per event.
+    pub read_ns_per_event: Option<f64>,
+    pub ingest_ns_per_event: Option<f64>,
     pub wakeups_per_1000_events: Option<f64>,
     pub max_rss_kib: Option<f64>,
 }
