@@ -241,7 +241,7 @@ mod tests {
                 undecodable,
                 wakeups,
                 drains: wakeups + 1,
-                read_ns: 0,
+                read_ns: events * 100,
             },
             error: error.map(str::to_owned),
         }
@@ -275,14 +275,22 @@ mod tests {
             loss_maps_readable: true,
             ..KernelCounts::default()
         };
-        let rings = [ring(4000, 2, 0, None), ring(0, 0, 0, Some("EBADF"))];
-        let c = CollectorDoc::new(Usage::default(), &counts, &rings);
-        assert_eq!(c.events, 4000);
-        assert!((c.wakeups_per_1000_events - 0.5).abs() < 1e-9);
+        let rings = [
+            ring(4000, 2, 0, None),
+            ring(1000, 0, 0, None),
+            ring(0, 0, 0, Some("EBADF")),
+        ];
+        let usage = Usage {
+            ingest_ns: 7,
+            ..Usage::default()
+        };
+        let c = CollectorDoc::new(usage, &counts, &rings);
+        assert_eq!((c.events, c.read_ns, c.ingest_ns), (5000, 500_000, 7));
+        assert!((c.wakeups_per_1000_events - 0.4).abs() < 1e-9);
         let h = HealthDoc::new(&counts, &rings, clean());
         assert_eq!(h.reader_errors, vec!["shared: EBADF".to_owned()]);
         assert_eq!(h.problems(), ["ring reader failed: shared: EBADF"]);
-        assert!(HealthDoc::new(&counts, &rings[..1], clean()).is_clean());
+        assert!(HealthDoc::new(&counts, &rings[..2], clean()).is_clean());
     }
 
     fn clean() -> HealthInputs {
