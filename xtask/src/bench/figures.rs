@@ -216,6 +216,7 @@ mod tests {
                 lost_events: Some(1),
                 events: Some(16384),
                 wakeups: Some(164),
+                read_ns: Some(16384 * 500),
                 ..Record::default()
             }));
         }
@@ -271,6 +272,8 @@ mod tests {
         // Its record document is sound even where the exercise failed.
         assert_eq!(r.record.lost_events, Some(5));
         assert_eq!(r.record.wakeups_per_1000_events, Some(10.009_765_625));
+        assert_eq!(r.record.read_ns_per_event, Some(500.0));
+        assert_eq!(r.record.ingest_ns_per_event, None);
         assert_eq!(r.record.attach_ms, None);
         assert!(r.notes.iter().any(|n| n == "vfio-trace round 3: exit 1"));
         assert!(

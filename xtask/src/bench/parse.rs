@@ -220,7 +220,8 @@ mod tests {
         let r = record(
             r#"{"complete":true,"lost_events":5,"losses":{"ring_full":5,"odd":"x"},
               "collector":{"attach_ms":812.5,"events":16384,"wakeups":40,"cpu_ns":90000000,
-                "max_rss_kib":20480,"bpf_run_ns":30000000,"bpf_run_cnt":49152},
+                "max_rss_kib":20480,"bpf_run_ns":30000000,"bpf_run_cnt":49152,
+                "read_ns":16384000,"ingest_ns":32768000},
               "devices":[{"faults":{"total":100}},{"faults":{"total":1}}]}"#,
         )
         .expect("parses");
@@ -228,6 +229,10 @@ mod tests {
         assert_eq!(r.losses, Some(BTreeMap::from([("ring_full".into(), 5)])));
         assert_eq!(r.attach_ms, Some(812.5));
         assert_eq!(r.bpf_run_cnt, Some(49152));
+        assert_eq!(
+            (r.read_ns, r.ingest_ns),
+            (Some(16_384_000), Some(32_768_000))
+        );
         assert!(record(r#"{"complete":false,"error":"boom"}"#).is_err());
     }
 

@@ -143,6 +143,12 @@ pub fn record_table(out: &mut String, run: &RunReport) {
                     .join(", ")
             }
         });
+        let collector_cpu = format!(
+            "{} ({}, {})",
+            opt(c.cpu_ns_per_event, |x| format!("{x:.0}")),
+            opt(c.read_ns_per_event, |x| format!("{x:.0}")),
+            opt(c.ingest_ns_per_event, |x| format!("{x:.0}")),
+        );
         let _ = writeln!(
             out,
             "| {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} |",
@@ -154,12 +160,7 @@ pub fn record_table(out: &mut String, run: &RunReport) {
             opt(c.lost_events, |x| x.to_string()),
             losses,
             opt(c.bpf_ns_per_run, |x| format!("{x:.0}")),
-            format!(
-                "{} ({}, {})",
-                opt(c.cpu_ns_per_event, |x| format!("{x:.0}")),
-                opt(c.read_ns_per_event, |x| format!("{x:.0}")),
-                opt(c.ingest_ns_per_event, |x| format!("{x:.0}")),
-            ),
+            collector_cpu,
             opt(c.wakeups_per_1000_events, |x| format!("{x:.1}")),
             opt(c.max_rss_kib, |x| format!("{:.1}", x / 1024.0)),
             opt(s.recorded_faults, |x| x.to_string()),
