@@ -17,8 +17,10 @@ pub const MISSING: u32 = u32::MAX;
 
 /// Names of the maps userspace opens, kept next to the programs' declarations.
 pub mod maps {
-    /// `HashOfMaps<device key, RingBuf>`: one ring buffer per traced device.
+    /// `ArrayOfMaps<RingBuf>`: one ring buffer per traced device, by slot.
     pub const DEVICE_RINGS: &str = "DEVICE_RINGS";
+    /// `HashMap<device key, u32>`: the slot of a device's ring.
+    pub const RING_SLOTS: &str = "RING_SLOTS";
     /// The ring buffer for devices that have no ring of their own yet.
     pub const SHARED_RING: &str = "SHARED_RING";
     /// `HashMap<device key, u64>`: events dropped because a ring was full.

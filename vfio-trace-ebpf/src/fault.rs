@@ -10,12 +10,12 @@
 //! only while the same task is inside a vfio fault, so other drivers' inserts
 //! never show; the order-0 wrapper is not probed, so nothing counts twice.
 
-use vfio_trace_common::{FaultEvent, counter, origin, vm_fault};
+use vfio_trace_common::{FaultEvent, UNKNOWN_DEVICE, counter, origin, vm_fault};
 
 use crate::{
     diag, dma,
     kernel::{Mem, device_of_vma, low32, now},
-    maps::{TASKS, TaskState, count, emit, filtered_out, other_process},
+    maps::{NO_RING, TASKS, TaskState, count, emit_to, filtered_out, other_process, ring_slot},
     thread,
 };
 
@@ -75,24 +75,29 @@ pub fn ret(end_ns: u64, result: u32, vmf: Option<u64>) {
     finish(mem, vmf, st, end_ns, result);
 }
 
-/// The device key of the VMA's vfio device `vdev`. The thread's last one is
-/// kept in its storage: a thread's faults nearly always repeat it, and the
-/// compare costs less than a hash lookup.
+/// The device key of the VMA's vfio device `vdev`, and its ring slot. The
+/// thread's last ones are kept in its storage: a thread's faults nearly
+/// always repeat them, and a compare costs less than two hash lookups.
+/// An unknown device gives `(UNKNOWN_DEVICE, NO_RING)`, which is not kept.
 #[inline(always)]
-fn device_cached(st: &mut TaskState, vma: u64, vdev: u64) -> Option<u64> {
+fn device_cached(st: &mut TaskState, vma: u64, vdev: u64) -> (u64, u32) {
     if vdev == st.vdev && vdev != 0 {
-        return Some(st.device);
+        return (st.device, st.slot);
     }
-    let device = device_of_vma(vma, vdev)?;
+    let Some(device) = device_of_vma(vma, vdev) else {
+        return (UNKNOWN_DEVICE, NO_RING);
+    };
     st.vdev = vdev;
     st.device = device;
-    Some(device)
+    st.slot = ring_slot(device);
+    (device, st.slot)
 }
 
 /// Builds and sends the event of a fault that returned `result` at `end_ns`.
 #[inline(always)]
 fn finish(mem: Mem, vmf: u64, st: &mut TaskState, end_ns: u64, result: u32) {
     let mut ev = FaultEvent::zeroed();
+    let mut slot = NO_RING;
     let [vma, address, flags] = mem.fields(
         vmf,
         [
@@ -101,25 +106,22 @@ fn finish(mem: Mem, vmf: u64, st: &mut TaskState, end_ns: u64, result: u32) {
             (conf!(vmf_flags), 4),
         ],
     );
-    if let Some(vma) = vma {
+    if vma != 0 {
         // Two groups: `vm_start` and `vm_end` lead the struct, `vm_pgoff`
         // and `vm_private_data` lie together further in.
         let [start, end] = mem.fields(vma, [(conf!(vma_start), 8), (conf!(vma_end), 8)]);
         let [pgoff, vdev] = mem.fields(vma, [(conf!(vma_pgoff), 8), (conf!(vma_private_data), 8)]);
-        let start = start.unwrap_or(0);
-        ev.vma_pgoff = pgoff.unwrap_or(0);
-        ev.page_in_vma = address.unwrap_or(start).wrapping_sub(start) >> 12;
+        ev.vma_pgoff = pgoff;
+        let address = if address == 0 { start } else { address };
+        ev.page_in_vma = address.wrapping_sub(start) >> 12;
         ev.vma_start = start;
-        if let Some(end) = end {
+        if end != 0 {
             ev.vma_pages = u32::try_from(end.wrapping_sub(start) >> 12).unwrap_or(u32::MAX);
         }
-        match vdev {
-            Some(vdev) => {
-                if let Some(device) = device_cached(st, vma, vdev) {
-                    ev.device = device;
-                }
-            }
-            None => diag::fault_vdev(conf!(vma_private_data)),
+        if vdev == 0 {
+            diag::fault_vdev(conf!(vma_private_data));
+        } else {
+            (ev.device, slot) = device_cached(st, vma, vdev);
         }
     } else {
         diag::fault_vma(conf!(vmf_vma));
@@ -147,17 +149,16 @@ fn finish(mem: Mem, vmf: u64, st: &mut TaskState, end_ns: u64, result: u32) {
     ev.remaps = st.remaps;
     ev.remap_pages = st.remap_pages;
     dma::fault_inside(st, ev.device, ev.latency_ns);
-    emit(ev.device, &ev, conf!(wake_bytes));
+    emit_to(slot, ev.device, &ev, conf!(wake_bytes));
 }
 
 /// A fault inside type1's pinning is a DMA map's; one a user-mode CPU took
 /// carries `FAULT_FLAG_USER`; anything else is another kernel path.
 #[inline(always)]
-fn origin_of(flags: Option<u64>, st: &TaskState) -> u32 {
+fn origin_of(flags: u64, st: &TaskState) -> u32 {
     if st.pinning != 0 {
         return origin::DMA_MAP;
     }
-    let flags = flags.unwrap_or(0);
     let user = u64::from(conf!(fault_flag_user));
     if user != 0 && flags & user != 0 {
         origin::CPU

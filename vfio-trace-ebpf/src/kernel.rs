@@ -60,13 +60,15 @@ impl Mem {
     }
 
     /// Fields of the struct at `base`, given as (offset, size 4 or 8); a
-    /// missing offset or a failed read gives `None`. Through a kprobe,
+    /// missing offset or a failed read gives 0, never an `Option`: LLVM
+    /// spills a `None`'s undefined payload, and the verifier refuses to
+    /// read an uninitialized register. Through a kprobe,
     /// fields that lie within 64 bytes of each other come with one helper
     /// call, as a VMA's `vm_start` and `vm_end` do; through a BTF pointer
     /// each is a load.
     #[inline(always)]
-    pub fn fields<const N: usize>(self, base: u64, fields: [(u32, u32); N]) -> [Option<u64>; N] {
-        let mut out = [None; N];
+    pub fn fields<const N: usize>(self, base: u64, fields: [(u32, u32); N]) -> [u64; N] {
+        let mut out = [0; N];
         if base == 0 {
             return out;
         }
@@ -80,9 +82,9 @@ impl Mem {
         if self == Mem::Btf || lo > hi || hi - lo > SPAN {
             for (o, &(offset, size)) in out.iter_mut().zip(&fields) {
                 *o = if size == 4 {
-                    self.read::<u32>(base, offset).map(u64::from)
+                    self.read::<u32>(base, offset).map_or(0, u64::from)
                 } else {
-                    self.read::<u64>(base, offset)
+                    self.read::<u64>(base, offset).unwrap_or(0)
                 };
             }
             return out;
@@ -105,14 +107,14 @@ impl Mem {
                 continue;
             }
             // SAFETY: `offset - lo + size <= hi - lo`: inside the bytes read.
-            *o = Some(unsafe {
+            *o = unsafe {
                 let at = buf.as_ptr().cast::<u8>().add((offset - lo) as usize);
                 if size == 4 {
                     u64::from(core::ptr::read_unaligned(at.cast::<u32>()))
                 } else {
                     core::ptr::read_unaligned(at.cast::<u64>())
                 }
-            });
+            };
         }
         out
     }

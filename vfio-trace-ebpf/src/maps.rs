@@ -8,7 +8,7 @@ use core::{
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    btf_maps::{Array, HashMap, HashOfMaps, LruHashMap, RingBuf, StackTrace},
+    btf_maps::{Array, ArrayOfMaps, HashMap, LruHashMap, RingBuf, StackTrace},
     helpers::{
         bpf_get_current_pid_tgid,
         generated::{bpf_get_smp_processor_id, bpf_ringbuf_query},
@@ -32,10 +32,19 @@ pub const MAX_INFLIGHT: usize = 16384;
 #[allow(clippy::cast_possible_truncation, reason = "16384 fits in a u32")]
 pub const MAX_INFLIGHT_U32: u32 = MAX_INFLIGHT as u32;
 
-/// One ring buffer per traced device, keyed by device key.
+/// One ring buffer per traced device, by slot: an array lookup, which the
+/// verifier inlines, where a hash of maps hashed the key at every event.
 #[btf_map]
-pub static DEVICE_RINGS: HashOfMaps<u64, RingBuf<FaultEvent, RING_BYTES>, MAX_DEVICES> =
-    HashOfMaps::new();
+pub static DEVICE_RINGS: ArrayOfMaps<RingBuf<FaultEvent, RING_BYTES>, MAX_DEVICES> =
+    ArrayOfMaps::new();
+
+/// Device key to the slot of its ring in [`DEVICE_RINGS`].
+#[btf_map]
+pub static RING_SLOTS: HashMap<u64, u32, MAX_DEVICES> = HashMap::new();
+
+/// The slot of a device without a ring of its own: out of [`DEVICE_RINGS`]'
+/// range, so its events go to [`SHARED_RING`].
+pub const NO_RING: u32 = u32::MAX;
 
 /// Events of devices without a ring of their own.
 #[btf_map]
@@ -82,6 +91,8 @@ pub struct TaskState {
     /// device key.
     pub vdev: u64,
     pub device: u64,
+    /// That device's ring slot (`NO_RING`: the shared ring).
+    pub slot: u32,
     /// The thread's `bpf_get_current_pid_tgid`, kept at its first event.
     pub pid_tgid: u64,
     /// Non-zero once the thread's name was sent and `pid_tgid` kept.
@@ -167,11 +178,25 @@ fn add_one(n: *mut u64) {
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(n, 1) };
 }
 
+/// The slot of `device`'s ring, or [`NO_RING`].
+#[inline(always)]
+pub fn ring_slot(device: u64) -> u32 {
+    // SAFETY: a successful lookup of a plain u32.
+    RING_SLOTS
+        .get_ptr(device)
+        .map_or(NO_RING, |s| unsafe { *s })
+}
+
 /// Sends an event to its device's ring, or to the shared ring, counting drops.
 #[inline(always)]
 pub fn emit<T: Copy + 'static>(device: u64, event: &T, wake_bytes: u32) {
-    // SAFETY: inner maps are only replaced by userspace, never freed under us.
-    let sent = match unsafe { DEVICE_RINGS.get(&device) } {
+    emit_to(ring_slot(device), device, event, wake_bytes);
+}
+
+/// As [`emit`], with the device's ring slot already known.
+#[inline(always)]
+pub fn emit_to<T: Copy + 'static>(slot: u32, device: u64, event: &T, wake_bytes: u32) {
+    let sent = match DEVICE_RINGS.get(slot) {
         Some(ring) => send(ring, event, wake_bytes),
         None => send(&SHARED_RING, event, wake_bytes),
     };

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, HashOfMaps, MapData},
+    maps::{ArrayOfMaps, HashMap, MapData},
     programs::Program,
 };
 use thiserror::Error;
@@ -95,17 +95,32 @@ impl Tracer {
         Ok(())
     }
 
-    /// Gives a device its own ring buffer (`inner` must be a ring buffer map).
-    pub fn add_device_ring(&mut self, key: u64, inner: &MapData) -> Result<(), LoadError> {
+    /// Gives a device its own ring buffer (`inner` must be a ring buffer
+    /// map) in ring slot `slot`: each device a slot of its own.
+    pub fn add_device_ring(
+        &mut self,
+        key: u64,
+        slot: u32,
+        inner: &MapData,
+    ) -> Result<(), LoadError> {
         let map = self
             .ebpf
             .map_mut(maps::DEVICE_RINGS)
             .ok_or(LoadError::MissingMap(maps::DEVICE_RINGS))?;
-        let mut rings: HashOfMaps<&mut MapData, u64, MapData> =
-            HashOfMaps::try_from(map).map_err(map_err(maps::DEVICE_RINGS))?;
+        let mut rings: ArrayOfMaps<&mut MapData, MapData> =
+            ArrayOfMaps::try_from(map).map_err(map_err(maps::DEVICE_RINGS))?;
         rings
-            .insert(key, inner, 0)
-            .map_err(map_err(maps::DEVICE_RINGS))
+            .set(slot, inner, 0)
+            .map_err(map_err(maps::DEVICE_RINGS))?;
+        let map = self
+            .ebpf
+            .map_mut(maps::RING_SLOTS)
+            .ok_or(LoadError::MissingMap(maps::RING_SLOTS))?;
+        let mut slots: HashMap<&mut MapData, u64, u32> =
+            HashMap::try_from(map).map_err(map_err(maps::RING_SLOTS))?;
+        slots
+            .insert(key, slot, 0)
+            .map_err(map_err(maps::RING_SLOTS))
     }
 
     /// Takes the shared ring buffer out of the object.

@@ -133,13 +133,13 @@ impl Session {
             Err(e) => (None, Some(error_chain(&e))),
         };
         let mut readers = Vec::new();
-        for &bdf in &opts.devices {
+        for (slot, &bdf) in (0..).zip(&opts.devices) {
             let ring_err = |message: String| SessionError::Ring {
                 device: bdf.to_string(),
                 message,
             };
             let data = rings::create(opts.ring_bytes).map_err(|e| ring_err(error_chain(&e)))?;
-            tracer.add_device_ring(bdf.key(), &data)?;
+            tracer.add_device_ring(bdf.key(), slot, &data)?;
             let reader = rings::spawn(rings::as_map(data), tx.clone(), stop_rx.clone())
                 .map_err(|e| ring_err(error_chain(&e)))?;
             readers.push((Some(bdf), reader));
