@@ -259,6 +259,45 @@ fn ingest(c: &mut Criterion<ThreadCpuTime>) {
     warm.finish();
 }
 
+/// What a ring reader does per record before the model sees it: decode the
+/// record's bytes into an `Event` and add it to the drain's batch.
+fn read(c: &mut Criterion<ThreadCpuTime>) {
+    let records: Vec<Vec<u8>> = storm()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Fault(f) => Some(f),
+            _ => None,
+        })
+        .map(|f| {
+            // SAFETY: viewing a plain-data struct as its bytes.
+            unsafe {
+                std::slice::from_raw_parts((&raw const *f).cast::<u8>(), size_of::<FaultEvent>())
+            }
+            .to_vec()
+        })
+        .collect();
+    let mut group = c.benchmark_group("read");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.bench_function("storm_4k", |b| {
+        b.iter(|| {
+            let mut batch = Vec::with_capacity(4096);
+            let mut n = 0;
+            for r in &records {
+                if let Some(e) = vfio_trace::probe::rings::decode(black_box(r)) {
+                    batch.push(e);
+                }
+                if batch.len() == 4096 {
+                    n += black_box(&batch).len();
+                    batch = Vec::with_capacity(4096);
+                }
+            }
+            n
+        });
+    });
+    group.finish();
+}
+
 fn snapshot(c: &mut Criterion<ThreadCpuTime>) {
     let mut m = model();
     for e in &mix() {
@@ -279,6 +318,6 @@ fn snapshot(c: &mut Criterion<ThreadCpuTime>) {
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpuTime);
-    targets = ingest, snapshot
+    targets = ingest, read, snapshot
 }
 criterion_main!(benches);
