@@ -13,6 +13,9 @@
 //!   worst case for dense per-page counts (a cache miss and, early on, a new
 //!   chunk per fault). Not a target; it shows what the layout costs there.
 //!
+//! `read/` is what a ring reader does per record before the model sees it:
+//! decode the record's bytes and add the event to the drain's batch.
+//!
 //! `snapshot/` is what a live reader (`top`, `serve`) pays per refresh: one
 //! `Model::snapshot` of the 16 devices after the `mix`. `projection/` is
 //! what `top` adds while a device view is open: that device's document and
