@@ -79,14 +79,18 @@ impl Tracer {
         })
     }
 
+    /// A hash map of the object keyed by device key.
+    fn device_map<V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+    ) -> Result<HashMap<&mut MapData, u64, V>, LoadError> {
+        let map = self.ebpf.map_mut(name).ok_or(LoadError::MissingMap(name))?;
+        HashMap::try_from(map).map_err(map_err(name))
+    }
+
     /// Restricts tracing to these device keys (takes effect when `Config::filter_devices` is set).
     pub fn filter_devices(&mut self, keys: &[u64]) -> Result<(), LoadError> {
-        let map = self
-            .ebpf
-            .map_mut(maps::DEVICE_FILTER)
-            .ok_or(LoadError::MissingMap(maps::DEVICE_FILTER))?;
-        let mut filter: HashMap<&mut MapData, u64, u8> =
-            HashMap::try_from(map).map_err(map_err(maps::DEVICE_FILTER))?;
+        let mut filter = self.device_map::<u8>(maps::DEVICE_FILTER)?;
         for key in keys {
             filter
                 .insert(key, 1, 0)
@@ -112,13 +116,7 @@ impl Tracer {
         rings
             .set(slot, inner, 0)
             .map_err(map_err(maps::DEVICE_RINGS))?;
-        let map = self
-            .ebpf
-            .map_mut(maps::RING_SLOTS)
-            .ok_or(LoadError::MissingMap(maps::RING_SLOTS))?;
-        let mut slots: HashMap<&mut MapData, u64, u32> =
-            HashMap::try_from(map).map_err(map_err(maps::RING_SLOTS))?;
-        slots
+        self.device_map::<u32>(maps::RING_SLOTS)?
             .insert(key, slot, 0)
             .map_err(map_err(maps::RING_SLOTS))
     }
