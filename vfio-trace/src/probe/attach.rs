@@ -6,6 +6,8 @@
 //! Order: stage by stage (`Stage::ATTACH_ORDER`: inner, return, entry), so no
 //! event is half-seen at start; detach runs the stages backwards.
 
+use std::time::Instant;
+
 use thiserror::Error;
 
 use super::{
@@ -83,7 +85,10 @@ pub fn attach_plan(
         if plan[i].status != Status::Available {
             continue;
         }
-        if let Err(source) = attach_one(&mut plan[i], programs) {
+        let started = Instant::now();
+        let attached_one = attach_one(&mut plan[i], programs);
+        plan[i].attach_us = Some(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+        if let Err(source) = attached_one {
             if plan[i].required {
                 let role = plan[i].role;
                 roll_back(plan, &attached, programs);

@@ -9,16 +9,21 @@ use crate::probe::{
     table,
 };
 
-/// Records every call; refuses the programs it is told to.
+/// Records every call; refuses the programs it is told to, and takes its
+/// time over the one it is told to.
 #[derive(Default)]
 struct Fake {
     calls: Vec<String>,
     refuse: Vec<&'static str>,
+    slow: Option<&'static str>,
 }
 
 impl Fake {
     fn answer(&mut self, call: String, program: &'static str) -> Result<(), AttachError> {
         self.calls.push(call);
+        if self.slow == Some(program) {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
         if self.refuse.contains(&program) {
             Err(AttachError::Attach(ProgramError::NotAttached))
         } else {
@@ -147,6 +152,35 @@ fn a_refused_trampoline_falls_back_to_a_kprobe_and_says_so() {
         (Kind::Fexit, Some("fault_fexit_huge"))
     );
     assert_eq!(detach_order(&plan), ["fault_entry", "fault_fexit_huge"]);
+}
+
+#[test]
+fn every_probe_tried_is_timed_and_no_other() {
+    let mut plan = plan_for(V6_1);
+    let mut fake = Fake {
+        refuse: vec!["zap_return"],
+        slow: Some("fault_fentry"),
+        ..Fake::default()
+    };
+    attach_plan(&mut plan, &mut fake).expect("attaches");
+    for p in &plan {
+        let tried = matches!(p.status, Status::Attached | Status::Failed);
+        assert_eq!(p.attach_us.is_some(), tried, "{:?} {:?}", p.role, p.status);
+    }
+    let us = |role| {
+        plan.iter()
+            .find(|p| p.role == role)
+            .and_then(|p| p.attach_us)
+            .expect("timed")
+    };
+    assert!(us(Role::FaultEntry) >= 3000, "{}", us(Role::FaultEntry));
+    assert!(us(Role::ZapReturn) < 3000);
+    let json = serde_json::to_value(&plan).expect("serializes");
+    let absent = json
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["status"] == "absent"))
+        .expect("an absent probe");
+    assert!(absent.get("attach_us").is_none(), "{absent}");
 }
 
 #[test]

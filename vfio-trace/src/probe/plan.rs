@@ -77,6 +77,9 @@ pub struct PlannedProbe {
     pub status: Status,
     /// Why it is absent or failed.
     pub reason: Option<String>,
+    /// Time to load and attach it (fallback included), for probes tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attach_us: Option<u64>,
 }
 
 /// A probe as a recording holds it; its program is read back as this
@@ -91,6 +94,8 @@ struct ProbeRecord {
     required: bool,
     status: Status,
     reason: Option<String>,
+    #[serde(default)]
+    attach_us: Option<u64>,
 }
 
 impl<'de> Deserialize<'de> for PlannedProbe {
@@ -120,6 +125,7 @@ impl TryFrom<ProbeRecord> for PlannedProbe {
             required: r.required,
             status: r.status,
             reason: r.reason,
+            attach_us: r.attach_us,
         })
     }
 }
@@ -203,6 +209,7 @@ fn choose(symbols: &Symbols) -> Vec<PlannedProbe> {
                         row.absent_because
                     )
                 }),
+                attach_us: None,
             }
         })
         .collect()

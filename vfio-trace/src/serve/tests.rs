@@ -68,6 +68,7 @@ fn probe(role: Role, symbol: Option<&str>, status: Status) -> PlannedProbe {
         required: false,
         status,
         reason: None,
+        attach_us: None,
     }
 }
 
