@@ -356,6 +356,7 @@ mod tests {
             required: false,
             status,
             reason: None,
+            attach_us: None,
         }
     }
 

@@ -181,6 +181,11 @@ fn every_probe_tried_is_timed_and_no_other() {
         .and_then(|ps| ps.iter().find(|p| p["status"] == "absent"))
         .expect("an absent probe");
     assert!(absent.get("attach_us").is_none(), "{absent}");
+    // The recording's probe list carries it too.
+    for p in &plan {
+        let doc = crate::record::document::ProbeDoc::from(p);
+        assert_eq!(doc.attach_us, p.attach_us);
+    }
 }
 
 #[test]

@@ -115,6 +115,9 @@ pub struct ProbeDoc {
     pub required: bool,
     pub status: ProbeStatus,
     pub reason: Option<String>,
+    /// Time to load and attach it, fallback included; only for probes tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach_us: Option<u64>,
 }
 
 impl From<&PlannedProbe> for ProbeDoc {
@@ -142,6 +145,7 @@ impl From<&PlannedProbe> for ProbeDoc {
                 plan::Status::Skipped => ProbeStatus::Skipped,
             },
             reason: p.reason.clone(),
+            attach_us: p.attach_us,
         }
     }
 }

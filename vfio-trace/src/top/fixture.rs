@@ -132,6 +132,7 @@ fn probe(name: &str, status: ProbeStatus, required: bool) -> ProbeDoc {
         required,
         status,
         reason: None,
+        attach_us: None,
     }
 }
 
