@@ -102,6 +102,29 @@ fn trailing(kind: u32, vlen: usize) -> Result<usize, ScanError> {
     })
 }
 
+/// Wanted names by their first byte. Most of the kernel's tens of
+/// thousands of names fail at that byte, before their length is known:
+/// finding each name's end first was most of the time to scan.
+fn by_first_byte<'w>(wanted: &[&'w str]) -> Vec<Vec<&'w str>> {
+    let mut table = vec![Vec::new(); 256];
+    for &w in wanted {
+        if let Some(&b) = w.as_bytes().first() {
+            table[usize::from(b)].push(w);
+        }
+    }
+    table
+}
+
+/// The wanted name at string `offset`, if the string there is one.
+fn wanted_at<'w>(scan: &Scan<'_>, by_first: &[Vec<&'w str>], offset: u32) -> Option<&'w str> {
+    let bytes = scan.string_bytes(offset);
+    let names = by_first.get(usize::from(*bytes.first()?))?;
+    names.iter().copied().find(|w| {
+        let w = w.as_bytes();
+        bytes.len() > w.len() && bytes.starts_with(w) && bytes[w.len()] == 0
+    })
+}
+
 impl<'a> Scan<'a> {
     /// Walks `blob`, a module's split BTF when `base` is given, remembering
     /// the structs, unions and functions named in `wanted`.
@@ -133,6 +156,7 @@ impl<'a> Scan<'a> {
             base,
             named: HashMap::new(),
         };
+        let by_first = by_first_byte(wanted);
         let mut at = 0;
         while at < types.len() {
             let info = u32_at(types, at + 4)?;
@@ -141,11 +165,10 @@ impl<'a> Scan<'a> {
             let id = first_id + scan.len();
             scan.positions
                 .push(u32::try_from(at).map_err(|_| ScanError::Truncated)?);
-            if matches!(kind, kind::STRUCT | kind::UNION | kind::FUNC | kind::ENUM) {
-                let name = scan.string(u32_at(types, at)?);
-                if let Some(&w) = wanted.iter().find(|w| **w == name) {
-                    scan.named.entry(w).or_default().push(id);
-                }
+            if matches!(kind, kind::STRUCT | kind::UNION | kind::FUNC | kind::ENUM)
+                && let Some(w) = wanted_at(&scan, &by_first, u32_at(types, at)?)
+            {
+                scan.named.entry(w).or_default().push(id);
             }
             at += TYPE_HEADER + trailing(kind, vlen)?;
         }
@@ -162,13 +185,18 @@ impl<'a> Scan<'a> {
 
     /// A name from the string section; split BTF's own strings follow the base's.
     fn string(&self, offset: u32) -> &'a str {
-        if offset < self.first_string {
-            return self.base.map_or("", |b| b.string(offset));
-        }
-        let start = (offset - self.first_string) as usize;
-        let bytes = self.strings.get(start..).unwrap_or_default();
+        let bytes = self.string_bytes(offset);
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
         std::str::from_utf8(&bytes[..end]).unwrap_or("")
+    }
+
+    /// The string section from `offset` on, its terminating NUL and beyond.
+    fn string_bytes(&self, offset: u32) -> &'a [u8] {
+        if offset < self.first_string {
+            return self.base.map_or(&[], |b| b.string_bytes(offset));
+        }
+        let start = (offset - self.first_string) as usize;
+        self.strings.get(start..).unwrap_or_default()
     }
 
     /// The blob holding type `id` and the type's position in it.
