@@ -7,7 +7,7 @@ use aya_ebpf::helpers::bpf_get_current_pid_tgid;
 use vfio_trace_common::{DecodeOnEvent, PCI_COMMAND, PCI_COMMAND_MEMORY};
 
 use crate::{
-    kernel::{device_of, low32, now},
+    kernel::{device_of, now, pid_tid},
     maps::{emit, filtered_out},
 };
 
@@ -30,8 +30,6 @@ pub fn config_write(vdev: u64, pos: u32, count: u32, val: u32) {
     if filtered_out(conf!(filter_devices), ev.device) {
         return;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    ev.pid = (pid_tgid >> 32) as u32;
-    ev.tid = low32(pid_tgid);
-    emit(ev.device, &ev, conf!(wake_bytes));
+    (ev.pid, ev.tid) = pid_tid(bpf_get_current_pid_tgid());
+    emit(ev.device, &ev);
 }

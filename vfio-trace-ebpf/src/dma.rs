@@ -9,7 +9,7 @@ use vfio_trace_common::{DmaMapEvent, UNKNOWN_DEVICE, VFIO_IOMMU_MAP_DMA, counter
 
 use crate::{
     diag,
-    kernel::{low32, now},
+    kernel::{low32, now, pid_tid},
     maps::{TASKS, TaskState, count, emit, other_process},
     thread,
 };
@@ -50,12 +50,10 @@ pub fn ret(end_ns: u64, ret: u64) {
     }
     st.in_dma = 0;
     let device = st.dma.device;
-    let pid_tgid = thread::pid_tgid(st, device);
-    st.dma.pid = (pid_tgid >> 32) as u32;
-    st.dma.tid = low32(pid_tgid);
+    (st.dma.pid, st.dma.tid) = pid_tid(thread::pid_tgid(st, device));
     st.dma.ret = low32(ret).cast_signed();
     st.dma.latency_ns = end_ns.wrapping_sub(st.dma.start_ns);
-    emit(st.dma.device, &st.dma, conf!(wake_bytes));
+    emit(st.dma.device, &st.dma);
 }
 
 /// `vaddr_get_pfns`: one pfn lookup of the map in progress.

@@ -7,7 +7,7 @@ use vfio_trace_common::{DmaBufMoveEvent, counter};
 
 use crate::{
     diag,
-    kernel::{device_of, low32, now},
+    kernel::{device_of, now, pid_tid},
     maps::{TASKS, count, emit, filtered_out},
 };
 
@@ -41,11 +41,9 @@ pub fn ret(end_ns: u64) {
     if filtered_out(conf!(filter_devices), ev.device) {
         return;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    ev.pid = (pid_tgid >> 32) as u32;
-    ev.tid = low32(pid_tgid);
+    (ev.pid, ev.tid) = pid_tid(bpf_get_current_pid_tgid());
     ev.revoked = st.move_revoked;
     ev.start_ns = st.move_start_ns;
     ev.latency_ns = end_ns.wrapping_sub(st.move_start_ns);
-    emit(ev.device, &ev, conf!(wake_bytes));
+    emit(ev.device, &ev);
 }

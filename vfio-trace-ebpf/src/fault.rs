@@ -14,7 +14,7 @@ use vfio_trace_common::{FaultEvent, UNKNOWN_DEVICE, counter, origin, vm_fault};
 
 use crate::{
     diag, dma,
-    kernel::{Mem, device_of_vma, low32, now},
+    kernel::{Mem, device_of_vma, now, pid_tid},
     maps::{NO_RING, TASKS, TaskState, count, emit_to, filtered_out, other_process, ring_slot},
     thread,
 };
@@ -129,9 +129,7 @@ fn finish(mem: Mem, vmf: u64, st: &mut TaskState, end_ns: u64, result: u32) {
     if filtered_out(conf!(filter_devices), ev.device) {
         return;
     }
-    let pid_tgid = thread::pid_tgid(st, ev.device);
-    ev.pid = (pid_tgid >> 32) as u32;
-    ev.tid = low32(pid_tgid);
+    (ev.pid, ev.tid) = pid_tid(thread::pid_tgid(st, ev.device));
     ev.order = st.order;
     if !matches!(st.order, 0 | 9 | 18) {
         diag::order(st.order);
@@ -149,7 +147,7 @@ fn finish(mem: Mem, vmf: u64, st: &mut TaskState, end_ns: u64, result: u32) {
     ev.remaps = st.remaps;
     ev.remap_pages = st.remap_pages;
     dma::fault_inside(st, ev.device, ev.latency_ns);
-    emit_to(slot, ev.device, &ev, conf!(wake_bytes));
+    emit_to(slot, ev.device, &ev);
 }
 
 /// A fault inside type1's pinning is a DMA map's; one a user-mode CPU took

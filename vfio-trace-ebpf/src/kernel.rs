@@ -52,7 +52,7 @@ const SPAN: u32 = 64;
 
 impl Mem {
     #[inline(always)]
-    pub fn read<T>(self, base: u64, offset: u32) -> Option<T> {
+    fn read<T>(self, base: u64, offset: u32) -> Option<T> {
         match self {
             Mem::Probe => read(base, offset),
             Mem::Btf => read_btf(base, offset),
@@ -205,10 +205,10 @@ pub struct Task {
 
 #[inline(always)]
 pub fn task() -> Task {
-    let pid_tgid = bpf_get_current_pid_tgid();
+    let (pid, tid) = pid_tid(bpf_get_current_pid_tgid());
     Task {
-        pid: (pid_tgid >> 32) as u32,
-        tid: low32(pid_tgid),
+        pid,
+        tid,
         comm: bpf_get_current_comm().unwrap_or_default(),
         now: now(),
     }
@@ -218,6 +218,12 @@ pub fn task() -> Task {
 #[inline(always)]
 pub fn tid() -> u32 {
     low32(bpf_get_current_pid_tgid())
+}
+
+/// Process and thread id of a `bpf_get_current_pid_tgid` value.
+#[inline(always)]
+pub const fn pid_tid(pid_tgid: u64) -> (u32, u32) {
+    ((pid_tgid >> 32) as u32, low32(pid_tgid))
 }
 
 /// The low half of a 64-bit value: a C `unsigned int` argument or return

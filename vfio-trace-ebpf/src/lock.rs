@@ -72,6 +72,6 @@ pub fn end(ctx: &TracePointContext) {
     }
     ev.wait_ns = now().wrapping_sub(ev.start_ns);
     ev.ret = field::<i32>(ctx, conf!(tp_ret)).unwrap_or(0);
-    emit(ev.device, ev, conf!(wake_bytes));
+    emit(ev.device, ev);
     let _ = LOCK_INFLIGHT.remove(tid);
 }

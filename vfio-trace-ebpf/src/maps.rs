@@ -189,16 +189,16 @@ pub fn ring_slot(device: u64) -> u32 {
 
 /// Sends an event to its device's ring, or to the shared ring, counting drops.
 #[inline(always)]
-pub fn emit<T: Copy + 'static>(device: u64, event: &T, wake_bytes: u32) {
-    emit_to(ring_slot(device), device, event, wake_bytes);
+pub fn emit<T: Copy + 'static>(device: u64, event: &T) {
+    emit_to(ring_slot(device), device, event);
 }
 
 /// As [`emit`], with the device's ring slot already known.
 #[inline(always)]
-pub fn emit_to<T: Copy + 'static>(slot: u32, device: u64, event: &T, wake_bytes: u32) {
+pub fn emit_to<T: Copy + 'static>(slot: u32, device: u64, event: &T) {
     let sent = match DEVICE_RINGS.get(slot) {
-        Some(ring) => send(ring, event, wake_bytes),
-        None => send(&SHARED_RING, event, wake_bytes),
+        Some(ring) => send(ring, event),
+        None => send(&SHARED_RING, event),
     };
     if !sent {
         count(counter::RING_FULL);
@@ -211,27 +211,40 @@ pub fn emit_to<T: Copy + 'static>(slot: u32, device: u64, event: &T, wake_bytes:
     }
 }
 
-/// Reserves room in `ring`, writes `event` there and submits it, waking the
-/// reader only once the ring holds `wake_bytes`: waking it per event would
-/// schedule the collector inside every fault.
+/// Reserves room in `ring`, writes `event` there and submits it. The reader
+/// is woken only by the record that takes the ring past a multiple of
+/// `Config::wake_bytes`: waking it per event would schedule the collector inside
+/// every fault, and waking it for every record past the mark costs an
+/// interrupt per fault while a collector that yields to the workload lets
+/// the ring fill. Its timer drains the rest.
 #[inline(always)]
-fn send<T: Copy + 'static>(
-    ring: &RingBuf<FaultEvent, RING_BYTES>,
-    event: &T,
-    wake_bytes: u32,
-) -> bool {
+fn send<T: Copy + 'static>(ring: &RingBuf<FaultEvent, RING_BYTES>, event: &T) -> bool {
     let Some(mut entry) = ring.reserve_untyped::<T>(0) else {
         return false;
     };
     entry.write(*event);
     let map = core::ptr::from_ref(ring).cast_mut().cast::<c_void>();
     // SAFETY: a query of a ring map's positions; no memory is touched.
+    // The reserved record is counted: it is what may cross the mark.
     let avail = unsafe { bpf_ringbuf_query(map, u64::from(BPF_RB_AVAIL_DATA)) };
-    let flags = if avail >= u64::from(wake_bytes) {
+    entry.submit(u64::from(wake_flags(avail, record_bytes::<T>(), conf!(wake_bytes))));
+    true
+}
+
+/// Bytes a record of `T` takes in a ring: its header, rounded up to 8.
+#[inline(always)]
+const fn record_bytes<T>() -> u64 {
+    ((size_of::<T>() + 8 + 7) & !7) as u64
+}
+
+/// Wakes the reader when the record just reserved (`record` bytes, the
+/// last of `avail`) crossed a multiple of `wake_bytes`; 0 wakes it every time.
+#[inline(always)]
+fn wake_flags(avail: u64, record: u64, wake_bytes: u32) -> u32 {
+    let wake = u64::from(wake_bytes);
+    if wake == 0 || avail / wake != avail.saturating_sub(record) / wake {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
-    };
-    entry.submit(u64::from(flags));
-    true
+    }
 }

@@ -5,7 +5,7 @@ use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
 use vfio_trace_common::TaskEvent;
 
 use crate::{
-    kernel::low32,
+    kernel::pid_tid,
     maps::{TaskState, emit},
 };
 
@@ -16,10 +16,9 @@ pub fn pid_tgid(st: &mut TaskState, device: u64) -> u64 {
     if st.named == 0 {
         st.pid_tgid = bpf_get_current_pid_tgid();
         let mut task = TaskEvent::zeroed();
-        task.pid = (st.pid_tgid >> 32) as u32;
-        task.tid = low32(st.pid_tgid);
+        (task.pid, task.tid) = pid_tid(st.pid_tgid);
         task.comm = bpf_get_current_comm().unwrap_or_default();
-        emit(device, &task, conf!(wake_bytes));
+        emit(device, &task);
         st.named = 1;
     }
     st.pid_tgid

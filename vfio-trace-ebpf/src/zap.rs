@@ -116,7 +116,7 @@ pub fn ret() {
     // SAFETY: this task's own in-flight entry.
     let ev = unsafe { &mut *ev };
     ev.latency_ns = now().wrapping_sub(ev.start_ns);
-    emit(ev.device, ev, conf!(wake_bytes));
+    emit(ev.device, ev);
     let mut hold = HoldEvent::zeroed();
     hold.device = ev.device;
     hold.zap_start_ns = ev.start_ns;
@@ -141,6 +141,6 @@ pub fn hold_end() {
     // SAFETY: this task's own entry.
     let hold = unsafe { &mut *hold };
     hold.hold_ns = now().wrapping_sub(hold.zap_start_ns);
-    emit(hold.device, hold, conf!(wake_bytes));
+    emit(hold.device, hold);
     let _ = HOLDS.remove(tid);
 }
