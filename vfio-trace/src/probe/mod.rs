@@ -25,6 +25,7 @@ pub mod run_stats;
 pub mod session;
 pub mod table;
 pub mod tracefs;
+pub mod yielding;
 
 pub use host::Host;
 pub use preflight::{Preflight, preflight};

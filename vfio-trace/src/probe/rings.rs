@@ -16,6 +16,7 @@ use vfio_trace_common::{
     ZapEvent, kind,
 };
 
+use super::yielding::{Fill, Yielding};
 use crate::event::Event;
 
 /// `BPF_MAP_TYPE_RINGBUF`
@@ -77,40 +78,94 @@ pub struct Reader {
     pub undecodable: Arc<AtomicU64>,
 }
 
-/// Starts a reader task for `map` sending decoded events to `tx`, a batch per
-/// drain. It ends after a final drain once `stop` flips to true.
+/// Records drained between two looks at how full the ring is.
+const FILL_EVERY: usize = 1024;
+
+/// A reader's ring and how it shares the CPU.
+struct Draining {
+    capacity: u64,
+    yielding: Arc<Yielding>,
+    /// This ring could fill while the collector waits, and is not drained yet.
+    behind: bool,
+    batch_hint: usize,
+    /// The kernel's position at the last look, when, and the rate since.
+    produced: u64,
+    at: Instant,
+    rate: u64,
+}
+
+/// Looks closer together than this keep the last rate: too short to measure.
+const RATE_SPAN: Duration = Duration::from_millis(5);
+
+impl Draining {
+    fn look(&mut self, ring: &RingBuf<MapData>) {
+        let (consumed, produced) = ring.positions();
+        let (consumed, produced) = (consumed as u64, produced as u64);
+        let span = self.at.elapsed();
+        if span >= RATE_SPAN {
+            let bytes = produced.saturating_sub(self.produced);
+            let rate = u64::try_from(u128::from(bytes) * 1_000_000_000 / span.as_nanos())
+                .unwrap_or(u64::MAX);
+            // The highest recent rate, fading by about half a second: while
+            // this reader runs the workload does not, and a storm's rate
+            // must not read as a lull.
+            let ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
+            let faded = self.rate.saturating_mul(1000) / ms.saturating_add(1000);
+            self.rate = rate.max(faded);
+            self.produced = produced;
+            self.at = Instant::now();
+        }
+        let fill = Fill::of(produced.saturating_sub(consumed), self.rate, self.capacity);
+        self.yielding.ring_at(fill, &mut self.behind);
+    }
+}
+
+/// Starts a reader task for `map`, a ring of `capacity` bytes, sending
+/// decoded events to `tx`, a batch per drain. It ends after a final drain
+/// once `stop` flips to true.
 pub fn spawn(
     map: Map,
+    capacity: u32,
+    yielding: Arc<Yielding>,
     tx: mpsc::UnboundedSender<Vec<Event>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Reader, aya::maps::MapError> {
     let ring = RingBuf::try_from(map)?;
     let undecodable = Arc::new(AtomicU64::new(0));
     let shared = Arc::clone(&undecodable);
+    let mut ring_state = Draining {
+        capacity: u64::from(capacity),
+        yielding,
+        behind: false,
+        batch_hint: 0,
+        produced: ring.positions().1 as u64,
+        at: Instant::now(),
+        rate: 0,
+    };
     let handle = tokio::spawn(async move {
         // SAFETY: the ring owns its map fd and keeps it open until it is dropped
         // with this AsyncFd.
         let mut fd = unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)?;
         let mut stats = ReaderStats::default();
-        let mut batch_hint = 0;
         let mut tick = tokio::time::interval(DRAIN_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            // Readiness is cleared before draining: a record that arrives
+            // during the drain wakes the reader again.
+            let stopping = tokio::select! {
                 guard = fd.readable_mut() => {
-                    let mut guard = guard?;
+                    guard?.clear_ready();
                     stats.wakeups += 1;
-                    drain(guard.get_inner_mut(), &tx, &mut stats, &mut batch_hint);
-                    guard.clear_ready();
+                    false
                 }
-                _ = tick.tick() => drain(fd.get_mut(), &tx, &mut stats, &mut batch_hint),
-                _ = stop.wait_for(|s| *s) => {
-                    drain(fd.get_mut(), &tx, &mut stats, &mut batch_hint);
-                    shared.store(stats.undecodable, Ordering::Relaxed);
-                    return Ok(stats);
-                }
-            }
+                _ = tick.tick() => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            drain(fd.get_mut(), &tx, &mut stats, &mut ring_state).await;
             shared.store(stats.undecodable, Ordering::Relaxed);
+            if stopping {
+                return Ok(stats);
+            }
         }
     });
     Ok(Reader {
@@ -119,31 +174,60 @@ pub fn spawn(
     })
 }
 
-/// Reads every record in the ring into one batch. The batch starts at the
-/// size of the last one: growing it a doubling at a time copied every
-/// event again at each step.
-fn drain(
+/// Most records a batch holds. The model takes each batch on this same
+/// thread: a ring drained whole after falling behind made one batch long
+/// enough (~100,000 records streamed to `--events`) for the ring to
+/// overflow while it was taken.
+const MAX_BATCH: usize = 4096;
+
+/// Reads every record in the ring, in batches of at most [`MAX_BATCH`],
+/// letting the model take each before reading on.
+async fn drain(
     ring: &mut RingBuf<MapData>,
     tx: &mpsc::UnboundedSender<Vec<Event>>,
     stats: &mut ReaderStats,
-    hint: &mut usize,
+    ring_state: &mut Draining,
 ) {
+    while drain_batch(ring, tx, stats, ring_state) {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Reads up to [`MAX_BATCH`] records into one batch and sends it; true when
+/// the batch filled up, so more may wait. The batch starts at the size of
+/// the last one: growing it a doubling at a time copied every event again at
+/// each step. How full the ring is decides, before and during the drain,
+/// whether the collector competes for the CPU.
+fn drain_batch(
+    ring: &mut RingBuf<MapData>,
+    tx: &mpsc::UnboundedSender<Vec<Event>>,
+    stats: &mut ReaderStats,
+    ring_state: &mut Draining,
+) -> bool {
     let started = Instant::now();
-    let mut batch = Vec::with_capacity(*hint);
-    while let Some(item) = ring.next() {
+    ring_state.look(ring);
+    let mut batch = Vec::with_capacity(ring_state.batch_hint);
+    let mut read = 0;
+    while read < MAX_BATCH {
+        if read > 0 && read % FILL_EVERY == 0 {
+            ring_state.look(ring);
+        }
+        let Some(item) = ring.next() else { break };
         match decode(&item) {
             Some(ev) => batch.push(ev),
             None => stats.undecodable += 1,
         }
+        read += 1;
     }
+    ring_state.look(ring);
     stats.read_ns += u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    if batch.is_empty() {
-        return;
+    if !batch.is_empty() {
+        ring_state.batch_hint = batch.len();
+        stats.drains += 1;
+        stats.events += batch.len() as u64;
+        let _ = tx.send(batch);
     }
-    *hint = batch.len();
-    stats.drains += 1;
-    stats.events += batch.len() as u64;
-    let _ = tx.send(batch);
+    read == MAX_BATCH
 }
 
 /// Wraps a created ring's `MapData` as a map a reader can take.

@@ -1,7 +1,7 @@
 //! A tracing session: plan, offsets, load, per-device rings, attach, readers;
 //! and the orderly stop that loses nothing already recorded.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use aya::maps::{MapData, StackTraceMap};
 use thiserror::Error;
@@ -20,6 +20,7 @@ use super::{
     preflight::{NotReady, Preflight},
     rings::{self, Reader, ReaderStats},
     role::Role,
+    yielding::Yielding,
 };
 use crate::device::Bdf;
 
@@ -74,6 +75,7 @@ pub struct Session {
     diagnostics: Option<diagnostics::Reader>,
     /// Why the programs' diagnostics cannot be read, if they cannot.
     pub diagnostics_error: Option<String>,
+    yielding: Arc<Yielding>,
 }
 
 /// What a stopped session leaves: final plan status, kernel counts and ring counts.
@@ -132,6 +134,7 @@ impl Session {
             ),
             Err(e) => (None, Some(error_chain(&e))),
         };
+        let yielding = Arc::new(Yielding::default());
         let mut readers = Vec::new();
         for (slot, &bdf) in (0..).zip(&opts.devices) {
             let ring_err = |message: String| SessionError::Ring {
@@ -140,15 +143,23 @@ impl Session {
             };
             let data = rings::create(opts.ring_bytes).map_err(|e| ring_err(error_chain(&e)))?;
             tracer.add_device_ring(bdf.key(), slot, &data)?;
-            let reader = rings::spawn(rings::as_map(data), tx.clone(), stop_rx.clone())
-                .map_err(|e| ring_err(error_chain(&e)))?;
+            let reader = rings::spawn(
+                rings::as_map(data),
+                opts.ring_bytes,
+                Arc::clone(&yielding),
+                tx.clone(),
+                stop_rx.clone(),
+            )
+            .map_err(|e| ring_err(error_chain(&e)))?;
             readers.push((Some(bdf), reader));
         }
         let shared = tracer.take_shared_ring()?;
-        let reader = rings::spawn(shared, tx, stop_rx).map_err(|e| SessionError::Ring {
-            device: "shared".into(),
-            message: error_chain(&e),
-        })?;
+        let shared_bytes = vfio_trace_common::SHARED_RING_BYTES;
+        let reader = rings::spawn(shared, shared_bytes, Arc::clone(&yielding), tx, stop_rx)
+            .map_err(|e| SessionError::Ring {
+                device: "shared".into(),
+                message: error_chain(&e),
+            })?;
         readers.push((None, reader));
         tracer.attach()?;
         Ok(Self {
@@ -161,7 +172,27 @@ impl Session {
             symbols: std::sync::OnceLock::new(),
             diagnostics,
             diagnostics_error,
+            yielding,
         })
+    }
+
+    /// From now on the collector's thread gives way to other work while its
+    /// rings have room (see `yielding`). Call it from the thread that runs
+    /// the readers, after starting the workload, which would otherwise
+    /// inherit the low priority. Returns whether it yields: only a process
+    /// allowed to raise its priority again does.
+    pub fn yield_cpu(&self) -> bool {
+        self.yielding.start()
+    }
+
+    /// Times the collector stopped yielding because a ring was half full.
+    pub fn catch_ups(&self) -> u64 {
+        self.yielding.catch_ups()
+    }
+
+    /// Whether the collector yields the CPU (see [`Session::yield_cpu`]).
+    pub fn yields(&self) -> bool {
+        self.yielding.yielding()
     }
 
     /// The plan with attach status.

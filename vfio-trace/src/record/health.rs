@@ -67,6 +67,13 @@ pub struct CollectorDoc {
     pub read_ns: u64,
     #[serde(default)]
     pub ingest_ns: u64,
+    /// Whether the collector gave the CPU way to other work while its rings
+    /// had room (lowest priority, nice 19), and how often a half-full ring
+    /// made it compete at its own priority to catch up.
+    #[serde(default)]
+    pub yielded: bool,
+    #[serde(default)]
+    pub catch_ups: u64,
     /// Peak resident memory of this process.
     pub max_rss_kib: u64,
     /// Time the eBPF programs ran, and how often; 0 unless
@@ -84,6 +91,9 @@ pub struct Usage {
     pub max_rss_kib: u64,
     /// Time in `Model::ingest`, and in sending events to `--events`.
     pub ingest_ns: u64,
+    /// Whether the collector yielded the CPU, and its catch-ups.
+    pub yielded: bool,
+    pub catch_ups: u64,
 }
 
 impl CollectorDoc {
@@ -104,6 +114,8 @@ impl CollectorDoc {
             stop_cpu_ns: usage.stop_cpu_ns,
             read_ns: rings.iter().map(|r| r.stats.read_ns).sum(),
             ingest_ns: usage.ingest_ns,
+            yielded: usage.yielded,
+            catch_ups: usage.catch_ups,
             max_rss_kib: usage.max_rss_kib,
             bpf_run_ns: counts.bpf_run_ns,
             bpf_run_cnt: counts.bpf_run_cnt,
@@ -282,10 +294,13 @@ mod tests {
         ];
         let usage = Usage {
             ingest_ns: 7,
+            yielded: true,
+            catch_ups: 3,
             ..Usage::default()
         };
         let c = CollectorDoc::new(usage, &counts, &rings);
         assert_eq!((c.events, c.read_ns, c.ingest_ns), (5000, 500_000, 7));
+        assert_eq!((c.yielded, c.catch_ups), (true, 3));
         assert!((c.wakeups_per_1000_events - 0.4).abs() < 1e-9);
         let h = HealthDoc::new(&counts, &rings, clean());
         assert_eq!(h.reader_errors, vec!["shared: EBADF".to_owned()]);

@@ -255,6 +255,13 @@ async fn record(
             Err(e) => error = Some(format!("cannot run {program}: {e}")),
         }
     }
+    // After the workload started: it must not inherit the low priority.
+    // Streaming every event to `--events` costs the collector several times
+    // more per event: yielding, it fell behind on a 1 GiB storm and lost
+    // 34,527 events, so then it keeps its priority.
+    if sink.is_none() {
+        session.yield_cpu();
+    }
     let deadline = args
         .duration
         .map(|d| tokio::time::sleep(Duration::from_secs_f64(d)));
@@ -287,6 +294,7 @@ async fn record(
     // The collector's cost to the workload ends here; detaching (kernel text
     // patching, counted as this process's system time) is reported apart.
     let (cpu_at_stop, _) = health::own_usage();
+    let (yielded, catch_ups) = (session.yields(), session.catch_ups());
     let stopped = session.stop().await;
     let mut events = stopped.events;
     while let Some(batch) = events.recv().await {
@@ -317,6 +325,8 @@ async fn record(
             stop_cpu_ns: cpu_ns.saturating_sub(cpu_at_stop),
             max_rss_kib,
             ingest_ns,
+            yielded,
+            catch_ups,
         },
         pci,
     };

@@ -166,6 +166,8 @@ pub fn recording() -> Document {
             stop_cpu_ns: 0,
             max_rss_kib: 9000,
             ingest_ns: 0,
+            yielded: false,
+            catch_ups: 0,
         },
         pci: vec![pci(A, 0x1af4, 0x1110), pci(B, 0x8086, 0x10ca)],
     };

@@ -136,6 +136,13 @@ impl<T> RingBuf<T> {
         } = self;
         producer.next(consumer)
     }
+
+    /// The reader's and the kernel's positions, in bytes since the ring
+    /// was created (records, their headers and padding): the difference is
+    /// how full the ring is, and the second's growth how fast it fills.
+    pub fn positions(&self) -> (usize, usize) {
+        (self.consumer.pos, load_producer_pos(&self.producer.mmap))
+    }
 }
 
 impl<T: Borrow<MapData>> AsFd for RingBuf<T> {
