@@ -163,6 +163,7 @@ fn record_report(docs: &[&Record], with_stats: Option<&Record>) -> RecordReport 
         stats::median(&docs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
     };
     let lost: Vec<u64> = docs.iter().filter_map(|r| r.lost_events).collect();
+    let catch_ups: Vec<u64> = docs.iter().filter_map(|r| r.catch_ups).collect();
     let mut losses: Option<BTreeMap<String, u64>> = None;
     for r in docs {
         if let Some(l) = &r.losses {
@@ -185,6 +186,7 @@ fn record_report(docs: &[&Record], with_stats: Option<&Record>) -> RecordReport 
         read_ns_per_event: med(&|r| stats::per(r.read_ns, r.events)),
         ingest_ns_per_event: med(&|r| stats::per(r.ingest_ns, r.events)),
         wakeups_per_1000_events: med(&|r| stats::per(r.wakeups, r.events).map(|x| x * 1000.0)),
+        catch_ups: (!catch_ups.is_empty()).then(|| catch_ups.iter().sum()),
         max_rss_kib: med(&|r| r.max_rss_kib.map(to_f64)),
     }
 }

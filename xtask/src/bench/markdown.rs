@@ -200,7 +200,7 @@ mod tests {
             ),
             "{md}"
         );
-        assert!(md.contains("| storm-64m | n/a | 40 / 40 | n/a | n/a | n/a | n/a | n/a (n/a, n/a) | n/a | n/a | 16384 / 16384 | n/a / 5.4 | 16390 |"), "{md}");
+        assert!(md.contains("| storm-64m | n/a | 40 / 40 | n/a | n/a | n/a | n/a | n/a (n/a, n/a) | n/a (n/a) | n/a | 16384 / 16384 | n/a / 5.4 | 16390 |"), "{md}");
         assert!(md.contains("bpftrace: not available (no network)."), "{md}");
         assert!(md.contains("rounds: none left registered."), "{md}");
         // No floor rounds, no floor table.

@@ -66,6 +66,8 @@ pub struct Record {
     /// Time reading the rings, and in the model (`collector.read_ns`, `ingest_ns`).
     pub read_ns: Option<u64>,
     pub ingest_ns: Option<u64>,
+    /// Times the yielding collector competed to catch up (`collector.catch_ups`).
+    pub catch_ups: Option<u64>,
     pub max_rss_kib: Option<u64>,
     pub bpf_run_ns: Option<u64>,
     pub bpf_run_cnt: Option<u64>,
@@ -100,6 +102,7 @@ pub fn record(text: &str) -> Result<Record, String> {
         cpu_ns: c["cpu_ns"].as_u64(),
         read_ns: c["read_ns"].as_u64(),
         ingest_ns: c["ingest_ns"].as_u64(),
+        catch_ups: c["catch_ups"].as_u64(),
         max_rss_kib: c["max_rss_kib"].as_u64(),
         bpf_run_ns: c["bpf_run_ns"].as_u64(),
         bpf_run_cnt: c["bpf_run_cnt"].as_u64(),

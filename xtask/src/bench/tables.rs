@@ -124,7 +124,7 @@ pub fn cost_table(out: &mut String, run: &RunReport) {
 
 pub fn record_table(out: &mut String, run: &RunReport) {
     out.push_str("\nvfio-trace record itself, medians per round (lost: summed over rounds):\n\n");
-    out.push_str("| scenario | attach ms | outside phase ms, untraced / record | events | lost | losses | BPF ns/run | collector CPU ns/event (ring read, model) | wake-ups/1000 events | max RSS MiB | handler calls, record / tracefs | reported 4K p50 µs / untraced µs per fault | --events file lines |\n");
+    out.push_str("| scenario | attach ms | outside phase ms, untraced / record | events | lost | losses | BPF ns/run | collector CPU ns/event (ring read, model) | wake-ups/1000 events (catch-ups) | max RSS MiB | handler calls, record / tracefs | reported 4K p50 µs / untraced µs per fault | --events file lines |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for s in &run.scenarios {
         let c = &s.record;
@@ -149,6 +149,11 @@ pub fn record_table(out: &mut String, run: &RunReport) {
             opt(c.read_ns_per_event, |x| format!("{x:.0}")),
             opt(c.ingest_ns_per_event, |x| format!("{x:.0}")),
         );
+        let wakeups = format!(
+            "{} ({})",
+            opt(c.wakeups_per_1000_events, |x| format!("{x:.1}")),
+            opt(c.catch_ups, |x| x.to_string())
+        );
         let _ = writeln!(
             out,
             "| {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} |",
@@ -161,7 +166,7 @@ pub fn record_table(out: &mut String, run: &RunReport) {
             losses,
             opt(c.bpf_ns_per_run, |x| format!("{x:.0}")),
             collector_cpu,
-            opt(c.wakeups_per_1000_events, |x| format!("{x:.1}")),
+            wakeups,
             opt(c.max_rss_kib, |x| format!("{:.1}", x / 1024.0)),
             opt(s.recorded_faults, |x| x.to_string()),
             opt(s.tracefs_hits, |x| x.to_string()),
