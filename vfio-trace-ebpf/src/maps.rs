@@ -227,7 +227,11 @@ fn send<T: Copy + 'static>(ring: &RingBuf<FaultEvent, RING_BYTES>, event: &T) ->
     // SAFETY: a query of a ring map's positions; no memory is touched.
     // The reserved record is counted: it is what may cross the mark.
     let avail = unsafe { bpf_ringbuf_query(map, u64::from(BPF_RB_AVAIL_DATA)) };
-    entry.submit(u64::from(wake_flags(avail, record_bytes::<T>(), conf!(wake_bytes))));
+    entry.submit(u64::from(wake_flags(
+        avail,
+        record_bytes::<T>(),
+        conf!(wake_bytes),
+    )));
     true
 }
 
