@@ -103,6 +103,13 @@ pub struct Config {
     /// `FAULT_FLAG_USER` of `enum fault_flag`: set when a CPU in user mode
     /// faulted; 0 when BTF does not say.
     pub fault_flag_user: u32,
+    /// Non-zero: once a ring holds `wake_bytes`, every record wakes the
+    /// reader, so a collector slower than the workload slows it rather than
+    /// losing events. 0: only a record that crosses a multiple of
+    /// `wake_bytes` wakes it (a collector that yields the CPU lags by design).
+    pub wake_past_mark: u32,
+    /// Keeps the size a multiple of 8.
+    _pad: u32,
 }
 
 impl Config {
@@ -139,11 +146,13 @@ impl Config {
             vma_end: MISSING,
             vmf_flags: MISSING,
             fault_flag_user: 0,
+            wake_past_mark: 0,
+            _pad: 0,
         }
     }
 }
 
-const _: () = assert!(size_of::<Config>() == 120);
+const _: () = assert!(size_of::<Config>() == 128);
 
 /// Event kinds; every event starts with its kind as a `u32`.
 pub mod kind {

@@ -212,8 +212,9 @@ pub fn emit_to<T: Copy + 'static>(slot: u32, device: u64, event: &T) {
 }
 
 /// Reserves room in `ring`, writes `event` there and submits it. The reader
-/// is woken only by the record that takes the ring past a multiple of
-/// `Config::wake_bytes`: waking it per event would schedule the collector inside
+/// is woken by the record that takes the ring past a multiple of
+/// `Config::wake_bytes`, and with `Config::wake_past_mark` by every record
+/// past the first: waking it per event would schedule the collector inside
 /// every fault, and waking it for every record past the mark costs an
 /// interrupt per fault while a collector that yields to the workload lets
 /// the ring fill. Its timer drains the rest.
@@ -227,11 +228,12 @@ fn send<T: Copy + 'static>(ring: &RingBuf<FaultEvent, RING_BYTES>, event: &T) ->
     // SAFETY: a query of a ring map's positions; no memory is touched.
     // The reserved record is counted: it is what may cross the mark.
     let avail = unsafe { bpf_ringbuf_query(map, u64::from(BPF_RB_AVAIL_DATA)) };
-    entry.submit(u64::from(wake_flags(
-        avail,
-        record_bytes::<T>(),
-        conf!(wake_bytes),
-    )));
+    let record = if conf!(wake_past_mark) != 0 {
+        avail
+    } else {
+        record_bytes::<T>()
+    };
+    entry.submit(u64::from(wake_flags(avail, record, conf!(wake_bytes))));
     true
 }
 
@@ -242,7 +244,9 @@ const fn record_bytes<T>() -> u64 {
 }
 
 /// Wakes the reader when the record just reserved (`record` bytes, the
-/// last of `avail`) crossed a multiple of `wake_bytes`; 0 wakes it every time.
+/// last of `avail`) crossed a multiple of `wake_bytes`; 0 wakes it every
+/// time. Taking `record` as all of `avail` wakes it for every record past
+/// the first mark (`Config::wake_past_mark`).
 #[inline(always)]
 fn wake_flags(avail: u64, record: u64, wake_bytes: u32) -> u32 {
     let wake = u64::from(wake_bytes);

@@ -35,6 +35,10 @@ pub enum SessionError {
 }
 
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of one session, each named where it is set"
+)]
 pub struct Options {
     /// Devices that get their own ring.
     pub devices: Vec<Bdf>,
@@ -50,6 +54,10 @@ pub struct Options {
     pub floor: bool,
     /// Print the programs' diagnostics to stderr as they come.
     pub verbose: bool,
+    /// The collector will yield the CPU ([`Session::yield_cpu`]): the
+    /// programs then wake its readers only at quarter marks, since a
+    /// yielding reader lags by design.
+    pub yield_cpu: bool,
 }
 
 /// What one ring's reader did.
@@ -112,6 +120,7 @@ impl Session {
         // A quarter of the smallest ring: the reader wakes well before any
         // ring fills, and otherwise drains on its timer.
         config.wake_bytes = opts.ring_bytes.min(vfio_trace_common::SHARED_RING_BYTES) / 4;
+        config.wake_past_mark = u32::from(!opts.yield_cpu);
         config.filter_pid = opts.pid.unwrap_or(0);
         config.filter_devices = u32::from(opts.only.is_some());
 
@@ -134,7 +143,7 @@ impl Session {
             ),
             Err(e) => (None, Some(error_chain(&e))),
         };
-        let yielding = Arc::new(Yielding::default());
+        let yielding = Arc::new(Yielding::new(opts.yield_cpu));
         let mut readers = Vec::new();
         for (slot, &bdf) in (0..).zip(&opts.devices) {
             let ring_err = |message: String| SessionError::Ring {
@@ -179,8 +188,9 @@ impl Session {
     /// From now on the collector's thread gives way to other work while its
     /// rings have room (see `yielding`). Call it from the thread that runs
     /// the readers, after starting the workload, which would otherwise
-    /// inherit the low priority. Returns whether it yields: only a process
-    /// allowed to raise its priority again does.
+    /// inherit the low priority. Returns whether it yields: only a session
+    /// started with `Options::yield_cpu`, in a process allowed to raise its
+    /// priority again, does.
     pub fn yield_cpu(&self) -> bool {
         self.yielding.start()
     }

@@ -34,6 +34,8 @@ const WAIT_MS: u64 = 100;
 /// When readers lower and raise the collector's priority.
 #[derive(Debug, Default)]
 pub struct Yielding {
+    /// Whether the session may yield at all.
+    allowed: bool,
     /// Set once the thread yields; until then readers change nothing.
     on: AtomicBool,
     /// The thread's id and its nice value before yielding, to return to.
@@ -72,12 +74,20 @@ impl Fill {
 }
 
 impl Yielding {
+    /// `allowed`: whether [`Yielding::start`] may lower the priority.
+    pub fn new(allowed: bool) -> Self {
+        Self {
+            allowed,
+            ..Self::default()
+        }
+    }
+
     /// Lowers the calling thread's priority, remembering the one it had.
     /// Only a process that may raise it again yields (root, or a nice
     /// limit that allows it); otherwise nothing changes. Returns whether it
     /// yields.
     pub fn start(&self) -> bool {
-        if !may_raise() {
+        if !self.allowed || !may_raise() {
             return false;
         }
         let tid = gettid();

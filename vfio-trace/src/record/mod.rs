@@ -48,8 +48,8 @@ pub struct RecordArgs {
     /// Write the JSON here instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Ring buffer per device, in MiB (a power of two). Default: 8 MiB shared
-    /// out, 1 to 4 MiB each (see `default_ring_mib`).
+    /// Ring buffer per device, in MiB (a power of two). Default: 16 MiB shared
+    /// out, 1 to 8 MiB each (see `default_ring_mib`).
     #[arg(long, value_name = "MIB")]
     pub ring_mib: Option<u32>,
     /// Attach kprobes even where fentry/fexit would work (to compare their cost).
@@ -99,15 +99,17 @@ fn validate(args: &RecordArgs) -> anyhow::Result<()> {
 }
 
 /// The default ring per device, from the rate it must absorb: a 4 KiB fault
-/// storm on one CPU writes ~200,000 events (88 bytes each) a second under
+/// storm on one CPU writes ~120,000 events (112 bytes each) a second under
 /// emulation and several times that natively, while the reader may wait a
 /// scheduler tick or more for the CPU (seen: ~80 ms on a lazily preempting
-/// kernel, where 1 MiB lost 1.4% of a 262,144-fault storm). 4 MiB holds
-/// ~40,000 events; with many devices each gets less, 8 MiB in all and at
-/// least 1 MiB, since every ring page is mapped twice and counts in RSS.
+/// kernel, where 1 MiB lost 1.4% of a 262,144-fault storm), and longer when
+/// it yields the CPU (a 4 MiB ring lost 4,791 events in one of four 1 GiB
+/// storms). 8 MiB holds ~75,000 events; with many devices each gets less,
+/// 16 MiB in all and at least 1 MiB, since every ring page is mapped twice
+/// and counts in RSS.
 pub fn default_ring_mib(devices: usize) -> u32 {
-    let share = 8 / u32::try_from(devices.max(1)).unwrap_or(u32::MAX).max(1);
-    share.clamp(1, 4).next_power_of_two().min(4)
+    let share = 16 / u32::try_from(devices.max(1)).unwrap_or(u32::MAX).max(1);
+    1 << share.clamp(1, 8).ilog2()
 }
 
 /// The devices that get a ring of their own: every device bound to vfio-pci
@@ -215,6 +217,10 @@ async fn record(
         trampolines: !args.kprobes_only,
         floor: args.floor,
         verbose: args.verbose,
+        // Streaming every event to `--events` costs the collector several
+        // times more per event: yielding, it fell behind on a 1 GiB storm
+        // and lost 34,527 events, so then it keeps its priority.
+        yield_cpu: sink.is_none(),
     };
     let mut session = Session::start(preflight, &opts)?;
     if args.verbose
@@ -256,12 +262,7 @@ async fn record(
         }
     }
     // After the workload started: it must not inherit the low priority.
-    // Streaming every event to `--events` costs the collector several times
-    // more per event: yielding, it fell behind on a 1 GiB storm and lost
-    // 34,527 events, so then it keeps its priority.
-    if sink.is_none() {
-        session.yield_cpu();
-    }
+    session.yield_cpu();
     let deadline = args
         .duration
         .map(|d| tokio::time::sleep(Duration::from_secs_f64(d)));
@@ -430,12 +431,12 @@ mod tests {
     }
 
     #[test]
-    fn default_rings_share_8_mib_between_1_and_4_each() {
-        let sizes: Vec<u32> = [0, 1, 2, 3, 4, 5, 8, 16, 64]
+    fn default_rings_share_16_mib_between_1_and_8_each() {
+        let sizes: Vec<u32> = [0, 1, 2, 3, 4, 5, 8, 9, 16, 64]
             .into_iter()
             .map(default_ring_mib)
             .collect();
-        assert_eq!(sizes, [4, 4, 4, 2, 2, 1, 1, 1, 1]);
+        assert_eq!(sizes, [8, 8, 8, 4, 4, 2, 2, 1, 1, 1]);
     }
 
     #[test]

@@ -136,6 +136,7 @@ impl Tracing {
             trampolines: !args.kprobes_only,
             floor: false,
             verbose: false,
+            yield_cpu: false,
         };
         let session = Session::start(preflight, &opts)?;
         model.set_zap_walks_known(session.zap_walks_known());

@@ -96,6 +96,7 @@ impl Live {
             trampolines: true,
             floor: false,
             verbose: false,
+            yield_cpu: false,
         };
         let session = Session::start(preflight, &opts)?;
         let run_stats = probe::run_stats::enable().ok();
