@@ -195,7 +195,8 @@ impl Session {
         self.yielding.start()
     }
 
-    /// Times the collector stopped yielding because a ring was half full.
+    /// Times the collector stopped yielding because a ring was about to pass
+    /// half full.
     pub fn catch_ups(&self) -> u64 {
         self.yielding.catch_ups()
     }

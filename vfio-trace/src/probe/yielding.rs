@@ -14,21 +14,17 @@
 //! Priority is per thread on Linux, and the readers share the one runtime
 //! thread that calls [`Yielding::start`].
 
-use std::{
-    sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering},
-    time::Duration,
-};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// The nice value while yielding.
 const LOW: i32 = 13;
 /// The time slice asked for while yielding (`sched_attr.sched_runtime`,
 /// used by the scheduler from 6.12).
 const SLICE_NS: u64 = 500_000;
-/// How long a yielding reader is assumed to wait for the CPU: at nice 13
+/// How long (ms) a yielding reader is assumed to wait for the CPU: at nice 13
 /// about a fifth of nice 19's 300 ms, with room to spare. A ring that would
 /// pass half full in that time makes the collector compete; the other half
 /// absorbs a longer wait.
-pub const WAIT: Duration = Duration::from_millis(WAIT_MS);
 const WAIT_MS: u64 = 100;
 
 /// When readers lower and raise the collector's priority.
@@ -50,10 +46,10 @@ pub struct Yielding {
 /// A ring's state as its reader sees it before and while draining.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fill {
-    /// Would be half full after [`WAIT`] at the rate it fills: compete for
+    /// Would be half full after [`WAIT_MS`] at the rate it fills: compete for
     /// the CPU.
     Behind,
-    /// At most an eighth full, and under a quarter after [`WAIT`]: yield again.
+    /// At most an eighth full, and under a quarter after [`WAIT_MS`]: yield again.
     CaughtUp,
     /// In between: keep what was decided.
     Between,
