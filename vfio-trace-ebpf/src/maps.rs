@@ -228,12 +228,13 @@ fn send<T: Copy + 'static>(ring: &RingBuf<FaultEvent, RING_BYTES>, event: &T) ->
     // SAFETY: a query of a ring map's positions; no memory is touched.
     // The reserved record is counted: it is what may cross the mark.
     let avail = unsafe { bpf_ringbuf_query(map, u64::from(BPF_RB_AVAIL_DATA)) };
-    let record = if conf!(wake_past_mark) != 0 {
-        avail
-    } else {
-        record_bytes::<T>()
-    };
-    entry.submit(u64::from(wake_flags(avail, record, conf!(wake_bytes))));
+    let flags = wake_flags(
+        avail,
+        record_bytes::<T>(),
+        conf!(wake_bytes),
+        conf!(wake_past_mark) != 0,
+    );
+    entry.submit(u64::from(flags));
     true
 }
 
@@ -244,13 +245,16 @@ const fn record_bytes<T>() -> u64 {
 }
 
 /// Wakes the reader when the record just reserved (`record` bytes, the
-/// last of `avail`) crossed a multiple of `wake_bytes`; 0 wakes it every
-/// time. Taking `record` as all of `avail` wakes it for every record past
-/// the first mark (`Config::wake_past_mark`).
+/// last of `avail`) crossed a multiple of `wake_bytes`, or, with
+/// `past_mark`, lies anywhere past the first; `wake_bytes` 0 wakes it every
+/// time.
 #[inline(always)]
-fn wake_flags(avail: u64, record: u64, wake_bytes: u32) -> u32 {
+fn wake_flags(avail: u64, record: u64, wake_bytes: u32, past_mark: bool) -> u32 {
     let wake = u64::from(wake_bytes);
-    if wake == 0 || avail / wake != avail.saturating_sub(record) / wake {
+    if wake == 0
+        || (past_mark && avail >= wake)
+        || avail / wake != avail.saturating_sub(record) / wake
+    {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
