@@ -67,6 +67,8 @@ pub struct ReaderStats {
     pub wakeups: u64,
     /// Drains that found at least one record.
     pub drains: u64,
+    /// Wake-ups (readiness or timer) that left a filling ring undrained.
+    pub deferred: u64,
     /// Time spent draining: reading records from the ring and decoding them.
     pub read_ns: u64,
 }
@@ -92,6 +94,10 @@ struct Draining {
     produced: u64,
     at: Instant,
     rate: u64,
+    /// The kernel's position when the reader last woke, and the bytes
+    /// waiting then: whether the ring is still filling.
+    woke_at: u64,
+    pending: u64,
 }
 
 /// Looks closer together than this keep the last rate: too short to measure.
@@ -115,9 +121,31 @@ impl Draining {
             self.produced = produced;
             self.at = Instant::now();
         }
-        let fill = Fill::of(produced.saturating_sub(consumed), self.rate, self.capacity);
+        self.pending = produced.saturating_sub(consumed);
+        let fill = Fill::of(self.pending, self.rate, self.capacity);
         self.yielding.ring_at(fill, &mut self.behind);
     }
+
+    /// Whether a woken reader leaves the records where they are. While the
+    /// collector yields, a ring that is neither behind nor a quarter full
+    /// waits as long as the kernel keeps adding to it: draining during a
+    /// burst takes the CPU from the workload that makes the burst, and
+    /// costs the same once it pauses. Records stay in the ring, so nothing
+    /// is lost; a ring that fills makes the reader catch up.
+    fn defers(&mut self, ring: &RingBuf<MapData>) -> bool {
+        self.look(ring);
+        let produced = ring.positions().1 as u64;
+        let filling = produced != self.woke_at;
+        self.woke_at = produced;
+        self.yielding.yielding()
+            && !self.behind
+            && leave_for_later(filling, self.pending, self.capacity)
+    }
+}
+
+/// A ring still filling with under a quarter of `capacity` waiting.
+fn leave_for_later(filling: bool, pending: u64, capacity: u64) -> bool {
+    filling && pending < capacity / 4
 }
 
 /// Starts a reader task for `map`, a ring of `capacity` bytes, sending
@@ -141,6 +169,8 @@ pub fn spawn(
         produced: ring.positions().1 as u64,
         at: Instant::now(),
         rate: 0,
+        woke_at: ring.positions().1 as u64,
+        pending: 0,
     };
     let handle = tokio::spawn(async move {
         // SAFETY: the ring owns its map fd and keeps it open until it is dropped
@@ -161,6 +191,10 @@ pub fn spawn(
                 _ = tick.tick() => false,
                 _ = stop.wait_for(|s| *s) => true,
             };
+            if !stopping && ring_state.defers(fd.get_ref()) {
+                stats.deferred += 1;
+                continue;
+            }
             drain(fd.get_mut(), &tx, &mut stats, &mut ring_state).await;
             shared.store(stats.undecodable, Ordering::Relaxed);
             if stopping {
@@ -238,6 +272,19 @@ pub fn as_map(data: MapData) -> Map {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ring_waits_only_while_it_fills_and_has_room() {
+        const CAP: u64 = 8 << 20;
+        // A 64 MiB storm's 16,384 records (1.8 MB) wait for the storm to pause.
+        assert!(leave_for_later(true, 16_384 * 112, CAP));
+        assert!(!leave_for_later(false, 16_384 * 112, CAP), "paused: drain");
+        assert!(
+            !leave_for_later(true, CAP / 4, CAP),
+            "a quarter full: drain"
+        );
+        assert!(leave_for_later(true, CAP / 4 - 1, CAP));
+    }
 
     #[test]
     fn decodes_records_and_skips_short_ones() {

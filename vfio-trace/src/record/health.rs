@@ -68,12 +68,15 @@ pub struct CollectorDoc {
     #[serde(default)]
     pub ingest_ns: u64,
     /// Whether the collector gave the CPU way to other work while its rings
-    /// had room (lowest priority, nice 19), and how often a half-full ring
-    /// made it compete at its own priority to catch up.
+    /// had room (nice 13), how often a ring about to pass half full made it
+    /// compete at its own priority to catch up, and how often a reader left
+    /// a ring that was still filling for later.
     #[serde(default)]
     pub yielded: bool,
     #[serde(default)]
     pub catch_ups: u64,
+    #[serde(default)]
+    pub deferred: u64,
     /// Peak resident memory of this process.
     pub max_rss_kib: u64,
     /// Time the eBPF programs ran, and how often; 0 unless
@@ -116,6 +119,7 @@ impl CollectorDoc {
             ingest_ns: usage.ingest_ns,
             yielded: usage.yielded,
             catch_ups: usage.catch_ups,
+            deferred: rings.iter().map(|r| r.stats.deferred).sum(),
             max_rss_kib: usage.max_rss_kib,
             bpf_run_ns: counts.bpf_run_ns,
             bpf_run_cnt: counts.bpf_run_cnt,
@@ -253,6 +257,7 @@ mod tests {
                 undecodable,
                 wakeups,
                 drains: wakeups + 1,
+                deferred: wakeups * 3,
                 read_ns: events * 100,
             },
             error: error.map(str::to_owned),
@@ -300,7 +305,7 @@ mod tests {
         };
         let c = CollectorDoc::new(usage, &counts, &rings);
         assert_eq!((c.events, c.read_ns, c.ingest_ns), (5000, 500_000, 7));
-        assert_eq!((c.yielded, c.catch_ups), (true, 3));
+        assert_eq!((c.yielded, c.catch_ups, c.deferred), (true, 3, 6));
         assert!((c.wakeups_per_1000_events - 0.4).abs() < 1e-9);
         let h = HealthDoc::new(&counts, &rings, clean());
         assert_eq!(h.reader_errors, vec!["shared: EBADF".to_owned()]);
@@ -386,11 +391,11 @@ mod tests {
         assert_eq!(h.kernel_diagnostics, 2);
         // Diagnostics are not failures of the tracer.
         assert!(h.is_clean());
-        counts.diagnostics_error = Some("map AYA_LOGS not found".into());
+        counts.diagnostics_error = Some("map DIAGNOSED not found".into());
         let h = HealthDoc::new(&counts, &[], clean());
         assert_eq!(
             h.reader_errors,
-            vec!["kernel diagnostics: map AYA_LOGS not found".to_owned()]
+            vec!["kernel diagnostics: map DIAGNOSED not found".to_owned()]
         );
         assert!(!h.is_clean());
     }
