@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::{
     KPROBE_PMU,
+    btf_file::BtfBytes,
     btf_scan::Scan,
     kallsyms::Symbols,
     offsets::{self, Offsets},
@@ -73,7 +74,8 @@ impl BtfSource for BtfFiles {
 
     fn read(&self, functions: &[&str]) -> Result<BtfRead, String> {
         let read = |path: &Path| fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
-        let vmlinux = read(&self.vmlinux)?;
+        let vmlinux = BtfBytes::open(&self.vmlinux)
+            .map_err(|e| format!("{}: {e}", self.vmlinux.display()))?;
         let optional = |path: &Path| path.exists().then(|| read(path)).transpose();
         let module = optional(&self.module)?;
         let type1 = optional(&self.type1)?;

@@ -7,6 +7,7 @@
 pub const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 
 pub mod attach;
+pub mod btf_file;
 pub mod btf_object;
 pub mod btf_scan;
 pub mod counters;
