@@ -33,6 +33,8 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     /// The global holding [`super::Config`].
     pub const CONFIG: &str = "CONFIG";
+    /// `Array<Diagnosis>`: rare paths met, by [`super::diagnosis`] kind.
+    pub const DIAGNOSED: &str = "DIAGNOSED";
 }
 
 /// Start-up configuration handed to the programs as one global.
@@ -575,8 +577,47 @@ pub mod vm_fault {
     pub const FALLBACK: u32 = 0x0800;
 }
 
+/// A rare path the programs met, noted once per kind in the `DIAGNOSED`
+/// array (indexed by [`diagnosis`]) for userspace to word and print. A
+/// note is a few stores: a formatted log record per call site took more
+/// than half the verifier's time at load.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// Non-zero once noted; written after `args`.
+    pub seen: u64,
+    /// What the kind reports (an offset, an order, a limit).
+    pub args: [i64; 2],
+}
+
+const _: () = assert!(size_of::<Diagnosis>() == 24);
+
+/// The kinds of [`Diagnosis`], by index.
+pub mod diagnosis {
+    /// `vm_fault.vma` unreadable: args[0] the offset (-1: not in BTF).
+    pub const FAULT_VMA: u32 = 0;
+    /// `vm_area_struct.vm_private_data` unreadable: args[0] the offset.
+    pub const FAULT_VDEV: u32 = 1;
+    /// The device unreadable: args[0] the step (1 vdev.pdev, 2 pdev.devfn,
+    /// 3 pdev.bus, 4 bus.number), args[1] its offset.
+    pub const DEVICE: u32 = 2;
+    /// A fault of an order not 0, 9 or 18: args[0] the order.
+    pub const ORDER: u32 = 3;
+    /// A zap of a mapping not seen since the start.
+    pub const ZAP_UNKNOWN: u32 = 4;
+    /// No task storage for a thread.
+    pub const TASK_STORAGE: u32 = 5;
+    /// The zap in-flight table full: args[0] its entries.
+    pub const ZAP_INFLIGHT: u32 = 6;
+    /// The lock-wait in-flight table full: args[0] its entries.
+    pub const LOCK_INFLIGHT: u32 = 7;
+    pub const KINDS: u32 = 8;
+}
+
 #[cfg(feature = "user")]
 mod user {
+    // SAFETY: plain-old-data: repr(C), fixed-width integers, no padding holes.
+    unsafe impl aya::Pod for super::Diagnosis {}
     // SAFETY: plain-old-data: repr(C), fixed-width integers, no padding holes.
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.

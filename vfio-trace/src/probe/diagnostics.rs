@@ -1,89 +1,122 @@
-//! Diagnostics the eBPF programs log on rare paths (aya-log): a struct read
-//! that failed, an unexpected fault order, a zap of an unknown device, a full
-//! in-flight table. Each kind comes at most once per run.
+//! Diagnostics the eBPF programs note on rare paths: a struct read that
+//! failed, an unexpected fault order, a zap of an unknown device, a full
+//! in-flight table. The programs note each kind once, with its numbers, in
+//! the `DIAGNOSED` array; this reader words them.
 //!
 //! They are always read and counted, so the JSON's health says how many came;
 //! they are printed to stderr only with `--verbose`.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
-use aya_log::EbpfLogger;
-use tokio::{io::unix::AsyncFd, sync::watch, task::JoinHandle};
+use aya::maps::{Array, MapData};
+use tokio::{sync::watch, task::JoinHandle};
+use vfio_trace_common::{Diagnosis, diagnosis};
 
 /// How each diagnostic is printed.
 pub const PREFIX: &str = "vfio-trace: kernel: ";
 
+/// How often the array is looked at while tracing.
+const POLL: Duration = Duration::from_millis(250);
+
 /// The line printed for one diagnostic.
-pub fn line(message: &std::fmt::Arguments<'_>) -> String {
+pub fn line(message: &str) -> String {
     format!("{PREFIX}{message}")
 }
 
-/// A `log` sink for aya-log: counts every record, prints it when verbose.
-pub struct Sink {
-    verbose: bool,
-    received: Arc<AtomicU64>,
-}
-
-impl Sink {
-    pub fn new(verbose: bool) -> (Self, Arc<AtomicU64>) {
-        let received = Arc::new(AtomicU64::new(0));
-        (
-            Self {
-                verbose,
-                received: Arc::clone(&received),
-            },
-            received,
-        )
-    }
-}
-
-impl log::Log for Sink {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        self.received.fetch_add(1, Ordering::Relaxed);
-        if self.verbose {
-            eprintln!("{}", line(record.args()));
+/// What a noted diagnostic says.
+pub fn message(kind: u32, [a, b]: [i64; 2]) -> String {
+    match kind {
+        diagnosis::FAULT_VMA => {
+            format!("fault: vm_fault.vma unreadable (offset {a}); faults go unattributed")
         }
+        diagnosis::FAULT_VDEV => format!(
+            "fault: vm_area_struct.vm_private_data unreadable (offset {a}); faults go unattributed"
+        ),
+        diagnosis::DEVICE => format!(
+            "vfio device unreadable at step {a} of vdev.pdev, pdev.devfn, pdev.bus, bus.number (offset {b})"
+        ),
+        diagnosis::ORDER => format!("fault of order {a}, not 0, 9 or 18"),
+        diagnosis::ZAP_UNKNOWN => {
+            "zap of a vfio mapping not seen mapped or faulted since the start: device unknown"
+                .to_owned()
+        }
+        diagnosis::TASK_STORAGE => {
+            "fault: no task storage for this thread; its faults are lost (inflight_full)".to_owned()
+        }
+        diagnosis::ZAP_INFLIGHT => {
+            format!("zap in-flight table full ({a} entries); zaps are lost (inflight_full)")
+        }
+        diagnosis::LOCK_INFLIGHT => {
+            format!("lock wait in-flight table full ({a} entries); waits are lost (inflight_full)")
+        }
+        other => format!("diagnostic {other} ({a}, {b})"),
     }
+}
 
-    fn flush(&self) {}
+/// The kinds already reported, so each is counted and printed once.
+#[derive(Debug, Default)]
+pub struct Reported([bool; diagnosis::KINDS as usize]);
+
+impl Reported {
+    /// The messages of entries noted since the last look.
+    pub fn news(&mut self, entries: impl IntoIterator<Item = (u32, Diagnosis)>) -> Vec<String> {
+        let mut news = Vec::new();
+        for (kind, d) in entries {
+            let Some(done) = self.0.get_mut(kind as usize) else {
+                continue;
+            };
+            if d.seen != 0 && !*done {
+                *done = true;
+                news.push(message(kind, d.args));
+            }
+        }
+        news
+    }
 }
 
 /// A running diagnostics reader.
 pub struct Reader {
-    handle: JoinHandle<std::io::Result<()>>,
+    handle: JoinHandle<Result<(), aya::maps::MapError>>,
     received: Arc<AtomicU64>,
 }
 
-/// Starts reading `logger` until `stop` flips to true, then drains it once more.
+/// Looks at `array` every [`POLL`] until `stop` flips to true, then once
+/// more; prints what is new when `verbose`.
 pub fn spawn(
-    logger: EbpfLogger<Sink>,
-    received: Arc<AtomicU64>,
+    array: Array<MapData, Diagnosis>,
+    verbose: bool,
     mut stop: watch::Receiver<bool>,
 ) -> Reader {
+    let received = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&received);
     let handle = tokio::spawn(async move {
-        // SAFETY: the logger owns its ring's map fd and keeps it open until
-        // it is dropped with this AsyncFd.
-        let mut fd =
-            unsafe { AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) }
-                .map_err(std::io::Error::from)?;
+        let mut reported = Reported::default();
+        let mut look = || -> Result<(), aya::maps::MapError> {
+            if reported.0.iter().all(|r| *r) {
+                return Ok(());
+            }
+            let entries = (0..diagnosis::KINDS)
+                .map(|kind| Ok((kind, array.get(&kind, 0)?)))
+                .collect::<Result<Vec<_>, aya::maps::MapError>>()?;
+            for news in reported.news(entries) {
+                counted.fetch_add(1, Ordering::Relaxed);
+                if verbose {
+                    eprintln!("{}", line(&news));
+                }
+            }
+            Ok(())
+        };
+        let mut tick = tokio::time::interval(POLL);
         loop {
             tokio::select! {
-                guard = fd.readable_mut() => {
-                    let mut guard = guard?;
-                    guard.get_inner_mut().flush();
-                    guard.clear_ready();
-                }
-                _ = stop.wait_for(|s| *s) => {
-                    fd.get_mut().flush();
-                    return Ok(());
-                }
+                _ = tick.tick() => look()?,
+                _ = stop.wait_for(|s| *s) => return look(),
             }
         }
     });
@@ -94,7 +127,7 @@ impl Reader {
     /// Diagnostics received so far.
     #[must_use]
     pub fn received(&self) -> u64 {
-        self.received.load(std::sync::atomic::Ordering::Relaxed)
+        self.received.load(Ordering::Relaxed)
     }
 
     /// Waits for the reader to end: the diagnostics received, and why the
@@ -103,7 +136,6 @@ impl Reader {
         let error = match self.handle.await {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
-            // aya-log panics on a record it cannot parse.
             Err(e) => Some(e.to_string()),
         };
         (self.received.load(Ordering::Relaxed), error)
@@ -113,29 +145,35 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use log::Log as _;
 
     #[test]
     fn a_diagnostic_is_one_prefixed_line() {
         assert_eq!(
-            line(&format_args!("fault of order {}, not 0, 9 or 18", 4)),
+            line(&message(diagnosis::ORDER, [4, 0])),
             "vfio-trace: kernel: fault of order 4, not 0, 9 or 18"
+        );
+        assert_eq!(
+            message(diagnosis::DEVICE, [3, -1]),
+            "vfio device unreadable at step 3 of vdev.pdev, pdev.devfn, pdev.bus, bus.number (offset -1)"
         );
     }
 
     #[test]
-    fn every_record_counts_printed_or_not() {
-        for verbose in [false, true] {
-            let (sink, received) = Sink::new(verbose);
-            for n in 0..3 {
-                sink.log(
-                    &log::Record::builder()
-                        .level(log::Level::Warn)
-                        .args(format_args!("diagnostic {n}"))
-                        .build(),
-                );
-            }
-            assert_eq!(received.load(Ordering::Relaxed), 3);
-        }
+    fn each_kind_is_reported_once_when_noted() {
+        let noted = |seen, a| Diagnosis { seen, args: [a, 0] };
+        let mut r = Reported::default();
+        assert!(r.news([(diagnosis::ORDER, noted(0, 0))]).is_empty());
+        assert_eq!(
+            r.news([
+                (diagnosis::ORDER, noted(1, 5)),
+                (diagnosis::ZAP_INFLIGHT, noted(1, 1024)),
+                (diagnosis::KINDS, noted(1, 0)),
+            ]),
+            [
+                "fault of order 5, not 0, 9 or 18",
+                "zap in-flight table full (1024 entries); zaps are lost (inflight_full)"
+            ]
+        );
+        assert!(r.news([(diagnosis::ORDER, noted(1, 5))]).is_empty());
     }
 }

@@ -134,13 +134,15 @@ impl Tracer {
         Ok(attach::attach_plan(&mut self.plan, &mut self.ebpf)?)
     }
 
-    /// Takes the programs' diagnostics ring (aya-log's) out of the object,
-    /// with `sink` to receive its records.
+    /// Takes the programs' diagnostics array out of the object.
     pub fn take_diagnostics(
         &mut self,
-        sink: super::diagnostics::Sink,
-    ) -> Result<aya_log::EbpfLogger<super::diagnostics::Sink>, aya_log::Error> {
-        aya_log::EbpfLogger::init_with_logger(&mut self.ebpf, sink)
+    ) -> Result<aya::maps::Array<MapData, vfio_trace_common::Diagnosis>, LoadError> {
+        let map = self
+            .ebpf
+            .take_map(maps::DIAGNOSED)
+            .ok_or(LoadError::MissingMap(maps::DIAGNOSED))?;
+        aya::maps::Array::try_from(map).map_err(map_err(maps::DIAGNOSED))
     }
 
     /// Takes the map of zap stacks out of the object, to read after detach.

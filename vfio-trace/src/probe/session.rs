@@ -135,10 +135,9 @@ impl Session {
         let (tx, events) = mpsc::unbounded_channel();
         let (stop, stop_rx) = watch::channel(false);
         // Without diagnostics the trace is still whole: note why, go on.
-        let (sink, received) = diagnostics::Sink::new(opts.verbose);
-        let (diagnostics, diagnostics_error) = match tracer.take_diagnostics(sink) {
-            Ok(logger) => (
-                Some(diagnostics::spawn(logger, received, stop_rx.clone())),
+        let (diagnostics, diagnostics_error) = match tracer.take_diagnostics() {
+            Ok(array) => (
+                Some(diagnostics::spawn(array, opts.verbose, stop_rx.clone())),
                 None,
             ),
             Err(e) => (None, Some(error_chain(&e))),
