@@ -94,11 +94,17 @@ struct Draining {
     produced: u64,
     at: Instant,
     rate: u64,
-    /// The kernel's position when the reader last woke, and the bytes
-    /// waiting then: whether the ring is still filling.
-    woke_at: u64,
+    /// The kernel's position when the reader last woke, and when it last
+    /// had moved: whether the ring is still filling. The bytes waiting then.
+    seen: u64,
+    moved_at: Instant,
     pending: u64,
 }
+
+/// A ring the kernel added nothing to for this long has stopped filling.
+/// Two looks close together prove nothing: on one CPU the workload cannot
+/// run between them.
+const STILL: Duration = Duration::from_millis(20);
 
 /// Looks closer together than this keep the last rate: too short to measure.
 const RATE_SPAN: Duration = Duration::from_millis(5);
@@ -135,8 +141,11 @@ impl Draining {
     fn defers(&mut self, ring: &RingBuf<MapData>) -> bool {
         self.look(ring);
         let produced = ring.positions().1 as u64;
-        let filling = produced != self.woke_at;
-        self.woke_at = produced;
+        if produced != self.seen {
+            self.seen = produced;
+            self.moved_at = Instant::now();
+        }
+        let filling = self.moved_at.elapsed() < STILL;
         self.yielding.yielding()
             && !self.behind
             && leave_for_later(filling, self.pending, self.capacity)
@@ -169,7 +178,8 @@ pub fn spawn(
         produced: ring.positions().1 as u64,
         at: Instant::now(),
         rate: 0,
-        woke_at: ring.positions().1 as u64,
+        seen: ring.positions().1 as u64,
+        moved_at: Instant::now(),
         pending: 0,
     };
     let handle = tokio::spawn(async move {
