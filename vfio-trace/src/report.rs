@@ -357,6 +357,7 @@ mod tests {
             status,
             reason: None,
             attach_us: None,
+            skipped_runs: None,
         }
     }
 

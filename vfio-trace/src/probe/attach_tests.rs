@@ -189,6 +189,44 @@ fn every_probe_tried_is_timed_and_no_other() {
 }
 
 #[test]
+fn skipped_runs_show_on_the_attached_probes_of_their_program() {
+    let mut plan = plan_for(V6_1);
+    let mut fake = Fake {
+        refuse: vec!["zap_return"],
+        ..Fake::default()
+    };
+    attach_plan(&mut plan, &mut fake).expect("attaches");
+    let counts = crate::probe::load::KernelCounts {
+        skipped_runs: std::collections::BTreeMap::from([("fault_fentry", 1838), ("zap_return", 4)]),
+        ..crate::probe::load::KernelCounts::default()
+    };
+    let docs: Vec<_> = plan
+        .iter()
+        .map(|p| crate::record::document::ProbeDoc::of(p, &counts))
+        .collect();
+    let skipped = |program| {
+        docs.iter()
+            .find(|d| d.program.as_deref() == Some(program))
+            .map(|d| d.skipped_runs)
+    };
+    assert_eq!(skipped("fault_fentry"), Some(Some(1838)));
+    assert_eq!(
+        skipped("zap_return"),
+        Some(None),
+        "not attached: nothing ran"
+    );
+    let json = serde_json::to_value(&docs).expect("serializes");
+    let quiet = json
+        .as_array()
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p["status"] == "attached" && p["program"] != "fault_fentry")
+        })
+        .expect("another attached probe");
+    assert!(quiet.get("skipped_runs").is_none(), "{quiet}");
+}
+
+#[test]
 fn a_failed_optional_probe_is_recorded_and_the_rest_attach() {
     let mut plan = plan_for(V6_1);
     let mut fake = Fake {

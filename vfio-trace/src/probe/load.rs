@@ -157,6 +157,7 @@ impl Tracer {
         let names = attach::detach_order(&self.plan);
         // The kernel keeps run time only while `kernel.bpf_stats_enabled` is on.
         let (mut run_ns, mut run_cnt, mut recursion_misses) = (0, 0, 0);
+        let mut skipped_runs = BTreeMap::new();
         // A return program's skipped runs already count as missed returns.
         let returns: Vec<&str> = self
             .plan
@@ -168,6 +169,9 @@ impl Tracer {
             if let Some(info) = self.ebpf.program(name).and_then(|p| p.info().ok()) {
                 run_ns += u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
                 run_cnt += info.run_count();
+                if info.recursion_misses() > 0 {
+                    skipped_runs.insert(*name, info.recursion_misses());
+                }
                 if !returns.contains(name) {
                     recursion_misses += info.recursion_misses();
                 }
@@ -181,6 +185,7 @@ impl Tracer {
             bpf_run_ns: run_ns,
             bpf_run_cnt: run_cnt,
             recursion_misses,
+            skipped_runs,
             // Set by the session once its diagnostics reader has ended.
             diagnostics: 0,
             diagnostics_error: None,
@@ -244,6 +249,8 @@ pub struct KernelCounts {
     /// Program runs the kernel skipped because another program was running
     /// on the same CPU: each is an event never seen.
     pub recursion_misses: u64,
+    /// The same, by program (return programs included), where not 0.
+    pub skipped_runs: BTreeMap<&'static str, u64>,
     /// Diagnostics the programs logged (each kind at most once per run).
     pub diagnostics: u64,
     /// Why the diagnostics could not be read, if they could not.

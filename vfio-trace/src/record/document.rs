@@ -118,6 +118,22 @@ pub struct ProbeDoc {
     /// Time to load and attach it, fallback included; only for probes tried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach_us: Option<u64>,
+    /// Runs of its program the kernel skipped because another program was
+    /// running on the CPU; only where not 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_runs: Option<u64>,
+}
+
+impl ProbeDoc {
+    /// The probe, with its program's skipped runs from `counts`.
+    pub fn of(p: &PlannedProbe, counts: &KernelCounts) -> Self {
+        let mut doc = Self::from(p);
+        doc.skipped_runs = p
+            .program
+            .filter(|_| p.status == plan::Status::Attached)
+            .and_then(|name| counts.skipped_runs.get(name).copied());
+        doc
+    }
 }
 
 impl From<&PlannedProbe> for ProbeDoc {
@@ -146,6 +162,7 @@ impl From<&PlannedProbe> for ProbeDoc {
             },
             reason: p.reason.clone(),
             attach_us: p.attach_us,
+            skipped_runs: None,
         }
     }
 }
@@ -318,7 +335,11 @@ pub fn build(model: &Model, info: RunInfo) -> Document {
         stop_reason: info.stop_reason,
         complete: info.error.is_none(),
         error: info.error,
-        probes: info.probes.iter().map(ProbeDoc::from).collect(),
+        probes: info
+            .probes
+            .iter()
+            .map(|p| ProbeDoc::of(p, &info.counts))
+            .collect(),
         offsets: info.offsets.iter().map(FieldDoc::from).collect(),
         lost_events: losses.events(),
         losses,

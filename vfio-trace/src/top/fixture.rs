@@ -133,6 +133,7 @@ fn probe(name: &str, status: ProbeStatus, required: bool) -> ProbeDoc {
         status,
         reason: None,
         attach_us: None,
+        skipped_runs: None,
     }
 }
 
