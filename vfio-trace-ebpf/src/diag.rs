@@ -11,9 +11,13 @@
 use aya_ebpf::{btf_maps::Array, macros::btf_map};
 use vfio_trace_common::{Diagnosis, MISSING, diagnosis};
 
-/// One entry per kind, written once.
+use crate::maps::BPF_F_MMAPABLE;
+
+/// One entry per kind, written once. Memory-mapped, like `COUNTERS`:
+/// userspace polls it without the bpf syscall, whose recursion guard a
+/// preempted reader would hold against every kprobe program on its CPU.
 #[btf_map]
-static DIAGNOSED: Array<Diagnosis, { diagnosis::KINDS as usize }> = Array::new();
+static DIAGNOSED: Array<Diagnosis, { diagnosis::KINDS as usize }, BPF_F_MMAPABLE> = Array::new();
 
 /// Notes `kind` with its arguments the first time. Not atomic: two CPUs
 /// racing may both write it, which is harmless.
@@ -28,7 +32,8 @@ fn note(kind: u32, args: [i64; 2]) {
             return;
         }
         (*entry).args = args;
-        (*entry).seen = 1;
+        // Volatile: written after the arguments, which userspace then reads.
+        core::ptr::write_volatile(&raw mut (*entry).seen, 1);
     }
 }
 

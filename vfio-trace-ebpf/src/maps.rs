@@ -55,7 +55,7 @@ pub static SHARED_RING: RingBuf<FaultEvent, RING_BYTES> = RingBuf::new();
 pub static LOST: HashMap<u64, u64, MAX_DEVICES> = HashMap::new();
 
 /// `BPF_F_MMAPABLE`: userspace maps the array and reads it without a syscall.
-const BPF_F_MMAPABLE: usize = 1 << 10;
+pub const BPF_F_MMAPABLE: usize = 1 << 10;
 
 /// Losses by cause, and fault entries and returns (`vfio_trace_common::counter`),
 /// one row per CPU. Memory-mapped rather than per-CPU: reading a map through

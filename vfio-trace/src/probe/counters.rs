@@ -25,11 +25,12 @@ pub fn rows() -> u32 {
         .max(1)
 }
 
-/// The counters' array, mapped read-only.
+/// A `BPF_F_MMAPABLE` array of u64 words, mapped read-only: the counters,
+/// and the diagnostics (`probe::diagnostics`).
 pub struct Mapped {
     base: NonNull<AtomicU64>,
     len: usize,
-    rows: usize,
+    words: usize,
 }
 
 // SAFETY: the mapping is shared kernel memory read only through atomics.
@@ -38,10 +39,14 @@ unsafe impl Send for Mapped {}
 unsafe impl Sync for Mapped {}
 
 impl Mapped {
-    /// Maps `map`, an array of `rows` × `STRIDE` u64 created `BPF_F_MMAPABLE`.
+    /// Maps the counters: `map` holds `rows` × `STRIDE` of them.
     pub fn new(map: &MapData, rows: u32) -> std::io::Result<Self> {
-        let rows = rows as usize;
-        let bytes = rows * counter::STRIDE as usize * size_of::<u64>();
+        Self::words(map, rows as usize * counter::STRIDE as usize)
+    }
+
+    /// Maps the first `words` u64 of `map`, an array created `BPF_F_MMAPABLE`.
+    pub fn words(map: &MapData, words: usize) -> std::io::Result<Self> {
+        let bytes = words * size_of::<u64>();
         // SAFETY: sysconf has no preconditions.
         let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
         let len = bytes.div_ceil(page) * page;
@@ -63,19 +68,28 @@ impl Mapped {
         }
         let base =
             NonNull::new(ptr.cast::<AtomicU64>()).ok_or_else(std::io::Error::last_os_error)?;
-        Ok(Self { base, len, rows })
+        Ok(Self { base, len, words })
+    }
+
+    /// The word at `at`; 0 past the end.
+    #[must_use]
+    pub fn word(&self, at: usize) -> u64 {
+        if at >= self.words {
+            return 0;
+        }
+        // SAFETY: `at` lies inside the mapping; the programs write these
+        // words with atomic adds or plain aligned stores.
+        unsafe { self.base.add(at).as_ref() }.load(Ordering::Relaxed)
     }
 
     /// Every counter summed over the CPUs.
     #[must_use]
     pub fn read(&self) -> [u64; counter::COUNT as usize] {
         let mut out = [0; counter::COUNT as usize];
-        for row in 0..self.rows {
+        let rows = self.words / counter::STRIDE as usize;
+        for row in 0..rows {
             for (i, slot) in out.iter_mut().enumerate() {
-                let at = row * counter::STRIDE as usize + i;
-                // SAFETY: `at` lies inside the mapping (rows × STRIDE slots), and
-                // the programs update these slots with atomic adds.
-                *slot += unsafe { self.base.add(at).as_ref() }.load(Ordering::Relaxed);
+                *slot += self.word(row * counter::STRIDE as usize + i);
             }
         }
         out

@@ -14,9 +14,14 @@ use std::{
     time::Duration,
 };
 
-use aya::maps::{Array, MapData};
 use tokio::{sync::watch, task::JoinHandle};
 use vfio_trace_common::{Diagnosis, diagnosis};
+
+use super::counters::Mapped;
+
+/// Entries in the array, and u64 words in each.
+pub const KINDS: usize = diagnosis::KINDS as usize;
+pub const WORDS: usize = size_of::<Diagnosis>() / size_of::<u64>();
 
 /// How each diagnostic is printed.
 pub const PREFIX: &str = "vfio-trace: kernel: ";
@@ -80,42 +85,48 @@ impl Reported {
     }
 }
 
+/// The entries of the mapped array; `seen` is read first, so a set one
+/// comes with its arguments.
+fn entries(array: &Mapped) -> impl Iterator<Item = (u32, Diagnosis)> + '_ {
+    (0..diagnosis::KINDS).map(|kind| {
+        let at = kind as usize * WORDS;
+        let seen = array.word(at);
+        let arg = |i| i64::from_ne_bytes(array.word(at + 1 + i).to_ne_bytes());
+        (
+            kind,
+            Diagnosis {
+                seen,
+                args: [arg(0), arg(1)],
+            },
+        )
+    })
+}
+
 /// A running diagnostics reader.
 pub struct Reader {
-    handle: JoinHandle<Result<(), aya::maps::MapError>>,
+    handle: JoinHandle<()>,
     received: Arc<AtomicU64>,
 }
 
 /// Looks at `array` every [`POLL`] until `stop` flips to true, then once
 /// more; prints what is new when `verbose`.
-pub fn spawn(
-    array: Array<MapData, Diagnosis>,
-    verbose: bool,
-    mut stop: watch::Receiver<bool>,
-) -> Reader {
+pub fn spawn(array: Mapped, verbose: bool, mut stop: watch::Receiver<bool>) -> Reader {
     let received = Arc::new(AtomicU64::new(0));
     let counted = Arc::clone(&received);
     let handle = tokio::spawn(async move {
         let mut reported = Reported::default();
-        let mut look = || -> Result<(), aya::maps::MapError> {
-            if reported.0.iter().all(|r| *r) {
-                return Ok(());
-            }
-            let entries = (0..diagnosis::KINDS)
-                .map(|kind| Ok((kind, array.get(&kind, 0)?)))
-                .collect::<Result<Vec<_>, aya::maps::MapError>>()?;
-            for news in reported.news(entries) {
+        let mut look = || {
+            for news in reported.news(entries(&array)) {
                 counted.fetch_add(1, Ordering::Relaxed);
                 if verbose {
                     eprintln!("{}", line(&news));
                 }
             }
-            Ok(())
         };
         let mut tick = tokio::time::interval(POLL);
         loop {
             tokio::select! {
-                _ = tick.tick() => look()?,
+                _ = tick.tick() => look(),
                 _ = stop.wait_for(|s| *s) => return look(),
             }
         }
@@ -133,11 +144,7 @@ impl Reader {
     /// Waits for the reader to end: the diagnostics received, and why the
     /// reader failed if it did (those after the failure are not counted).
     pub async fn finish(self) -> (u64, Option<String>) {
-        let error = match self.handle.await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(e.to_string()),
-        };
+        let error = self.handle.await.err().map(|e| e.to_string());
         (self.received.load(Ordering::Relaxed), error)
     }
 }

@@ -15,7 +15,7 @@ use vfio_trace_common::{Config, counter, maps};
 
 use super::{
     attach::{self, AttachError, Programs, RequiredFailed},
-    btf_object, counters,
+    btf_object, counters, diagnostics,
     plan::PlannedProbe,
     role::Role,
 };
@@ -34,6 +34,12 @@ pub enum LoadError {
         name: &'static str,
         #[source]
         source: aya::maps::MapError,
+    },
+    #[error("mapping eBPF map {name}: {source}")]
+    Mapping {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
     },
     #[error(transparent)]
     Required(#[from] RequiredFailed),
@@ -134,15 +140,16 @@ impl Tracer {
         Ok(attach::attach_plan(&mut self.plan, &mut self.ebpf)?)
     }
 
-    /// Takes the programs' diagnostics array out of the object.
-    pub fn take_diagnostics(
-        &mut self,
-    ) -> Result<aya::maps::Array<MapData, vfio_trace_common::Diagnosis>, LoadError> {
-        let map = self
-            .ebpf
-            .take_map(maps::DIAGNOSED)
-            .ok_or(LoadError::MissingMap(maps::DIAGNOSED))?;
-        aya::maps::Array::try_from(map).map_err(map_err(maps::DIAGNOSED))
+    /// Maps the programs' diagnostics array, read without syscalls.
+    pub fn map_diagnostics(&self) -> Result<counters::Mapped, LoadError> {
+        let Some(aya::maps::Map::Array(data)) = self.ebpf.map(maps::DIAGNOSED) else {
+            return Err(LoadError::MissingMap(maps::DIAGNOSED));
+        };
+        let words = diagnostics::KINDS * diagnostics::WORDS;
+        counters::Mapped::words(data, words).map_err(|source| LoadError::Mapping {
+            name: maps::DIAGNOSED,
+            source,
+        })
     }
 
     /// Takes the map of zap stacks out of the object, to read after detach.

@@ -135,7 +135,7 @@ impl Session {
         let (tx, events) = mpsc::unbounded_channel();
         let (stop, stop_rx) = watch::channel(false);
         // Without diagnostics the trace is still whole: note why, go on.
-        let (diagnostics, diagnostics_error) = match tracer.take_diagnostics() {
+        let (diagnostics, diagnostics_error) = match tracer.map_diagnostics() {
             Ok(array) => (
                 Some(diagnostics::spawn(array, opts.verbose, stop_rx.clone())),
                 None,
