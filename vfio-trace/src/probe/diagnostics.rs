@@ -66,7 +66,7 @@ pub fn message(kind: u32, [a, b]: [i64; 2]) -> String {
 
 /// The kinds already reported, so each is counted and printed once.
 #[derive(Debug, Default)]
-pub struct Reported([bool; diagnosis::KINDS as usize]);
+pub struct Reported([bool; KINDS]);
 
 impl Reported {
     /// The messages of entries noted since the last look.

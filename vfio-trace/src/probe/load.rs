@@ -258,7 +258,7 @@ pub struct KernelCounts {
     pub recursion_misses: u64,
     /// The same, by program (return programs included), where not 0.
     pub skipped_runs: BTreeMap<&'static str, u64>,
-    /// Diagnostics the programs logged (each kind at most once per run).
+    /// Diagnostics the programs noted (each kind at most once per run).
     pub diagnostics: u64,
     /// Why the diagnostics could not be read, if they could not.
     pub diagnostics_error: Option<String>,
