@@ -95,10 +95,9 @@ struct Draining {
     at: Instant,
     rate: u64,
     /// The kernel's position when the reader last woke, and when it last
-    /// had moved: whether the ring is still filling. The bytes waiting then.
+    /// had moved: whether the ring is still filling.
     seen: u64,
     moved_at: Instant,
-    pending: u64,
 }
 
 /// A ring the kernel added nothing to for this long has stopped filling.
@@ -110,7 +109,9 @@ const STILL: Duration = Duration::from_millis(20);
 const RATE_SPAN: Duration = Duration::from_millis(5);
 
 impl Draining {
-    fn look(&mut self, ring: &RingBuf<MapData>) {
+    /// Updates the rate and the collector's priority from the ring's
+    /// positions; returns the bytes waiting and the kernel's position.
+    fn look(&mut self, ring: &RingBuf<MapData>) -> (u64, u64) {
         let (consumed, produced) = ring.positions();
         let (consumed, produced) = (consumed as u64, produced as u64);
         let span = self.at.elapsed();
@@ -127,9 +128,10 @@ impl Draining {
             self.produced = produced;
             self.at = Instant::now();
         }
-        self.pending = produced.saturating_sub(consumed);
-        let fill = Fill::of(self.pending, self.rate, self.capacity);
+        let pending = produced.saturating_sub(consumed);
+        let fill = Fill::of(pending, self.rate, self.capacity);
         self.yielding.ring_at(fill, &mut self.behind);
+        (pending, produced)
     }
 
     /// Whether a woken reader leaves the records where they are. While the
@@ -139,16 +141,13 @@ impl Draining {
     /// costs the same once it pauses. Records stay in the ring, so nothing
     /// is lost; a ring that fills makes the reader catch up.
     fn defers(&mut self, ring: &RingBuf<MapData>) -> bool {
-        self.look(ring);
-        let produced = ring.positions().1 as u64;
+        let (pending, produced) = self.look(ring);
         if produced != self.seen {
             self.seen = produced;
             self.moved_at = Instant::now();
         }
         let filling = self.moved_at.elapsed() < STILL;
-        self.yielding.yielding()
-            && !self.behind
-            && leave_for_later(filling, self.pending, self.capacity)
+        self.yielding.yielding() && !self.behind && leave_for_later(filling, pending, self.capacity)
     }
 }
 
@@ -180,7 +179,6 @@ pub fn spawn(
         rate: 0,
         seen: ring.positions().1 as u64,
         moved_at: Instant::now(),
-        pending: 0,
     };
     let handle = tokio::spawn(async move {
         // SAFETY: the ring owns its map fd and keeps it open until it is dropped
