@@ -33,7 +33,7 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     /// The global holding [`super::Config`].
     pub const CONFIG: &str = "CONFIG";
-    /// `Array<Diagnosis>`: rare paths met, by [`super::diagnosis`] kind.
+    /// `Array<Diagnosis>`, memory-mapped: rare paths met, by [`super::diagnosis`] kind.
     pub const DIAGNOSED: &str = "DIAGNOSED";
 }
 
@@ -616,8 +616,6 @@ pub mod diagnosis {
 
 #[cfg(feature = "user")]
 mod user {
-    // SAFETY: plain-old-data: repr(C), fixed-width integers, no padding holes.
-    unsafe impl aya::Pod for super::Diagnosis {}
     // SAFETY: plain-old-data: repr(C), fixed-width integers, no padding holes.
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
