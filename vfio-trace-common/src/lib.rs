@@ -95,8 +95,9 @@ pub struct Config {
     /// Non-zero: no insert probe runs; a fault's insert follows from its order
     /// and result (6.12+ inserts exactly once per mapped fault).
     pub inserts_from_result: u32,
-    /// Wake the ring reader once a ring holds this many bytes; below it the
-    /// reader drains on its timer. 0 wakes it for every event.
+    /// Wake a device ring's reader once the ring holds this many bytes
+    /// (the shared ring's at a quarter of it); below it the reader drains
+    /// on its timer. 0 wakes it for every event of a device ring.
     pub wake_bytes: u32,
     /// `vm_area_struct.vm_end`
     pub vma_end: u32,

@@ -197,8 +197,8 @@ pub fn emit<T: Copy + 'static>(device: u64, event: &T) {
 #[inline(always)]
 pub fn emit_to<T: Copy + 'static>(slot: u32, device: u64, event: &T) {
     let sent = match DEVICE_RINGS.get(slot) {
-        Some(ring) => send(ring, event),
-        None => send(&SHARED_RING, event),
+        Some(ring) => send(ring, event, conf!(wake_bytes)),
+        None => send(&SHARED_RING, event, SHARED_WAKE_BYTES),
     };
     if !sent {
         count(counter::RING_FULL);
@@ -211,15 +211,20 @@ pub fn emit_to<T: Copy + 'static>(slot: u32, device: u64, event: &T) {
     }
 }
 
+/// The shared ring's wake-up mark: a quarter of it, as `Config::wake_bytes`
+/// is of a device ring.
+#[allow(clippy::cast_possible_truncation, reason = "1 MiB / 4 fits in a u32")]
+const SHARED_WAKE_BYTES: u32 = (RING_BYTES / 4) as u32;
+
 /// Reserves room in `ring`, writes `event` there and submits it. The reader
-/// is woken by the record that takes the ring past a multiple of
-/// `Config::wake_bytes`, and with `Config::wake_past_mark` by every record
-/// past the first: waking it per event would schedule the collector inside
-/// every fault, and waking it for every record past the mark costs an
-/// interrupt per fault while a collector that yields to the workload lets
-/// the ring fill. Its timer drains the rest.
+/// is woken by the record that takes the ring past a multiple of `wake`
+/// bytes, and with `Config::wake_past_mark` by every record past the first:
+/// waking it per event would schedule the collector inside every fault, and
+/// waking it for every record past the mark costs an interrupt per fault
+/// while a collector that yields to the workload lets the ring fill. Its
+/// timer drains the rest.
 #[inline(always)]
-fn send<T: Copy + 'static>(ring: &RingBuf<FaultEvent, RING_BYTES>, event: &T) -> bool {
+fn send<T: Copy + 'static>(ring: &RingBuf<FaultEvent, RING_BYTES>, event: &T, wake: u32) -> bool {
     let Some(mut entry) = ring.reserve_untyped::<T>(0) else {
         return false;
     };
@@ -228,12 +233,7 @@ fn send<T: Copy + 'static>(ring: &RingBuf<FaultEvent, RING_BYTES>, event: &T) ->
     // SAFETY: a query of a ring map's positions; no memory is touched.
     // The reserved record is counted: it is what may cross the mark.
     let avail = unsafe { bpf_ringbuf_query(map, u64::from(BPF_RB_AVAIL_DATA)) };
-    let flags = wake_flags(
-        avail,
-        record_bytes::<T>(),
-        conf!(wake_bytes),
-        conf!(wake_past_mark) != 0,
-    );
+    let flags = wake_flags(avail, record_bytes::<T>(), wake, conf!(wake_past_mark) != 0);
     entry.submit(u64::from(flags));
     true
 }

@@ -117,9 +117,11 @@ impl Session {
         }
         config.handler_has_order = u32::from(plan::handler_has_order(&probes));
         config.inserts_from_result = u32::from(config.handler_has_order != 0);
-        // A quarter of the smallest ring: the reader wakes well before any
-        // ring fills, and otherwise drains on its timer.
-        config.wake_bytes = opts.ring_bytes.min(vfio_trace_common::SHARED_RING_BYTES) / 4;
+        // A quarter of a device ring (the shared ring wakes at a quarter of
+        // its own): the reader wakes well before a ring fills, and
+        // otherwise drains on its timer. A mark that suited the smallest
+        // ring woke an 8 MiB ring's reader 7 times in a 64 MiB storm.
+        config.wake_bytes = opts.ring_bytes / 4;
         config.wake_past_mark = u32::from(!opts.yield_cpu);
         config.filter_pid = opts.pid.unwrap_or(0);
         config.filter_devices = u32::from(opts.only.is_some());
