@@ -56,6 +56,13 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
 /// stale the live view is and how full a ring gets between drains.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 
+/// The same while the collector yields the CPU. Nothing reads the events
+/// live then, and the kernel wakes a reader whose ring reaches a quarter,
+/// so the timer only drains what a burst left. Each look interrupts the
+/// workload: at 50 ms, the three readers of a 64 MiB storm in a one-vCPU
+/// guest woke about 20 times inside its 120 ms.
+pub const YIELDING_INTERVAL: Duration = Duration::from_millis(250);
+
 /// What a reader did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReaderStats {
@@ -134,6 +141,15 @@ impl Draining {
         (pending, produced)
     }
 
+    /// How long the reader sleeps when nothing wakes it.
+    fn interval(&self) -> Duration {
+        if self.yielding.yielding() {
+            YIELDING_INTERVAL
+        } else {
+            DRAIN_INTERVAL
+        }
+    }
+
     /// Whether a woken reader leaves the records where they are. While the
     /// collector yields, a ring that is neither behind nor a quarter full
     /// waits as long as the kernel keeps adding to it: draining during a
@@ -185,8 +201,7 @@ pub fn spawn(
         // with this AsyncFd.
         let mut fd = unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)?;
         let mut stats = ReaderStats::default();
-        let mut tick = tokio::time::interval(DRAIN_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut due = tokio::time::Instant::now();
         loop {
             // Readiness is cleared before draining: a record that arrives
             // during the drain wakes the reader again.
@@ -196,7 +211,10 @@ pub fn spawn(
                     stats.wakeups += 1;
                     false
                 }
-                _ = tick.tick() => false,
+                () = tokio::time::sleep_until(due) => {
+                    due = tokio::time::Instant::now() + ring_state.interval();
+                    false
+                }
                 _ = stop.wait_for(|s| *s) => true,
             };
             if !stopping && ring_state.defers(fd.get_ref()) {
