@@ -120,7 +120,7 @@ impl Session {
         // A quarter of a device ring (the shared ring wakes at a quarter of
         // its own): the reader wakes well before a ring fills, and
         // otherwise drains on its timer. A mark that suited the smallest
-        // ring woke an 8 MiB ring's reader 7 times in a 64 MiB storm.
+        // ring woke an 8 MiB ring's reader up to 7 times in a 64 MiB storm.
         config.wake_bytes = opts.ring_bytes / 4;
         config.wake_past_mark = u32::from(!opts.yield_cpu);
         config.filter_pid = opts.pid.unwrap_or(0);

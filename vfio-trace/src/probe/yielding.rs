@@ -47,11 +47,11 @@ pub struct Yielding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fill {
     /// A quarter full, or would be half full after [`WAIT_MS`] at the rate
-    /// it fills: compete for the CPU. Draining a quarter at the low priority
-    /// took too long: each batch waits for its turn twice, to be read and
-    /// to be taken by the model, and in a one-vCPU 7.3 guest one 1 GiB
-    /// storm of five lost 15,124 events to a full 8 MiB ring under the
-    /// half-full rule alone.
+    /// it fills: compete for the CPU. Draining at the low priority can take
+    /// long on a busy CPU, where each batch waits for its turn to be read
+    /// and again to be taken by the model: in a one-vCPU 7.3 guest one
+    /// 1 GiB storm of five lost 15,124 events to a full 8 MiB ring when
+    /// only the half-full rule made the collector compete.
     Behind,
     /// At most an eighth full, and under a quarter after [`WAIT_MS`]: yield again.
     CaughtUp,
