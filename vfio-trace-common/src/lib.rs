@@ -97,7 +97,9 @@ pub struct Config {
     pub inserts_from_result: u32,
     /// Wake a device ring's reader once the ring holds this many bytes
     /// (the shared ring's at a quarter of it); below it the reader drains
-    /// on its timer. 0 wakes it for every event of a device ring.
+    /// on its timer. 0 wakes it for every event of a device ring. A power
+    /// of two (a quarter of a ring): the programs find a crossing with a
+    /// bit test.
     pub wake_bytes: u32,
     /// `vm_area_struct.vm_end`
     pub vma_end: u32,

@@ -141,8 +141,9 @@ impl Reader {
         self.received.load(Ordering::Relaxed)
     }
 
-    /// Waits for the reader to end: the diagnostics received, and why the
-    /// reader failed if it did (those after the failure are not counted).
+    /// Waits for the reader to end: the diagnostics received, and why its
+    /// task failed if it did (a panic or a cancel; reading the mapping
+    /// cannot fail, and those after the failure are not counted).
     pub async fn finish(self) -> (u64, Option<String>) {
         let error = self.handle.await.err().map(|e| e.to_string());
         (self.received.load(Ordering::Relaxed), error)
