@@ -8,6 +8,7 @@ mod debtree;
 mod demo;
 mod generations;
 mod guest;
+mod host_qemu;
 mod initramfs;
 mod kernels;
 mod lab;

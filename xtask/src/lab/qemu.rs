@@ -34,7 +34,7 @@ pub struct QemuConfig<'a> {
 }
 
 pub fn command(c: &QemuConfig) -> Command {
-    let mut q = Command::new("qemu-system-x86_64");
+    let mut q = crate::host_qemu::command();
     if c.kvm {
         q.args(["-accel", "kvm", "-cpu", "host"]);
     } else {

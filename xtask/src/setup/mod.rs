@@ -7,14 +7,14 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result};
 
-use crate::{apt::PrivateApt, cmd, kernels, promtool};
+use crate::{apt::PrivateApt, cmd, host_qemu, kernels, promtool};
 
 use toolchain::DEFAULT_TOOLCHAIN;
 pub use toolchain::DEFAULT_TOOLCHAIN as DEFAULT_EBPF_TOOLCHAIN;
 
 /// System packages, from the machine's own apt sources.
 const APT_PACKAGES: &[&str] = &[
-    "qemu-system-x86",
+    QEMU_PACKAGE,
     "busybox-static",
     "cpio",
     "kmod",
@@ -23,6 +23,9 @@ const APT_PACKAGES: &[&str] = &[
     // `top`'s terminal test runs it in tmux.
     "tmux",
 ];
+/// Where apt cannot install it without replacing the user's QEMU packages,
+/// a private copy runs the guests instead (`host_qemu`).
+const QEMU_PACKAGE: &str = "qemu-system-x86";
 /// llvm-22 only exists in bookworm-security; pinning the release keeps apt from
 /// pulling anything else from there.
 const LLVM_PACKAGE: &str = "llvm-22-dev";
@@ -90,7 +93,7 @@ const QEMU_SIBLINGS: &[&str] = &["qemu-system-common", "qemu-utils", "qemu-block
 /// What to ask apt for to get `pkg`: QEMU's system emulator at the version of
 /// its installed siblings, anything else as it is.
 fn request(pkg: &str, version_of: impl Fn(&str) -> Option<String>) -> String {
-    if pkg == "qemu-system-x86"
+    if pkg == QEMU_PACKAGE
         && let Some(v) = QEMU_SIBLINGS.iter().find_map(|s| version_of(s))
     {
         return format!("{pkg}={v}");
@@ -101,7 +104,7 @@ fn request(pkg: &str, version_of: impl Fn(&str) -> Option<String>) -> String {
 fn apt_packages() -> Result<()> {
     let mut missing = Vec::new();
     for pkg in APT_PACKAGES.iter().chain([&LLVM_PACKAGE]) {
-        let present = installed(pkg);
+        let present = installed(pkg) || (*pkg == QEMU_PACKAGE && host_qemu::on_path());
         report(&format!("package {pkg}"), present);
         if !present {
             missing.push(*pkg);
@@ -117,13 +120,30 @@ fn apt_packages() -> Result<()> {
     };
     cmd::run(apt_get().arg("update")).context("apt-get update")?;
     let (plain, llvm): (Vec<&str>, Vec<&str>) = missing.iter().partition(|p| **p != LLVM_PACKAGE);
-    let plain: Vec<String> = plain
+    let mut plain: Vec<String> = plain
         .iter()
         .map(|p| request(p, installed_version))
         .collect();
     // Setup never removes or downgrades what the user has: apt stops instead
     // (downgrades it never does unasked).
     let install = ["install", "-y", "--no-install-recommends", "--no-remove"];
+    if let Some(i) = plain.iter().position(|p| p.starts_with(QEMU_PACKAGE)) {
+        let simulated = cmd::output(
+            Command::new("apt-get")
+                .arg("-s")
+                .args(&install[1..])
+                .arg(&plain[i]),
+        );
+        if simulated.is_err() {
+            println!(
+                "package {QEMU_PACKAGE}: apt cannot install {} beside this machine's QEMU packages; \
+                 using a private QEMU in the project cache",
+                plain[i]
+            );
+            plain.remove(i);
+            host_qemu::ensure_private()?;
+        }
+    }
     if !plain.is_empty() {
         cmd::run(apt_get().args(install).args(&plain)).context("installing packages")?;
     }
