@@ -169,6 +169,10 @@ pub mod kind {
     pub const DMA_MAP: u32 = 6;
     pub const DMA_BUF_MOVE: u32 = 7;
     pub const DECODE_ON: u32 = 8;
+    /// [`super::VmaEvent`]: the mapping a thread's next faults are in.
+    pub const VMA: u32 = 9;
+    /// [`super::FaultInVma`]: a fault in its thread's last [`VMA`].
+    pub const FAULT_IN_VMA: u32 = 10;
 }
 
 /// Indices of the `COUNTERS` slots: losses by cause, and fault entries and
@@ -261,6 +265,123 @@ pub struct FaultEvent {
 }
 
 const _: () = assert!(size_of::<FaultEvent>() == 104);
+
+/// The mapping a thread faults in: sent to a ring before the first of the
+/// thread's faults whose device, VMA or process differs from its last
+/// fault's, so that the faults themselves travel as [`FaultInVma`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmaEvent {
+    /// [`kind::VMA`]
+    pub kind: u32,
+    pub pid: u32,
+    pub tid: u32,
+    /// As [`FaultEvent::vma_pages`].
+    pub vma_pages: u32,
+    pub device: u64,
+    pub vma_pgoff: u64,
+    pub vma_start: u64,
+}
+
+const _: () = assert!(size_of::<VmaEvent>() == 40);
+
+impl VmaEvent {
+    pub const fn zeroed() -> Self {
+        Self {
+            kind: kind::VMA,
+            pid: 0,
+            tid: 0,
+            vma_pages: 0,
+            device: UNKNOWN_DEVICE,
+            vma_pgoff: 0,
+            vma_start: 0,
+        }
+    }
+
+    /// The full event of `fault`, which came after this in the same ring.
+    pub const fn fault(&self, fault: &FaultInVma) -> FaultEvent {
+        FaultEvent {
+            kind: kind::FAULT,
+            order: fault.order as u32,
+            device: self.device,
+            vma_pgoff: self.vma_pgoff,
+            page_in_vma: fault.page_in_vma as u64,
+            start_ns: fault.start_ns,
+            latency_ns: fault.latency_ns as u64,
+            result: fault.result as u32,
+            pid: self.pid,
+            tid: self.tid,
+            inserts_pte: fault.inserts_pte as u32,
+            inserts_pmd: fault.inserts_pmd as u32,
+            inserts_pud: fault.inserts_pud as u32,
+            remaps: 0,
+            vma_pages: self.vma_pages,
+            remap_pages: 0,
+            vma_start: self.vma_start,
+            origin: fault.origin as u32,
+            _pad: 0,
+        }
+    }
+}
+
+/// A fault in the mapping its thread's last [`VmaEvent`] in the same ring
+/// named: 40 bytes in the ring where a [`FaultEvent`] takes 112, so a ring
+/// holds nearly three times the faults. A fault with a value too large for
+/// these fields, or with remaps, travels as a [`FaultEvent`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultInVma {
+    /// [`kind::FAULT_IN_VMA`]
+    pub kind: u32,
+    pub tid: u32,
+    pub start_ns: u64,
+    pub latency_ns: u32,
+    pub page_in_vma: u32,
+    pub result: u16,
+    pub order: u8,
+    pub origin: u8,
+    pub inserts_pte: u16,
+    pub inserts_pmd: u8,
+    pub inserts_pud: u8,
+}
+
+const _: () = assert!(size_of::<FaultInVma>() == 32);
+
+impl FaultInVma {
+    /// `fault` without its mapping, when every field fits.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "each field is checked to fit first"
+    )]
+    pub const fn of(fault: &FaultEvent) -> Option<Self> {
+        if fault.latency_ns > u32::MAX as u64
+            || fault.page_in_vma > u32::MAX as u64
+            || fault.result > u16::MAX as u32
+            || fault.order > u8::MAX as u32
+            || fault.origin > u8::MAX as u32
+            || fault.inserts_pte > u16::MAX as u32
+            || fault.inserts_pmd > u8::MAX as u32
+            || fault.inserts_pud > u8::MAX as u32
+            || fault.remaps != 0
+            || fault.remap_pages != 0
+        {
+            return None;
+        }
+        Some(Self {
+            kind: kind::FAULT_IN_VMA,
+            tid: fault.tid,
+            start_ns: fault.start_ns,
+            latency_ns: fault.latency_ns as u32,
+            page_in_vma: fault.page_in_vma as u32,
+            result: fault.result as u16,
+            order: fault.order as u8,
+            origin: fault.origin as u8,
+            inserts_pte: fault.inserts_pte as u16,
+            inserts_pmd: fault.inserts_pmd as u8,
+            inserts_pud: fault.inserts_pud as u8,
+        })
+    }
+}
 
 /// Where a fault came from, from the kernel's call path.
 pub mod origin {
@@ -637,6 +758,10 @@ mod user {
     unsafe impl aya::Pod for super::DmaBufMoveEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::DecodeOnEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::VmaEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FaultInVma {}
 }
 
 #[cfg(test)]

@@ -3,14 +3,17 @@
 //! inserts made inside them where they cannot be inferred:
 //! `vmf_insert_pfn{,_pmd,_pud}` (6.10-6.11) and `remap_pfn_range` (6.1).
 //!
-//! Produces one `FaultEvent` per handler invocation, and one `TaskEvent` the
-//! first time a thread faults. Entry only notes the fault in the task's own
+//! Produces one event per handler invocation: a `FaultInVma` where it fits,
+//! after a `VmaEvent` whenever the thread's mapping changed, else a whole
+//! `FaultEvent`; and one `TaskEvent` the first time a thread faults. Entry only notes the fault in the task's own
 //! storage; everything else is read at return, after the clock is read, so
 //! the tracer's work stays out of the latency it reports. Inserts are counted
 //! only while the same task is inside a vfio fault, so other drivers' inserts
 //! never show; the order-0 wrapper is not probed, so nothing counts twice.
 
-use vfio_trace_common::{FaultEvent, UNKNOWN_DEVICE, counter, origin, vm_fault};
+use vfio_trace_common::{
+    FaultEvent, FaultInVma, UNKNOWN_DEVICE, VmaEvent, counter, origin, vm_fault,
+};
 
 use crate::{
     diag, dma,
@@ -165,7 +168,50 @@ fn finish(mem: Mem, vmf: u64, st: &mut TaskState, end_ns: u64, result: u32) {
     ev.remap_pages = st.remap_pages;
     ev.vma_start = vma_start;
     ev.origin = origin_of(flags, st);
-    emit_to(slot, device, &ev);
+    match FaultInVma::of(&ev) {
+        Some(small) if vma != 0 => {
+            if same_vma(st, &ev, slot) || send_vma(st, &ev, slot) {
+                let _ = emit_to(slot, device, &small);
+            }
+        }
+        _ => {
+            let _ = emit_to(slot, device, &ev);
+        }
+    }
+}
+
+/// True when `slot`'s ring last heard of `ev`'s mapping from this thread.
+#[inline(always)]
+fn same_vma(st: &TaskState, ev: &FaultEvent, slot: u32) -> bool {
+    let v = &st.vma;
+    st.vma_sent != 0
+        && st.vma_slot == slot
+        && v.device == ev.device
+        && v.vma_start == ev.vma_start
+        && v.vma_pgoff == ev.vma_pgoff
+        && v.vma_pages == ev.vma_pages
+        && v.pid == ev.pid
+}
+
+/// Sends `ev`'s mapping to `slot`'s ring and keeps it as the thread's;
+/// false when the ring was full, and the fault is lost with it (counted once).
+#[inline(always)]
+fn send_vma(st: &mut TaskState, ev: &FaultEvent, slot: u32) -> bool {
+    let mut v = VmaEvent::zeroed();
+    v.pid = ev.pid;
+    v.tid = ev.tid;
+    v.vma_pages = ev.vma_pages;
+    v.device = ev.device;
+    v.vma_pgoff = ev.vma_pgoff;
+    v.vma_start = ev.vma_start;
+    if !emit_to(slot, ev.device, &v) {
+        st.vma_sent = 0;
+        return false;
+    }
+    st.vma = v;
+    st.vma_slot = slot;
+    st.vma_sent = 1;
+    true
 }
 
 /// A fault inside type1's pinning is a DMA map's; one a user-mode CPU took

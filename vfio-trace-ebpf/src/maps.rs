@@ -16,7 +16,7 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use vfio_trace_common::{
-    DmaMapEvent, FaultEvent, HoldEvent, LockEvent, SHARED_RING_BYTES, ZapEvent, counter,
+    DmaMapEvent, FaultEvent, HoldEvent, LockEvent, SHARED_RING_BYTES, VmaEvent, ZapEvent, counter,
 };
 
 use crate::task_storage::TaskStorage;
@@ -93,6 +93,11 @@ pub struct TaskState {
     pub device: u64,
     /// That device's ring slot (`NO_RING`: the shared ring).
     pub slot: u32,
+    /// The mapping of the thread's last `VmaEvent`, sent to the ring of
+    /// `vma.device`; valid when `vma_sent` is non-zero.
+    pub vma: VmaEvent,
+    pub vma_sent: u32,
+    pub vma_slot: u32,
     /// The thread's `bpf_get_current_pid_tgid`, kept at its first event.
     pub pid_tgid: u64,
     /// Non-zero once the thread's name was sent and `pid_tgid` kept.
@@ -190,12 +195,13 @@ pub fn ring_slot(device: u64) -> u32 {
 /// Sends an event to its device's ring, or to the shared ring, counting drops.
 #[inline(always)]
 pub fn emit<T: Copy + 'static>(device: u64, event: &T) {
-    emit_to(ring_slot(device), device, event);
+    let _ = emit_to(ring_slot(device), device, event);
 }
 
-/// As [`emit`], with the device's ring slot already known.
+/// As [`emit`], with the device's ring slot already known; false when the
+/// ring was full (the loss is counted).
 #[inline(always)]
-pub fn emit_to<T: Copy + 'static>(slot: u32, device: u64, event: &T) {
+pub fn emit_to<T: Copy + 'static>(slot: u32, device: u64, event: &T) -> bool {
     let sent = match DEVICE_RINGS.get(slot) {
         Some(ring) => send(ring, event, conf!(wake_bytes)),
         None => send(&SHARED_RING, event, SHARED_WAKE_BYTES),
@@ -209,6 +215,7 @@ pub fn emit_to<T: Copy + 'static>(slot: u32, device: u64, event: &T) {
             }
         }
     }
+    sent
 }
 
 /// The shared ring's wake-up mark: a quarter of it, as `Config::wake_bytes`

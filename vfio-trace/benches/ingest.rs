@@ -31,7 +31,7 @@
     reason = "a benchmark uses a few of the package's dependencies"
 )]
 
-use std::hint::black_box;
+use std::{collections::HashMap, hint::black_box};
 
 #[path = "support/cpu_time.rs"]
 mod cpu_time;
@@ -41,8 +41,12 @@ mod fixture;
 use cpu_time::ThreadCpuTime;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use fixture::{BAR2_BYTES, DEVICES, bdf, model};
-use vfio_trace::{event::Event, top::projection::of_model};
-use vfio_trace_common::{FaultEvent, TaskEvent, ZapEvent, vm_fault};
+use vfio_trace::{
+    event::Event,
+    probe::records::{Decoder, Record},
+    top::projection::of_model,
+};
+use vfio_trace_common::{FaultEvent, FaultInVma, TaskEvent, VmaEvent, ZapEvent, vm_fault};
 
 const EVENTS: usize = 1 << 20;
 /// Events a ring drain hands over for one device before the next.
@@ -262,32 +266,50 @@ fn ingest(c: &mut Criterion<ThreadCpuTime>) {
     warm.finish();
 }
 
+/// The bytes of a plain-data record.
+fn bytes_of<T>(v: &T) -> Vec<u8> {
+    // SAFETY: viewing a plain-data struct as its bytes.
+    unsafe { std::slice::from_raw_parts(std::ptr::from_ref(v).cast::<u8>(), size_of::<T>()) }
+        .to_vec()
+}
+
+/// The storm's faults as the programs write them: a mapping record before a
+/// thread's first fault in each mapping, then the small fault records.
+fn storm_records() -> Vec<Vec<u8>> {
+    let mut last: HashMap<u32, VmaEvent> = HashMap::new();
+    let mut records = Vec::new();
+    for e in storm() {
+        let Event::Fault(f) = e else { continue };
+        let Some(small) = FaultInVma::of(&f) else {
+            records.push(bytes_of(&f));
+            continue;
+        };
+        let mut v = VmaEvent::zeroed();
+        (v.pid, v.tid, v.vma_pages) = (f.pid, f.tid, f.vma_pages);
+        (v.device, v.vma_pgoff, v.vma_start) = (f.device, f.vma_pgoff, f.vma_start);
+        if last.get(&f.tid) != Some(&v) {
+            records.push(bytes_of(&v));
+            last.insert(f.tid, v);
+        }
+        records.push(bytes_of(&small));
+    }
+    records
+}
+
 /// What a ring reader does per record before the model sees it: decode the
 /// record's bytes into an `Event` and add it to the drain's batch.
 fn read(c: &mut Criterion<ThreadCpuTime>) {
-    let records: Vec<Vec<u8>> = storm()
-        .iter()
-        .filter_map(|e| match e {
-            Event::Fault(f) => Some(f),
-            _ => None,
-        })
-        .map(|f| {
-            // SAFETY: viewing a plain-data struct as its bytes.
-            unsafe {
-                std::slice::from_raw_parts((&raw const *f).cast::<u8>(), size_of::<FaultEvent>())
-            }
-            .to_vec()
-        })
-        .collect();
+    let records = storm_records();
     let mut group = c.benchmark_group("read");
     group.sample_size(10);
     group.throughput(Throughput::Elements(records.len() as u64));
     group.bench_function("storm_4k", |b| {
         b.iter(|| {
+            let mut decoder = Decoder::default();
             let mut batch = Vec::with_capacity(4096);
             let mut n = 0;
             for r in &records {
-                if let Some(e) = vfio_trace::probe::rings::decode(black_box(r)) {
+                if let Record::Event(e) = decoder.decode(black_box(r)) {
                     batch.push(e);
                 }
                 if batch.len() == 4096 {

@@ -20,6 +20,7 @@ pub mod offsets;
 pub mod plan;
 pub mod preempt;
 pub mod preflight;
+pub mod records;
 pub mod rings;
 pub mod role;
 pub mod run_stats;

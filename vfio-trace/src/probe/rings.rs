@@ -10,14 +10,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
-use vfio_trace_common::{
-    DecodeOnEvent, DmaBufMoveEvent, DmaMapEvent, FaultEvent, HoldEvent, LockEvent, TaskEvent,
-    ZapEvent, kind,
+use super::{
+    records::{Decoder, Record},
+    yielding::{Fill, Yielding},
 };
-
-use super::yielding::{Fill, Yielding};
 use crate::event::Event;
+use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
 
 /// `BPF_MAP_TYPE_RINGBUF`
 const RINGBUF: u32 = 27;
@@ -26,29 +24,6 @@ const RINGBUF: u32 = 27;
 pub fn create(bytes: u32) -> Result<MapData, aya::maps::MapError> {
     let obj = aya_obj::Map::new_from_params(RINGBUF, 0, 0, bytes, 0);
     MapData::create(obj, "vt_dev_ring", None)
-}
-
-fn read<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
-    if bytes.len() < size_of::<T>() {
-        return None;
-    }
-    // SAFETY: length checked; T is plain data valid for any bytes.
-    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
-}
-
-/// Decodes one ring record by its leading kind; unknown or short records are skipped.
-pub fn decode(bytes: &[u8]) -> Option<Event> {
-    match read::<u32>(bytes)? {
-        kind::FAULT => read::<FaultEvent>(bytes).map(Event::Fault),
-        kind::ZAP => read::<ZapEvent>(bytes).map(Event::Zap),
-        kind::LOCK => read::<LockEvent>(bytes).map(Event::Lock),
-        kind::HOLD => read::<HoldEvent>(bytes).map(Event::Hold),
-        kind::TASK => read::<TaskEvent>(bytes).map(Event::Task),
-        kind::DMA_MAP => read::<DmaMapEvent>(bytes).map(Event::DmaMap),
-        kind::DMA_BUF_MOVE => read::<DmaBufMoveEvent>(bytes).map(Event::DmaBufMove),
-        kind::DECODE_ON => read::<DecodeOnEvent>(bytes).map(Event::DecodeOn),
-        _ => None,
-    }
 }
 
 /// How often a reader drains its ring without being woken. The programs
@@ -68,8 +43,10 @@ pub const YIELDING_INTERVAL: Duration = Duration::from_millis(250);
 pub struct ReaderStats {
     /// Records decoded and passed on.
     pub events: u64,
-    /// Records too short or of an unknown kind.
+    /// Records too short, of an unknown kind, or faults whose mapping was lost.
     pub undecodable: u64,
+    /// Mapping records (`VmaEvent`): each precedes the faults it completes.
+    pub mappings: u64,
     /// Times the kernel woke the reader (readiness), not counting timer drains.
     pub wakeups: u64,
     /// Drains that found at least one record.
@@ -201,6 +178,7 @@ pub fn spawn(
         // with this AsyncFd.
         let mut fd = unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)?;
         let mut stats = ReaderStats::default();
+        let mut decoder = Decoder::default();
         let mut due = tokio::time::Instant::now();
         loop {
             // Readiness is cleared before draining: a record that arrives
@@ -221,7 +199,7 @@ pub fn spawn(
                 stats.deferred += 1;
                 continue;
             }
-            drain(fd.get_mut(), &tx, &mut stats, &mut ring_state).await;
+            drain(fd.get_mut(), &mut decoder, &tx, &mut stats, &mut ring_state).await;
             shared.store(stats.undecodable, Ordering::Relaxed);
             if stopping {
                 return Ok(stats);
@@ -244,11 +222,12 @@ const MAX_BATCH: usize = 4096;
 /// letting the model take each before reading on.
 async fn drain(
     ring: &mut RingBuf<MapData>,
+    decoder: &mut Decoder,
     tx: &mpsc::UnboundedSender<Vec<Event>>,
     stats: &mut ReaderStats,
     ring_state: &mut Draining,
 ) {
-    while drain_batch(ring, tx, stats, ring_state) {
+    while drain_batch(ring, decoder, tx, stats, ring_state) {
         tokio::task::yield_now().await;
     }
 }
@@ -260,6 +239,7 @@ async fn drain(
 /// whether the collector competes for the CPU.
 fn drain_batch(
     ring: &mut RingBuf<MapData>,
+    decoder: &mut Decoder,
     tx: &mpsc::UnboundedSender<Vec<Event>>,
     stats: &mut ReaderStats,
     ring_state: &mut Draining,
@@ -273,9 +253,10 @@ fn drain_batch(
             ring_state.look(ring);
         }
         let Some(item) = ring.next() else { break };
-        match decode(&item) {
-            Some(ev) => batch.push(ev),
-            None => stats.undecodable += 1,
+        match decoder.decode(&item) {
+            Record::Event(ev) => batch.push(ev),
+            Record::Mapping => stats.mappings += 1,
+            Record::Undecodable => stats.undecodable += 1,
         }
         read += 1;
     }
@@ -310,25 +291,5 @@ mod tests {
             "a quarter full: drain"
         );
         assert!(leave_for_later(true, CAP / 4 - 1, CAP));
-    }
-
-    #[test]
-    fn decodes_records_and_skips_short_ones() {
-        let mut ev = FaultEvent::zeroed();
-        ev.order = 9;
-        ev.latency_ns = 1234;
-        // SAFETY: viewing a plain-data struct as bytes.
-        let bytes = unsafe {
-            std::slice::from_raw_parts((&raw const ev).cast::<u8>(), size_of::<FaultEvent>())
-        };
-        assert_eq!(decode(bytes), Some(Event::Fault(ev)));
-        assert_eq!(decode(&bytes[..10]), None);
-        let mut zap = ZapEvent::zeroed();
-        zap.pages = 1024;
-        // SAFETY: as above.
-        let bytes = unsafe {
-            std::slice::from_raw_parts((&raw const zap).cast::<u8>(), size_of::<ZapEvent>())
-        };
-        assert_eq!(decode(bytes), Some(Event::Zap(zap)));
     }
 }

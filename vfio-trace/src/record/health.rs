@@ -50,8 +50,12 @@ impl LossesDoc {
 pub struct CollectorDoc {
     /// From loading the programs to every probe attached.
     pub attach_ms: f64,
-    /// Records read from the rings.
+    /// Events read from the rings (mapping records apart).
     pub events: u64,
+    /// Mapping records read: each comes before the first fault of a thread
+    /// in a new mapping, and joins it and the faults after it (not events).
+    #[serde(default)]
+    pub mappings: u64,
     /// Times the kernel woke a reader; the rest were timer drains.
     pub wakeups: u64,
     pub drains: u64,
@@ -106,6 +110,7 @@ impl CollectorDoc {
         Self {
             attach_ms: usage.attach_ms,
             events,
+            mappings: rings.iter().map(|r| r.stats.mappings).sum(),
             wakeups,
             drains: rings.iter().map(|r| r.stats.drains).sum(),
             wakeups_per_1000_events: if events == 0 {
@@ -255,6 +260,7 @@ mod tests {
             stats: ReaderStats {
                 events,
                 undecodable,
+                mappings: events / 1000,
                 wakeups,
                 drains: wakeups + 1,
                 deferred: wakeups * 3,
@@ -304,7 +310,10 @@ mod tests {
             ..Usage::default()
         };
         let c = CollectorDoc::new(usage, &counts, &rings);
-        assert_eq!((c.events, c.read_ns, c.ingest_ns), (5000, 500_000, 7));
+        assert_eq!(
+            (c.events, c.mappings, c.read_ns, c.ingest_ns),
+            (5000, 5, 500_000, 7)
+        );
         assert_eq!((c.yielded, c.catch_ups, c.deferred), (true, 3, 6));
         assert!((c.wakeups_per_1000_events - 0.4).abs() < 1e-9);
         let h = HealthDoc::new(&counts, &rings, clean());
