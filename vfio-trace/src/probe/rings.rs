@@ -283,9 +283,9 @@ mod tests {
     #[test]
     fn a_ring_waits_only_while_it_fills_and_has_room() {
         const CAP: u64 = 8 << 20;
-        // A 64 MiB storm's 16,384 records (1.8 MB) wait for the storm to pause.
-        assert!(leave_for_later(true, 16_384 * 112, CAP));
-        assert!(!leave_for_later(false, 16_384 * 112, CAP), "paused: drain");
+        // A 64 MiB storm's 16,384 records (655 KB) wait for the storm to pause.
+        assert!(leave_for_later(true, 16_384 * 40, CAP));
+        assert!(!leave_for_later(false, 16_384 * 40, CAP), "paused: drain");
         assert!(
             !leave_for_later(true, CAP / 4, CAP),
             "a quarter full: drain"
