@@ -128,7 +128,7 @@ impl Draining {
     }
 
     /// Whether a woken reader leaves the records where they are. While the
-    /// collector yields, a ring that is neither behind nor a quarter full
+    /// collector yields, a ring that is neither behind nor half full
     /// waits as long as the kernel keeps adding to it: draining during a
     /// burst takes the CPU from the workload that makes the burst, and
     /// costs the same once it pauses. Records stay in the ring, so nothing
@@ -144,9 +144,9 @@ impl Draining {
     }
 }
 
-/// A ring still filling with under a quarter of `capacity` waiting.
+/// A ring still filling with under half of `capacity` waiting.
 fn leave_for_later(filling: bool, pending: u64, capacity: u64) -> bool {
-    filling && pending < capacity / 4
+    filling && pending < capacity / 2
 }
 
 /// Starts a reader task for `map`, a ring of `capacity` bytes, sending
@@ -286,10 +286,7 @@ mod tests {
         // A 64 MiB storm's 16,384 records (655 KB) wait for the storm to pause.
         assert!(leave_for_later(true, 16_384 * 40, CAP));
         assert!(!leave_for_later(false, 16_384 * 40, CAP), "paused: drain");
-        assert!(
-            !leave_for_later(true, CAP / 4, CAP),
-            "a quarter full: drain"
-        );
-        assert!(leave_for_later(true, CAP / 4 - 1, CAP));
+        assert!(!leave_for_later(true, CAP / 2, CAP), "half full: drain");
+        assert!(leave_for_later(true, CAP / 2 - 1, CAP));
     }
 }
