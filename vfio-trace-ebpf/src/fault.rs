@@ -5,9 +5,10 @@
 //!
 //! Produces one event per handler invocation: a `FaultInVma` where it fits,
 //! after a `VmaEvent` whenever the thread's mapping changed, else a whole
-//! `FaultEvent`; and one `TaskEvent` the first time a thread faults. Entry only notes the fault in the task's own
-//! storage; everything else is read at return, after the clock is read, so
-//! the tracer's work stays out of the latency it reports. Inserts are counted
+//! `FaultEvent`; and one `TaskEvent` the first time a thread faults. Entry
+//! only notes the fault in the task's own storage; everything else is read
+//! at return, after the clock is read, so the tracer's work stays out of
+//! the latency it reports. Inserts are counted
 //! only while the same task is inside a vfio fault, so other drivers' inserts
 //! never show; the order-0 wrapper is not probed, so nothing counts twice.
 
