@@ -286,15 +286,16 @@ pub struct VmaEvent {
 const _: () = assert!(size_of::<VmaEvent>() == 40);
 
 impl VmaEvent {
-    pub const fn zeroed() -> Self {
+    /// The mapping `fault` was in, for the thread that took it.
+    pub const fn of(fault: &FaultEvent) -> Self {
         Self {
             kind: kind::VMA,
-            pid: 0,
-            tid: 0,
-            vma_pages: 0,
-            device: UNKNOWN_DEVICE,
-            vma_pgoff: 0,
-            vma_start: 0,
+            pid: fault.pid,
+            tid: fault.tid,
+            vma_pages: fault.vma_pages,
+            device: fault.device,
+            vma_pgoff: fault.vma_pgoff,
+            vma_start: fault.vma_start,
         }
     }
 

@@ -198,13 +198,7 @@ fn same_vma(st: &TaskState, ev: &FaultEvent, slot: u32) -> bool {
 /// false when the ring was full, and the fault is lost with it (counted once).
 #[inline(always)]
 fn send_vma(st: &mut TaskState, ev: &FaultEvent, slot: u32) -> bool {
-    let mut v = VmaEvent::zeroed();
-    v.pid = ev.pid;
-    v.tid = ev.tid;
-    v.vma_pages = ev.vma_pages;
-    v.device = ev.device;
-    v.vma_pgoff = ev.vma_pgoff;
-    v.vma_start = ev.vma_start;
+    let v = VmaEvent::of(ev);
     if !emit_to(slot, ev.device, &v) {
         st.vma_sent = 0;
         return false;

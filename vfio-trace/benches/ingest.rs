@@ -284,9 +284,7 @@ fn storm_records() -> Vec<Vec<u8>> {
             records.push(bytes_of(&f));
             continue;
         };
-        let mut v = VmaEvent::zeroed();
-        (v.pid, v.tid, v.vma_pages) = (f.pid, f.tid, f.vma_pages);
-        (v.device, v.vma_pgoff, v.vma_start) = (f.device, f.vma_pgoff, f.vma_start);
+        let v = VmaEvent::of(&f);
         if last.get(&f.tid) != Some(&v) {
             records.push(bytes_of(&v));
             last.insert(f.tid, v);

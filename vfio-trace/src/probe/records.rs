@@ -106,13 +106,6 @@ mod tests {
         ev
     }
 
-    fn vma_of(ev: &FaultEvent) -> VmaEvent {
-        let mut v = VmaEvent::zeroed();
-        (v.pid, v.tid, v.vma_pages) = (ev.pid, ev.tid, ev.vma_pages);
-        (v.device, v.vma_pgoff, v.vma_start) = (ev.device, ev.vma_pgoff, ev.vma_start);
-        v
-    }
-
     #[test]
     fn decodes_records_and_skips_short_ones() {
         let mut d = Decoder::default();
@@ -133,15 +126,15 @@ mod tests {
             fault(42, 5, 0x7e00_0000_0000),
         );
         let small = |ev: &FaultEvent| FaultInVma::of(ev).expect("fits");
-        assert_eq!(d.decode(bytes(&vma_of(&a))), Record::Mapping);
-        assert_eq!(d.decode(bytes(&vma_of(&b))), Record::Mapping);
+        assert_eq!(d.decode(bytes(&VmaEvent::of(&a))), Record::Mapping);
+        assert_eq!(d.decode(bytes(&VmaEvent::of(&b))), Record::Mapping);
         // Interleaved threads each find their own mapping.
         assert_eq!(d.decode(bytes(&small(&a))), Record::Event(Event::Fault(a)));
         assert_eq!(d.decode(bytes(&small(&b))), Record::Event(Event::Fault(b)));
         assert_eq!(d.decode(bytes(&small(&a))), Record::Event(Event::Fault(a)));
         // A new mapping replaces the thread's old one.
         let moved = fault(41, 9, 0x7d00_0000_0000);
-        assert_eq!(d.decode(bytes(&vma_of(&moved))), Record::Mapping);
+        assert_eq!(d.decode(bytes(&VmaEvent::of(&moved))), Record::Mapping);
         assert_eq!(
             d.decode(bytes(&small(&moved))),
             Record::Event(Event::Fault(moved))
@@ -155,7 +148,10 @@ mod tests {
         let ev = fault(41, 3, 0x7f00_0000_0000);
         let small = FaultInVma::of(&ev).expect("fits");
         assert_eq!(d.decode(bytes(&small)), Record::Undecodable);
-        assert_eq!(d.decode(&bytes(&vma_of(&ev))[..20]), Record::Undecodable);
+        assert_eq!(
+            d.decode(&bytes(&VmaEvent::of(&ev))[..20]),
+            Record::Undecodable
+        );
     }
 
     #[test]
