@@ -127,22 +127,16 @@ fn apt_packages() -> Result<()> {
     // Setup never removes or downgrades what the user has: apt stops instead
     // (downgrades it never does unasked).
     let install = ["install", "-y", "--no-install-recommends", "--no-remove"];
-    if let Some(i) = plain.iter().position(|p| p.starts_with(QEMU_PACKAGE)) {
-        let simulated = cmd::output(
-            Command::new("apt-get")
-                .arg("-s")
-                .args(&install[1..])
-                .arg(&plain[i]),
+    if let Some(i) = plain.iter().position(|p| p.starts_with(QEMU_PACKAGE))
+        && !apt_would_install(&install, &plain[i])
+    {
+        println!(
+            "package {QEMU_PACKAGE}: apt cannot install {} beside this machine's QEMU packages; \
+             using a private QEMU in the project cache",
+            plain[i]
         );
-        if simulated.is_err() {
-            println!(
-                "package {QEMU_PACKAGE}: apt cannot install {} beside this machine's QEMU packages; \
-                 using a private QEMU in the project cache",
-                plain[i]
-            );
-            plain.remove(i);
-            host_qemu::ensure_private()?;
-        }
+        plain.remove(i);
+        host_qemu::ensure_private()?;
     }
     if !plain.is_empty() {
         cmd::run(apt_get().args(install).args(&plain)).context("installing packages")?;
@@ -157,6 +151,12 @@ fn apt_packages() -> Result<()> {
         .with_context(|| format!("installing {LLVM_PACKAGE}"))?;
     }
     Ok(())
+}
+
+/// Whether apt, given `install` (the verb and its options), would install
+/// `spec`: a dry run (`-s`), which needs no root and changes nothing.
+fn apt_would_install(install: &[&str], spec: &str) -> bool {
+    cmd::output(Command::new("apt-get").arg("-s").args(install).arg(spec)).is_ok()
 }
 
 fn bpf_linker() -> Result<()> {
