@@ -8,9 +8,9 @@
 //! `FaultEvent`; and one `TaskEvent` the first time a thread faults. Entry
 //! only notes the fault in the task's own storage; everything else is read
 //! at return, after the clock is read, so the tracer's work stays out of
-//! the latency it reports. Inserts are counted
-//! only while the same task is inside a vfio fault, so other drivers' inserts
-//! never show; the order-0 wrapper is not probed, so nothing counts twice.
+//! the latency it reports. Inserts are counted only while the same task is
+//! inside a vfio fault, so other drivers' inserts never show; the order-0
+//! wrapper is not probed, so nothing counts twice.
 
 use vfio_trace_common::{
     FaultEvent, FaultInVma, UNKNOWN_DEVICE, VmaEvent, counter, origin, vm_fault,
