@@ -13,6 +13,7 @@ pub mod btf_scan;
 pub mod counters;
 pub mod diagnostics;
 pub mod floor;
+pub mod flush;
 pub mod host;
 pub mod kallsyms;
 pub mod load;

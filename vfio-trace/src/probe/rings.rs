@@ -11,6 +11,7 @@ use std::{
 };
 
 use super::{
+    flush::FlushRequests,
     records::{Decoder, Record},
     yielding::{Fill, Yielding},
 };
@@ -150,14 +151,16 @@ fn leave_for_later(filling: bool, pending: u64, capacity: u64) -> bool {
 }
 
 /// Starts a reader task for `map`, a ring of `capacity` bytes, sending
-/// decoded events to `tx`, a batch per drain. It ends after a final drain
-/// once `stop` flips to true.
+/// decoded events to `tx`, a batch per drain. A request in `flush` makes it
+/// drain at once, deferring nothing. It ends after a final drain once
+/// `stop` flips to true.
 pub fn spawn(
     map: Map,
     capacity: u32,
     yielding: Arc<Yielding>,
     tx: mpsc::UnboundedSender<Vec<Event>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    mut flush: FlushRequests,
 ) -> Result<Reader, aya::maps::MapError> {
     let ring = RingBuf::try_from(map)?;
     let undecodable = Arc::new(AtomicU64::new(0));
@@ -193,14 +196,21 @@ pub fn spawn(
                     due = tokio::time::Instant::now() + ring_state.interval();
                     false
                 }
+                () = flush.asked() => false,
                 _ = stop.wait_for(|s| *s) => true,
             };
-            if !stopping && ring_state.defers(fd.get_ref()) {
+            // Every request made before this drain starts is answered by it.
+            let asked = flush.latest();
+            let forced = flush.pending();
+            if !stopping && !forced && ring_state.defers(fd.get_ref()) {
                 stats.deferred += 1;
                 continue;
             }
             drain(fd.get_mut(), &mut decoder, &tx, &mut stats, &mut ring_state).await;
             shared.store(stats.undecodable, Ordering::Relaxed);
+            if forced {
+                flush.answer(asked);
+            }
             if stopping {
                 return Ok(stats);
             }

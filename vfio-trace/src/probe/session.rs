@@ -13,6 +13,7 @@ use super::{
     Host,
     attach::error_chain,
     diagnostics, floor,
+    flush::Flush,
     kallsyms::Symbols,
     load::{KernelCounts, LoadError, Tracer},
     offsets::Field,
@@ -84,6 +85,8 @@ pub struct Session {
     /// Why the programs' diagnostics cannot be read, if they cannot.
     pub diagnostics_error: Option<String>,
     yielding: Arc<Yielding>,
+    /// Drain requests to the readers.
+    flush: Flush,
 }
 
 /// What a stopped session leaves: final plan status, kernel counts and ring counts.
@@ -145,6 +148,7 @@ impl Session {
             Err(e) => (None, Some(error_chain(&e))),
         };
         let yielding = Arc::new(Yielding::new(opts.yield_cpu));
+        let flush = Flush::default();
         let mut readers = Vec::new();
         for (slot, &bdf) in (0..).zip(&opts.devices) {
             let ring_err = |message: String| SessionError::Ring {
@@ -159,17 +163,25 @@ impl Session {
                 Arc::clone(&yielding),
                 tx.clone(),
                 stop_rx.clone(),
+                flush.reader(),
             )
             .map_err(|e| ring_err(error_chain(&e)))?;
             readers.push((Some(bdf), reader));
         }
         let shared = tracer.take_shared_ring()?;
         let shared_bytes = vfio_trace_common::SHARED_RING_BYTES;
-        let reader = rings::spawn(shared, shared_bytes, Arc::clone(&yielding), tx, stop_rx)
-            .map_err(|e| SessionError::Ring {
-                device: "shared".into(),
-                message: error_chain(&e),
-            })?;
+        let reader = rings::spawn(
+            shared,
+            shared_bytes,
+            Arc::clone(&yielding),
+            tx,
+            stop_rx,
+            flush.reader(),
+        )
+        .map_err(|e| SessionError::Ring {
+            device: "shared".into(),
+            message: error_chain(&e),
+        })?;
         readers.push((None, reader));
         tracer.attach()?;
         Ok(Self {
@@ -183,7 +195,17 @@ impl Session {
             diagnostics,
             diagnostics_error,
             yielding,
+            flush,
         })
+    }
+
+    /// Has every reader drain its ring now, deferring nothing, and waits
+    /// until they have (or a reader failed to answer in time: then false).
+    /// The events are in [`Session::events`] when it returns. A live view
+    /// calls it before it reads the model, so a collector that yields the
+    /// CPU still shows everything up to that moment.
+    pub async fn flush(&self) -> bool {
+        self.flush.now().await
     }
 
     /// From now on the collector's thread gives way to other work while its
