@@ -136,7 +136,9 @@ impl Tracing {
             trampolines: !args.kprobes_only,
             floor: false,
             verbose: false,
-            yield_cpu: false,
+            // Between scrapes nothing reads the model: the collector gives
+            // the CPU to the workload, and each scrape drains the rings first.
+            yield_cpu: true,
         };
         let session = Session::start(preflight, &opts)?;
         model.set_zap_walks_known(session.zap_walks_known());
@@ -156,6 +158,15 @@ impl Tracing {
         self.events += batch.len() as u64;
         for ev in batch {
             self.model.ingest(ev);
+        }
+    }
+
+    /// Everything the rings hold, into the model: a scrape shows the
+    /// faults made up to it, though the collector yields between scrapes.
+    async fn catch_up(&mut self) {
+        self.session.flush().await;
+        while let Ok(batch) = self.session.events.try_recv() {
+            self.ingest(&batch);
         }
     }
 
@@ -207,12 +218,15 @@ async fn serve(args: &ServeArgs, requested: &[Bdf]) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut tracing = Tracing::start(args, requested)?;
+    // This thread runs the readers; the HTTP handlers run on it too.
+    tracing.session.yield_cpu();
     eprintln!("vfio-trace: serving http://{}/metrics", args.listen);
     let (tx, mut requests) = mpsc::channel::<http::ScrapeRequest>(256);
     let signal = loop {
         tokio::select! {
             Some(batch) = tracing.session.events.recv() => tracing.ingest(&batch),
             Some(reply) = requests.recv() => {
+                tracing.catch_up().await;
                 // A client gone before its answer needs none.
                 let _ = reply.send(tracing.scrape());
             }

@@ -1,5 +1,5 @@
 //! The one channel `top` waits on: refresh ticks, keys, terminal resizes,
-//! batches of traced events, and the signals that end it.
+//! and the signals that end it. Traced events come from the source.
 
 use std::{
     sync::{
@@ -19,7 +19,6 @@ pub enum Event {
     Tick,
     Key(Key),
     Resize,
-    Data(Vec<crate::event::Event>),
     /// SIGINT, SIGTERM or SIGHUP.
     Quit,
 }
@@ -57,18 +56,6 @@ impl Events {
             loop {
                 t.tick().await;
                 if tx.send(Event::Tick).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-
-    /// Batches of traced events, as they are read from the rings.
-    pub fn data(&self, mut batches: UnboundedReceiver<Vec<crate::event::Event>>) {
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            while let Some(b) = batches.recv().await {
-                if tx.send(Event::Data(b)).is_err() {
                     break;
                 }
             }

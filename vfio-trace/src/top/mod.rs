@@ -96,17 +96,18 @@ async fn replay(args: &TopArgs, mut src: Replay, interval: Duration) -> anyhow::
 }
 
 async fn live(args: &TopArgs, mut src: Live, interval: Duration) -> anyhow::Result<()> {
-    let mut batches = src.take_events();
     if args.once {
         src.sample(None);
         let deadline = tokio::time::sleep(interval);
         tokio::pin!(deadline);
         loop {
-            tokio::select! {
-                Some(b) = batches.recv() => src.ingest(&b),
+            let batch = tokio::select! {
+                b = src.next_batch() => b,
                 () = &mut deadline => break,
-            }
+            };
+            src.ingest(&batch);
         }
+        src.catch_up().await;
         let mut app = App::new(None);
         app.set_sample(src.sample(None));
         src.stop().await;
@@ -114,7 +115,6 @@ async fn live(args: &TopArgs, mut src: Live, interval: Duration) -> anyhow::Resu
         return Ok(());
     }
     let events = Events::new();
-    events.data(batches);
     events.ticks(interval);
     let result = match events.signals() {
         Ok(()) => interactive(&mut App::new(None), &mut src, events, interval).await,
@@ -143,14 +143,19 @@ async fn interactive<S: Source>(
     events.terminal();
     refresh(app, src);
     tui.draw(app)?;
-    while let Some(ev) = events.next().await {
-        match ev {
-            Event::Data(batch) => {
+    loop {
+        let ev = tokio::select! {
+            ev = events.next() => ev,
+            batch = src.next_batch() => {
                 src.ingest(&batch);
                 continue;
             }
+        };
+        let Some(ev) = ev else { break };
+        match ev {
             Event::Tick => {
                 app.on_tick(interval);
+                src.catch_up().await;
                 refresh(app, src);
             }
             Event::Key(key) => {

@@ -72,8 +72,7 @@ wait $EX
 echo $? > exercise.status
 touch storm.done
 for p in $PIDS; do wait $p; done
-# The readers drain every 50 ms: give them a few rounds.
-sleep 1
+# A scrape drains the rings first: this one counts the whole storm.
 wget -q -O after.prom $URL/metrics
 echo $? > after.status
 if [ -n "$PROMPID" ]; then

@@ -96,9 +96,13 @@ impl Live {
             trampolines: true,
             floor: false,
             verbose: false,
-            yield_cpu: false,
+            // Between refreshes nothing reads the model: the collector gives
+            // the CPU to the workload, and each refresh drains the rings first.
+            yield_cpu: true,
         };
         let session = Session::start(preflight, &opts)?;
+        // This thread runs the readers.
+        session.yield_cpu();
         let run_stats = probe::run_stats::enable().ok();
         model.set_origin_ns(record::monotonic_ns());
         model.set_zap_walks_known(session.zap_walks_known());
@@ -113,12 +117,6 @@ impl Live {
             history: BTreeMap::new(),
             focus: None,
         })
-    }
-
-    /// The session's events, for the one event channel (`top::event`).
-    pub fn take_events(&mut self) -> tokio::sync::mpsc::UnboundedReceiver<Vec<Event>> {
-        let (_, closed) = tokio::sync::mpsc::unbounded_channel();
-        std::mem::replace(&mut self.session.events, closed)
     }
 
     /// Detaches, as `record` does at its end.
@@ -233,6 +231,21 @@ impl Source for Live {
     fn ingest(&mut self, batch: &[Event]) {
         for ev in batch {
             self.model.ingest(ev);
+        }
+    }
+
+    async fn next_batch(&mut self) -> Vec<Event> {
+        match self.session.events.recv().await {
+            Some(batch) => batch,
+            // Every reader ended: nothing more comes.
+            None => std::future::pending().await,
+        }
+    }
+
+    async fn catch_up(&mut self) {
+        self.session.flush().await;
+        while let Ok(batch) = self.session.events.try_recv() {
+            self.ingest(&batch);
         }
     }
 

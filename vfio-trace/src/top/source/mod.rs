@@ -11,6 +11,17 @@ pub trait Source {
     /// Events read from the rings since the last call (live only).
     fn ingest(&mut self, _batch: &[Event]) {}
 
+    /// The next batch of events read from the rings; never, for a replay.
+    fn next_batch(&mut self) -> impl Future<Output = Vec<Event>> {
+        std::future::pending()
+    }
+
+    /// Brings the model up to now before a sample: live, the rings are
+    /// drained, though the collector yields the CPU between refreshes.
+    fn catch_up(&mut self) -> impl Future<Output = ()> {
+        std::future::ready(())
+    }
+
     /// The device whose view is open (`None`: the table). Live, only its
     /// row carries the projection, the costly part of a sample; a replay
     /// works out every device's once and ignores this.
