@@ -21,6 +21,8 @@ alive() { [ -d /proc/$1 ] && ! grep -q '^State:[[:space:]]*Z' /proc/$1/status 2>
 
 bench_begin() {
   mkdir -p $BENCH
+  # serve listens on loopback.
+  ip link set lo up
   # vfio-trace runs from the guest's RAM, as from a local disk. Run from the
   # 9p share, every new process paged its code in from the host, a record
   # run mid-phase among them, and untraced rounds scattered by ±20 %.
@@ -51,6 +53,18 @@ bench_mode() {
   elif [ $mode = events ]; then
     vfio-trace record -o "events.$r.record.json" --events "events.$r.events.jsonl" -- \
       vfio-trace exercise --device "$DEV" --json "$@" >"events.$r.json" 2>"events.$r.stderr"
+  elif [ $mode = serve ]; then
+    # serve through the phase, as a Prometheus endpoint runs beside a
+    # workload; scraped once after it (the scrape drains the rings first).
+    vfio-trace serve --listen 127.0.0.1:9748 --device "$DEV" 2>"serve.$r.serve.stderr" &
+    SRV=$!
+    for i in $(seq 300); do grep -q serving "serve.$r.serve.stderr" && break; sleep 0.1; done
+    vfio-trace exercise --device "$DEV" --json "$@" >"serve.$r.json" 2>"serve.$r.stderr"
+    st=$?
+    wget -q -O "serve.$r.prom" http://127.0.0.1:9748/metrics
+    kill -TERM $SRV
+    wait $SRV
+    (exit $st)
   elif [ $mode = floor-fentry ] || [ $mode = floor-kprobe ]; then
     # The floor: empty programs on the fault handler, nothing else.
     only=""
@@ -70,10 +84,11 @@ bench_mode() {
 }
 
 # bench_scenario NAME ROUNDS PHASES...: a warm-up round, then ROUNDS rounds of
-# the six modes. The orders are a balanced Latin square (Williams's design):
-# over six rounds each mode runs once in each place and follows each other mode
-# once, so that no mode's after-effects (a detach, a flushed file) always land
-# on the same one.
+# the seven modes. Six of them follow a balanced Latin square (Williams's
+# design): over six rounds each mode runs once in each place and follows
+# each other mode once, so that no mode's after-effects (a detach, a flushed
+# file) always land on the same one. serve, the seventh, moves three places
+# a round through the seven.
 bench_scenario() {
   name=$1 rounds=$2
   shift 2
@@ -90,6 +105,14 @@ bench_scenario() {
     4) order="floor-fentry floor-kprobe events untraced record tracefs" ;;
     *) order="floor-kprobe untraced floor-fentry tracefs events record" ;;
     esac
+    at=$((r * 3 % 7)) i=0 seven=""
+    for m in $order; do
+      [ $i = $at ] && seven="$seven serve"
+      seven="$seven $m"
+      i=$((i + 1))
+    done
+    [ $at = 6 ] && seven="$seven serve"
+    order=$seven
     for m in $order; do bench_mode $m $r "$@"; done
     r=$((r + 1))
   done

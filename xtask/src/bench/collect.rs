@@ -7,6 +7,7 @@ use super::{
     events, figures, floor, parse,
     plan::Scenario,
     report::{BpftraceReport, Mode, Round, RunReport, ScenarioData, ScenarioReport},
+    serve,
 };
 use crate::suite::truth;
 
@@ -64,8 +65,15 @@ fn round(dir: &Path, mode: Mode, r: u32) -> Round {
     let doc = record.as_ref().and_then(|r| r.as_ref().ok());
     // A file short of the faults recorded makes the round a failure, and so
     // does a floor round that ran anything but the empty programs.
+    let scrape = (mode == Mode::Serve).then(|| {
+        read(dir, &format!("{stem}.prom"))
+            .ok_or_else(|| format!("{stem}.prom missing: no scrape after the phase"))
+            .and_then(|t| serve::parse(&t))
+    });
     let exercise = if mode == Mode::Events {
         exercise.and_then(|e| events::check(event_lines, doc).map(|()| e))
+    } else if let Some(scrape) = &scrape {
+        exercise.and_then(|e| serve::check(scrape, e.faults).map(|()| e))
     } else if mode.is_floor() {
         exercise.and_then(|e| floor::check(doc).map(|()| e))
     } else {
@@ -81,6 +89,7 @@ fn round(dir: &Path, mode: Mode, r: u32) -> Round {
             .then(|| read(dir, &format!("{stem}.vt_fault.hist")))
             .flatten()
             .and_then(|t| truth::total(&t)),
+        scrape,
     }
 }
 
@@ -94,6 +103,7 @@ pub fn run_report(out: &Path, boot: &Boot) -> RunReport {
         Mode::Events,
         Mode::FloorFentry,
         Mode::FloorKprobe,
+        Mode::Serve,
     ];
     if matches!(boot.bpftrace, Staging::Staged) && bench.join(ATTACHED).is_file() {
         modes.push(Mode::Bpftrace);

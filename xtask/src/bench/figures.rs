@@ -33,6 +33,44 @@ fn median_u64(values: impl Iterator<Item = u64>) -> Option<u64> {
     stats::median(&v).map(|m| m.round() as u64)
 }
 
+/// Serve rounds whose scrape counted other than record's median: a scrape
+/// drains the rings first, so it must count what record counts.
+fn scrapes_against_record(data: &ScenarioData, recorded: Option<u64>) -> Vec<String> {
+    let Some(rec) = recorded else {
+        return Vec::new();
+    };
+    rounds_of(data, Mode::Serve)
+        .iter()
+        .filter_map(|r| match &r.scrape {
+            Some(Ok(s)) if s.faults != rec => Some(format!(
+                "{} round {}: its scrape counted {} faults where record counted {rec}",
+                Mode::Serve.label(),
+                r.number,
+                s.faults
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// tracefs's median, what the headline divides by, unless what tracefs
+/// adds is within the rounds' scatter (then a note says so).
+fn tracefs_basis(
+    untraced: Option<stats::Spread>,
+    tracefs: Option<stats::Spread>,
+    notes: &mut Vec<String>,
+) -> Option<f64> {
+    let (u, t) = (untraced?, tracefs?);
+    if stats::stands_out(&u, &t) {
+        return Some(t.median);
+    }
+    notes.push(format!(
+        "tracefs adds {:.3} ms, within the rounds' scatter: no quotient over it",
+        (t.median - u.median) / 1e6
+    ));
+    None
+}
+
 /// Everything about one scenario, from its rounds.
 pub fn scenario(data: &ScenarioData) -> ScenarioReport {
     let mut notes = Vec::new();
@@ -48,6 +86,7 @@ pub fn scenario(data: &ScenarioData) -> ScenarioReport {
         .filter_map(|r| r.record.as_ref()?.as_ref().ok())
         .collect();
     let recorded_faults = median_u64(record_docs.iter().filter_map(|r| r.faults));
+    notes.extend(scrapes_against_record(data, recorded_faults));
     let tracefs_hits = median_u64(
         rounds_of(data, Mode::Tracefs)
             .iter()
@@ -107,16 +146,11 @@ pub fn scenario(data: &ScenarioData) -> ScenarioReport {
             .and_then(|m| m.phase_ns)
     };
     let median_of = |mode: Mode| spread_of(mode).map(|s| s.median);
-    let mut tracefs = median_of(Mode::Tracefs);
-    if let (Some(u), Some(t)) = (spread_of(Mode::Untraced), spread_of(Mode::Tracefs))
-        && !stats::stands_out(&u, &t)
-    {
-        notes.push(format!(
-            "tracefs adds {:.3} ms, within the rounds' scatter: no quotient over it",
-            (t.median - u.median) / 1e6
-        ));
-        tracefs = None;
-    }
+    let tracefs = tracefs_basis(
+        spread_of(Mode::Untraced),
+        spread_of(Mode::Tracefs),
+        &mut notes,
+    );
     let floor = floor::report(&modes, tracefs, untraced, |m| attached(data, m), &mut notes);
     ScenarioReport {
         name: data.name,
@@ -128,6 +162,7 @@ pub fn scenario(data: &ScenarioData) -> ScenarioReport {
         fault_basis,
         vfio_trace_vs_tracefs: stats::added_vs(median_of(Mode::Record), tracefs, untraced),
         events_vs_tracefs: stats::added_vs(median_of(Mode::Events), tracefs, untraced),
+        serve_vs_tracefs: stats::added_vs(median_of(Mode::Serve), tracefs, untraced),
         bpftrace_vs_tracefs: stats::added_vs(median_of(Mode::Bpftrace), tracefs, untraced),
         modes,
         record: record_report(
@@ -206,6 +241,7 @@ mod tests {
                 record: None,
                 event_lines: None,
                 tracefs_hits: None,
+                scrape: None,
             })
             .collect()
     }
@@ -250,6 +286,28 @@ mod tests {
                 ..Record::default()
             })),
         }
+    }
+
+    #[test]
+    fn serve_is_a_tracer_and_its_scrapes_must_count_what_record_counts() {
+        use crate::bench::serve::Scrape;
+        let mut d = data();
+        let mut serve = rounds(&[300, 310, 290, 305, 295], 16384);
+        for (r, faults) in serve.iter_mut().zip([16384, 16384, 16000, 16384, 16384]) {
+            r.scrape = Some(Ok(Scrape { faults, lost: 0 }));
+        }
+        d.modes.push((Mode::Serve, serve));
+        let r = scenario(&d);
+        // (300 - 89) / (163 - 89): serve's added time over tracefs's.
+        let vs = r.serve_vs_tracefs.expect("known");
+        assert!((vs - 211.0 / 74.0).abs() < 1e-9, "{vs}");
+        let stale: Vec<&String> = r.notes.iter().filter(|n| n.contains("scrape")).collect();
+        assert_eq!(
+            stale,
+            [
+                "vfio-trace serve round 3: its scrape counted 16000 faults where record counted 16384"
+            ]
+        );
     }
 
     #[test]

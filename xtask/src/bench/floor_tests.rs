@@ -92,6 +92,7 @@ fn scenario(floor: FloorReport) -> ScenarioReport {
         modes: vec![],
         vfio_trace_vs_tracefs: None,
         events_vs_tracefs: None,
+        serve_vs_tracefs: None,
         bpftrace_vs_tracefs: None,
         record: super::super::report::RecordReport::default(),
         event_lines: None,

@@ -76,7 +76,9 @@ pub fn render(bench: &Bench) -> String {
          (kprobe + kretprobe on the fault handler, hist triggers on order and retval), \
          `vfio-trace record` and `vfio-trace record --events FILE` (every event also streamed \
          as JSON Lines; a file with fewer fault lines than record counted fails the round), \
-         and the floor, `vfio-trace record --floor` (empty programs on the fault handler only, \
+         `vfio-trace serve` (running through the phase and scraped once after it; a scrape \
+         that counts no fault or a loss fails the round, and one that counts other than record \
+         is noted), and the floor, `vfio-trace record --floor` (empty programs on the fault handler only, \
          as fentry/fexit, and with `--kprobes-only` as kprobe/kretprobe), \
          alternating; last, once over all scenarios, the same runs under \
          bpftrace, compared with the same untraced medians. µs/fault = (median mode - median untraced) / faults; \
@@ -165,6 +167,7 @@ mod tests {
                     ],
                     vfio_trace_vs_tracefs: Some(7.68),
                     events_vs_tracefs: Some(8.16),
+                    serve_vs_tracefs: None,
                     bpftrace_vs_tracefs: None,
                     record: RecordReport::default(),
                     event_lines: Some(16390),
@@ -183,20 +186,20 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| scenario | rounds | faults | untraced | tracefs | vfio-trace | vfio-trace --events | floor-fentry | floor-kprobe | bpftrace |\n|---|---|---|---|---|---|---|---|---|---|\n"),
+            md.contains("| scenario | rounds | faults | untraced | tracefs | vfio-trace | vfio-trace --events | vfio-trace serve | floor-fentry | floor-kprobe | bpftrace |\n|---|---|---|---|---|---|---|---|---|---|---|\n"),
             "{md}"
         );
         assert!(
-            md.contains("| storm-64m | 5 | 16384 | 88.0 (87.0-90.0) | 163.0 (162.0-165.0) | 664.0 (663.0-666.0) | 700.0 (699.0-702.0) | n/a | n/a | n/a |"),
+            md.contains("| storm-64m | 5 | 16384 | 88.0 (87.0-90.0) | 163.0 (162.0-165.0) | 664.0 (663.0-666.0) | 700.0 (699.0-702.0) | n/a | n/a | n/a | n/a |"),
             "{md}"
         );
         assert!(
-            md.contains("| vfio-trace --events ratio | bpftrace ratio | **vfio-trace / tracefs** | vfio-trace --events / tracefs | bpftrace / tracefs |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"),
+            md.contains("| vfio-trace --events ratio | vfio-trace serve ratio | bpftrace ratio | **vfio-trace / tracefs** | vfio-trace --events / tracefs | vfio-trace serve / tracefs | bpftrace / tracefs |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"),
             "{md}"
         );
         assert!(
             md.contains(
-                "| storm-64m | 4.58 | 35.16 | 37.35 | n/a | 1.85x | 7.54x | 7.96x | n/a | **7.68x** | 8.16x | n/a |"
+                "| storm-64m | 4.58 | 35.16 | 37.35 | n/a | n/a | 1.85x | 7.54x | 7.96x | n/a | n/a | **7.68x** | 8.16x | n/a | n/a |"
             ),
             "{md}"
         );

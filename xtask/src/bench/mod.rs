@@ -18,6 +18,7 @@ mod parse;
 pub mod plan;
 mod report;
 mod script;
+mod serve;
 mod stats;
 mod tables;
 

@@ -26,6 +26,8 @@ pub enum Mode {
     FloorFentry,
     /// `record --floor --kprobes-only`: the same empty programs as kprobes.
     FloorKprobe,
+    /// `vfio-trace serve` running through the phase, scraped after it.
+    Serve,
     Bpftrace,
 }
 
@@ -39,6 +41,7 @@ impl Mode {
             Mode::Events => "events",
             Mode::FloorFentry => "floor-fentry",
             Mode::FloorKprobe => "floor-kprobe",
+            Mode::Serve => "serve",
             Mode::Bpftrace => "bpftrace",
         }
     }
@@ -58,6 +61,7 @@ impl Mode {
         match self {
             Mode::Record => "vfio-trace",
             Mode::Events => "vfio-trace --events",
+            Mode::Serve => "vfio-trace serve",
             other => other.stem(),
         }
     }
@@ -76,6 +80,8 @@ pub struct Round {
     pub event_lines: Option<Lines>,
     /// tracefs mode only: hits of the handler's kprobe.
     pub tracefs_hits: Option<u64>,
+    /// serve mode only: what the scrape after the phase counted.
+    pub scrape: Option<Result<super::serve::Scrape, String>>,
 }
 
 /// Every measured round (the warm-up excluded) of one scenario, by mode.
@@ -148,6 +154,8 @@ pub struct ScenarioReport {
     pub vfio_trace_vs_tracefs: Option<f64>,
     /// The same for `record --events`.
     pub events_vs_tracefs: Option<f64>,
+    /// The same for `serve`.
+    pub serve_vs_tracefs: Option<f64>,
     pub bpftrace_vs_tracefs: Option<f64>,
     pub record: RecordReport,
     /// Median lines of the events mode's file, all kinds.

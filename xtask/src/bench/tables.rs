@@ -6,17 +6,24 @@ use std::fmt::Write as _;
 use super::report::{Mode, ModeReport, RunReport, ScenarioReport};
 
 pub const NA: &str = "n/a";
-const MODES: [Mode; 7] = [
+const MODES: [Mode; 8] = [
     Mode::Untraced,
     Mode::Tracefs,
     Mode::Record,
     Mode::Events,
+    Mode::Serve,
     Mode::FloorFentry,
     Mode::FloorKprobe,
     Mode::Bpftrace,
 ];
 /// The modes that add to untraced; the floor has its own table (floor.rs).
-const TRACED: [Mode; 4] = [Mode::Tracefs, Mode::Record, Mode::Events, Mode::Bpftrace];
+const TRACED: [Mode; 5] = [
+    Mode::Tracefs,
+    Mode::Record,
+    Mode::Events,
+    Mode::Serve,
+    Mode::Bpftrace,
+];
 
 /// Milliseconds from nanoseconds, with the precision that matters at that size.
 pub fn ms(ns: f64) -> String {
@@ -100,9 +107,9 @@ pub fn cost_table(out: &mut String, run: &RunReport) {
         let _ = write!(out, " {} ratio |", m.label());
     }
     out.push_str(
-        " **vfio-trace / tracefs** | vfio-trace --events / tracefs | bpftrace / tracefs |\n|---|",
+        " **vfio-trace / tracefs** | vfio-trace --events / tracefs | vfio-trace serve / tracefs | bpftrace / tracefs |\n|---|",
     );
-    out.push_str(&"---|".repeat(2 * TRACED.len() + 3));
+    out.push_str(&"---|".repeat(2 * TRACED.len() + 4));
     out.push('\n');
     for s in &run.scenarios {
         let _ = write!(out, "| {} |", s.name);
@@ -114,9 +121,10 @@ pub fn cost_table(out: &mut String, run: &RunReport) {
         }
         let _ = writeln!(
             out,
-            " **{}** | {} | {} |",
+            " **{}** | {} | {} | {} |",
             ratio(s.vfio_trace_vs_tracefs),
             ratio(s.events_vs_tracefs),
+            ratio(s.serve_vs_tracefs),
             ratio(s.bpftrace_vs_tracefs),
         );
     }
