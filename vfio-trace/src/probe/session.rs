@@ -199,13 +199,14 @@ impl Session {
         })
     }
 
-    /// Has every reader drain its ring now, deferring nothing, and waits
-    /// until they have (or a reader failed to answer in time: then false).
-    /// The events are in [`Session::events`] when it returns. A live view
-    /// calls it before it reads the model, so a collector that yields the
-    /// CPU still shows everything up to that moment.
-    pub async fn flush(&self) -> bool {
-        self.flush.now().await
+    /// Has every reader drain its ring now, deferring nothing, waits until
+    /// they have (a reader that does not answer within 2 s is passed), and
+    /// returns every batch waiting in [`Session::events`]. A live view calls
+    /// it before it reads the model, so a collector that yields the CPU
+    /// still shows everything up to that moment.
+    pub async fn flush(&mut self) -> Vec<Vec<Event>> {
+        self.flush.now().await;
+        std::iter::from_fn(|| self.events.try_recv().ok()).collect()
     }
 
     /// From now on the collector's thread gives way to other work while its

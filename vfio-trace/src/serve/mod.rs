@@ -164,8 +164,7 @@ impl Tracing {
     /// Everything the rings hold, into the model: a scrape shows the
     /// faults made up to it, though the collector yields between scrapes.
     async fn catch_up(&mut self) {
-        self.session.flush().await;
-        while let Ok(batch) = self.session.events.try_recv() {
+        for batch in self.session.flush().await {
             self.ingest(&batch);
         }
     }

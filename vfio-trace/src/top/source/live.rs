@@ -243,8 +243,7 @@ impl Source for Live {
     }
 
     async fn catch_up(&mut self) {
-        self.session.flush().await;
-        while let Ok(batch) = self.session.events.try_recv() {
+        for batch in self.session.flush().await {
             self.ingest(&batch);
         }
     }
