@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::suite::serve::samples;
+
 /// What one scrape counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Scrape {
@@ -16,24 +18,13 @@ pub struct Scrape {
 /// Sums the two counters in a Prometheus text exposition.
 pub fn parse(text: &str) -> Result<Scrape, String> {
     let sum = |name: &str| -> Option<u64> {
-        let mut found = false;
-        let mut total = 0.0;
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix(name) else {
-                continue;
-            };
-            if !(rest.starts_with('{') || rest.starts_with(' ')) {
-                continue;
-            }
-            found = true;
-            total += line.rsplit_once(' ')?.1.parse::<f64>().ok()?;
-        }
+        let values: Vec<f64> = samples(text, name).collect();
         #[allow(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
             reason = "a counter: whole and non-negative"
         )]
-        found.then_some(total as u64)
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() as u64)
     };
     match (
         sum("vfio_trace_faults_total"),

@@ -13,7 +13,7 @@ mod faults;
 mod locks;
 mod pid;
 mod prometheus;
-mod serve;
+pub mod serve;
 mod signals;
 mod top;
 mod top_tmux;

@@ -109,15 +109,19 @@ fn value(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// Sum of every sample of `name` (any labels).
-fn sum(text: &str, name: &str) -> f64 {
+/// Every sample of `name` (any labels) in a Prometheus text exposition.
+pub fn samples<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = f64> + 'a {
     text.lines()
-        .filter(|l| {
+        .filter(move |l| {
             l.strip_prefix(name)
                 .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
         })
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
+}
+
+/// Sum of every sample of `name` (any labels).
+fn sum(text: &str, name: &str) -> f64 {
+    samples(text, name).sum()
 }
 
 fn device(ctx: &Ctx) -> Result<String, String> {
