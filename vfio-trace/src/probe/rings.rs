@@ -13,7 +13,7 @@ use std::{
 use super::{
     flush::FlushRequests,
     records::{Decoder, Record},
-    yielding::{Fill, Yielding},
+    yielding::{Fill, Yielding, room},
 };
 use crate::event::Event;
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
@@ -129,8 +129,8 @@ impl Draining {
     }
 
     /// Whether a woken reader leaves the records where they are. While the
-    /// collector yields, a ring that is neither behind nor half full
-    /// waits as long as the kernel keeps adding to it: draining during a
+    /// collector yields, a ring that is not behind and has its [`room`]
+    /// free waits as long as the kernel keeps adding to it: draining during a
     /// burst takes the CPU from the workload that makes the burst, and
     /// costs the same once it pauses. Records stay in the ring, so nothing
     /// is lost; a ring that fills makes the reader catch up.
@@ -145,9 +145,9 @@ impl Draining {
     }
 }
 
-/// A ring still filling with under half of `capacity` waiting.
+/// A ring of `capacity` still filling, with its [`room`] free.
 fn leave_for_later(filling: bool, pending: u64, capacity: u64) -> bool {
-    filling && pending < capacity / 2
+    filling && pending < capacity - room(capacity)
 }
 
 /// Starts a reader task for `map`, a ring of `capacity` bytes, sending
@@ -298,5 +298,10 @@ mod tests {
         assert!(!leave_for_later(false, 16_384 * 40, CAP), "paused: drain");
         assert!(!leave_for_later(true, CAP / 2, CAP), "half full: drain");
         assert!(leave_for_later(true, CAP / 2 - 1, CAP));
+        // One device's 16 MiB ring keeps 4 MiB free: a 1 GiB storm's
+        // 262,144 records (10.5 MB) wait.
+        let one: u64 = 16 << 20;
+        assert!(leave_for_later(true, 262_144 * 40, one));
+        assert!(!leave_for_later(true, 12 << 20, one), "4 MiB left: drain");
     }
 }

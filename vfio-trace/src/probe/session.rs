@@ -219,8 +219,8 @@ impl Session {
         self.yielding.start()
     }
 
-    /// Times the collector stopped yielding because a ring was about to pass
-    /// half full.
+    /// Times the collector stopped yielding because a ring was about to
+    /// leave less than its room free.
     pub fn catch_ups(&self) -> u64 {
         self.yielding.catch_ups()
     }

@@ -2,8 +2,8 @@
 //! runs, the collector's thread drops to a low priority (nice 13) with a
 //! short time slice: on a busy CPU most of its draining waits for idle time
 //! while the rings hold the events. It competes at its own priority again
-//! once a ring is half full, or could reach three quarters full before its
-//! next turn, so yielding does not cost events.
+//! once a ring leaves less than [`room`] free, or could before its next
+//! turn, so yielding does not cost events.
 //!
 //! The priority is a measured compromise. In a one-vCPU 6.12 guest under a
 //! 4 KiB fault storm, a reader at nice 19 waited up to 300 ms for the CPU
@@ -23,9 +23,20 @@ const LOW: i32 = 13;
 const SLICE_NS: u64 = 500_000;
 /// How long (ms) a yielding reader is assumed to wait for the CPU: at nice 13
 /// about a fifth of nice 19's 300 ms, with room to spare. A ring that would
-/// pass three quarters full in that time makes the collector compete; the
-/// last quarter absorbs a longer wait.
+/// leave less than half its [`room`] free in that time makes the collector
+/// compete; the other half absorbs a longer wait.
 const WAIT_MS: u64 = 100;
+
+/// The room a yielding collector keeps free in a ring of `capacity` bytes
+/// for the time it takes to get the CPU back: 4 MiB (105,000 faults of 40
+/// bytes, twice the 52,000 the slowest catch-up seen let in), at least a
+/// quarter of the ring and at most half. A fixed half of one device's
+/// 16 MiB ring made the collector compete 210,000 faults into a 1 GiB
+/// storm of 262,144, and model the rest inside it; with 4 MiB free it
+/// waits 314,000.
+pub fn room(capacity: u64) -> u64 {
+    (capacity / 2).min(4 << 20).max(capacity / 4)
+}
 
 /// When readers lower and raise the collector's priority.
 #[derive(Debug, Default)]
@@ -46,14 +57,13 @@ pub struct Yielding {
 /// A ring's state as its reader sees it before and while draining.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fill {
-    /// Half full, or would be three quarters full after [`WAIT_MS`] at the
-    /// rate it fills: compete for the CPU. Draining at the low priority can
+    /// Less than [`room`] free, or less than half of it after [`WAIT_MS`]
+    /// at the rate it fills: compete for the CPU. Draining at the low priority can
     /// take long on a busy CPU, where each batch waits for its turn to be
     /// read and again to be taken by the model: in a one-vCPU 7.3 guest one
     /// 1 GiB storm of five lost 15,124 events when the collector competed
     /// from half of an 8 MiB ring of 112-byte records, 37,000 faults before
-    /// full. Faults now take 40 bytes, so half of the 8 MiB two devices get
-    /// holds 105,000 of them, and half of one device's 16 MiB 210,000.
+    /// full. Faults now take 40 bytes, so the 4 MiB kept free hold 105,000.
     Behind,
     /// At most a quarter full, and under half after [`WAIT_MS`]: yield again.
     CaughtUp,
@@ -65,7 +75,8 @@ impl Fill {
     /// `pending` bytes in a ring of `capacity` that fills at `rate` bytes a second.
     pub fn of(pending: u64, rate: u64, capacity: u64) -> Self {
         let after_wait = pending.saturating_add(rate.saturating_mul(WAIT_MS) / 1000);
-        if pending >= capacity / 2 || after_wait >= capacity / 4 * 3 {
+        let room = room(capacity);
+        if pending >= capacity - room || after_wait >= capacity - room / 2 {
             Self::Behind
         } else if pending <= capacity / 4 && after_wait < capacity / 2 {
             Self::CaughtUp
@@ -222,6 +233,25 @@ mod tests {
         assert_eq!(Fill::of(CAP / 2 - 1, 0, CAP), Fill::Between);
         assert_eq!(Fill::of(CAP / 4 + 1, 0, CAP), Fill::Between);
         assert_eq!(Fill::of(CAP / 4, 0, CAP), Fill::CaughtUp);
+    }
+
+    #[test]
+    fn the_room_kept_free_is_4_mib_between_a_quarter_and_half_the_ring() {
+        assert_eq!(room(1 << 20), 512 << 10);
+        assert_eq!(room(8 << 20), 4 << 20);
+        assert_eq!(room(16 << 20), 4 << 20);
+        assert_eq!(room(64 << 20), 16 << 20);
+    }
+
+    #[test]
+    fn one_devices_ring_holds_a_1_gib_storm_before_the_collector_competes() {
+        const ONE: u64 = 16 << 20;
+        // 262,144 records of 40 bytes at the storm's ~5.6 MB/s.
+        assert_eq!(Fill::of(262_144 * 40, 5_600_000, ONE), Fill::Between);
+        assert_eq!(Fill::of(12 << 20, 0, ONE), Fill::Behind);
+        assert_eq!(Fill::of((12 << 20) - 1, 0, ONE), Fill::Between);
+        // 14 MiB after the wait: half the room is gone.
+        assert_eq!(Fill::of(13 << 20, 10_485_760, ONE), Fill::Behind);
     }
 
     #[test]

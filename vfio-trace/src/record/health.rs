@@ -72,7 +72,7 @@ pub struct CollectorDoc {
     #[serde(default)]
     pub ingest_ns: u64,
     /// Whether the collector gave the CPU way to other work while its rings
-    /// had room (nice 13), how often a ring about to pass half full made it
+    /// had room (nice 13), how often a ring about to run out of room made it
     /// compete at its own priority to catch up, and how often a reader left
     /// a ring that was still filling for later.
     #[serde(default)]

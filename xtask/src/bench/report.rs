@@ -130,7 +130,7 @@ pub struct RecordReport {
     pub ingest_ns_per_event: Option<f64>,
     pub wakeups_per_1000_events: Option<f64>,
     /// Summed over the measured rounds: times the collector stopped
-    /// yielding the CPU because a ring was about to pass half full.
+    /// yielding the CPU because a ring was about to run out of room.
     pub catch_ups: Option<u64>,
     pub max_rss_kib: Option<f64>,
 }
