@@ -94,7 +94,6 @@ pub struct Stopped {
     pub plan: Vec<PlannedProbe>,
     pub kernel: KernelCounts,
     pub rings: Vec<RingCount>,
-    pub events: mpsc::UnboundedReceiver<Vec<Event>>,
     /// Zap stacks by id, as function names, innermost first.
     pub stacks: BTreeMap<i32, Vec<String>>,
     /// False when the stack map could not be opened: every cause reads unknown.
@@ -327,8 +326,11 @@ impl Session {
         self.counts().lost_by_device
     }
 
-    /// Detaches every probe, then lets each reader drain its ring and end.
-    pub async fn stop(self) -> Stopped {
+    /// Detaches every probe, then lets each reader drain its ring and end,
+    /// handing `take` each batch as it comes: a ring left full by a storm
+    /// holds 260,000 records, which decoded and queued until the last
+    /// reader ended added 15 MiB to the peak RSS.
+    pub async fn stop(self, mut take: impl FnMut(Vec<Event>)) -> Stopped {
         let plan = self.tracer.plan.clone();
         let mut kernel = self.tracer.detach();
         let _ = self.stop.send(true);
@@ -336,9 +338,17 @@ impl Session {
         if let Some(reader) = self.diagnostics {
             (kernel.diagnostics, kernel.diagnostics_error) = reader.finish().await;
         }
+        let mut events = self.events;
         let mut rings = Vec::new();
         for (device, reader) in self.readers {
-            let (stats, error) = match reader.handle.await {
+            let mut handle = reader.handle;
+            let joined = loop {
+                tokio::select! {
+                    Some(batch) = events.recv() => take(batch),
+                    joined = &mut handle => break joined,
+                }
+            };
+            let (stats, error) = match joined {
                 Ok(Ok(stats)) => (stats, None),
                 Ok(Err(e)) => (ReaderStats::default(), Some(e.to_string())),
                 Err(e) => (ReaderStats::default(), Some(e.to_string())),
@@ -348,6 +358,10 @@ impl Session {
                 stats,
                 error,
             });
+        }
+        // Every reader has ended: what they sent is all in the channel.
+        while let Ok(batch) = events.try_recv() {
+            take(batch);
         }
         let stack_map_readable = self.stacks.is_some();
         let stacks = self
@@ -359,7 +373,6 @@ impl Session {
             plan,
             kernel,
             rings,
-            events: self.events,
             stacks,
             stack_map_readable,
         }

@@ -295,11 +295,9 @@ async fn record(
     // patching, counted as this process's system time) is reported apart.
     let (cpu_at_stop, _) = health::own_usage();
     let (yielded, catch_ups) = (session.yields(), session.catch_ups());
-    let stopped = session.stop().await;
-    let mut events = stopped.events;
-    while let Some(batch) = events.recv().await {
-        ingest_ns += ingest(&mut model, sink.as_deref_mut(), &batch);
-    }
+    let stopped = session
+        .stop(|batch| ingest_ns += ingest(&mut model, sink.as_deref_mut(), &batch))
+        .await;
     model.add_stacks(stopped.stacks);
     // The loss counters are read once, at the end: their second is the last.
     let stop_ns = monotonic_ns();

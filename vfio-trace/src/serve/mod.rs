@@ -244,13 +244,13 @@ async fn serve(args: &ServeArgs, requested: &[Bdf]) -> anyhow::Result<()> {
     let Tracing {
         session, mut model, ..
     } = tracing;
-    let stopped = session.stop().await;
-    let mut events = stopped.events;
-    while let Some(batch) = events.recv().await {
-        for ev in &batch {
-            model.ingest(ev);
-        }
-    }
+    let stopped = session
+        .stop(|batch| {
+            for ev in &batch {
+                model.ingest(ev);
+            }
+        })
+        .await;
     let faults: u64 = model.devices.values().map(|d| d.faults).sum();
     let undecodable = stopped.rings.iter().map(|r| r.stats.undecodable).sum();
     let lost: u64 = scrape::losses(&stopped.kernel, undecodable)

@@ -121,7 +121,8 @@ impl Live {
 
     /// Detaches, as `record` does at its end.
     pub async fn stop(self) {
-        let _ = self.session.stop().await;
+        // The screen is gone: what is left in the rings is not shown.
+        let _ = self.session.stop(drop).await;
     }
 
     fn row(&self, bdf: Bdf, d: &DeviceStats, lost: u64) -> DeviceRow {
