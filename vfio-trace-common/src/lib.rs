@@ -35,6 +35,8 @@ pub mod maps {
     pub const CONFIG: &str = "CONFIG";
     /// `Array<Diagnosis>`, memory-mapped: rare paths met, by [`super::diagnosis`] kind.
     pub const DIAGNOSED: &str = "DIAGNOSED";
+    /// `Array<u32, 1>`: how fault returns are seen, by [`super::fault_return`].
+    pub const FAULT_RETURN: &str = "FAULT_RETURN";
 }
 
 /// Start-up configuration handed to the programs as one global.
@@ -186,10 +188,12 @@ pub mod counter {
     pub const INFLIGHT_FULL: u32 = 1;
     /// A zap's kernel stack could not be stored: its cause reads unknown.
     pub const STACK_FAILED: u32 = 2;
-    /// Fault entries that got their per-task slot.
+    /// Fault entries that got their per-task slot, counted only while
+    /// returns are a kretprobe's ([`super::fault_return`]).
     pub const FAULT_ENTRIES: u32 = 3;
-    /// Fault returns matched to an entry. Entries minus returns are faults
-    /// whose return was never seen (a kretprobe out of instances).
+    /// Fault returns matched to an entry, counted likewise. Entries minus
+    /// returns are faults whose return was never seen (a kretprobe out of
+    /// instances).
     pub const FAULT_RETURNS: u32 = 4;
     /// Number of counters.
     pub const COUNT: u32 = 5;
@@ -198,6 +202,18 @@ pub mod counter {
     /// CPU rows in the map definition; userspace sizes the map to the
     /// machine's possible CPUs before loading.
     pub const DEFAULT_CPUS: u32 = 64;
+}
+
+/// How the fault handler's returns are seen, as the loader writes it in
+/// `maps::FAULT_RETURN` before any fault entry runs.
+pub mod fault_return {
+    /// A kretprobe: it has no `vmf`, so entries keep their state in the
+    /// task's storage and fault entries and returns are counted, since a
+    /// kretprobe out of instances misses returns without a trace.
+    pub const KRETPROBE: u32 = 0;
+    /// An fexit: entries take a slot found again by their `vmf`, and only the
+    /// kernel's count of skipped runs can miss a return.
+    pub const FEXIT: u32 = 1;
 }
 
 /// `VFIO_MAGIC`, the `s_magic` of the vfio pseudo-fs that holds device inodes (6.10+).

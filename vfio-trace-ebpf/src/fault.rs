@@ -6,21 +6,22 @@
 //! Produces one event per handler invocation: a `FaultInVma` where it fits,
 //! after a `VmaEvent` whenever the thread's mapping changed, else a whole
 //! `FaultEvent`; and one `TaskEvent` the first time a thread faults. Entry
-//! only notes the fault in the task's own storage; everything else is read
+//! only notes the fault, in an `in_flight` slot when an fexit returns it,
+//! else in the task's own storage; everything else is read
 //! at return, after the clock is read, so the tracer's work stays out of
 //! the latency it reports. Inserts are counted only while the same task is
 //! inside a vfio fault, so other drivers' inserts never show; the order-0
 //! wrapper is not probed, so nothing counts twice.
 
-use vfio_trace_common::{
-    FaultEvent, FaultInVma, UNKNOWN_DEVICE, VmaEvent, counter, origin, vm_fault,
-};
+use aya_ebpf::helpers::bpf_get_current_pid_tgid;
+use vfio_trace_common::{counter, vm_fault};
 
 use crate::{
     diag, dma,
-    kernel::{Mem, device_of_vma, now, pid_tid},
-    maps::{NO_RING, TASKS, TaskState, count, emit_to, filtered_out, other_process, ring_slot},
-    thread,
+    fault_event::{self, Returned},
+    in_flight,
+    kernel::{Mem, now},
+    maps::{TASKS, TaskState, count, other_process},
 };
 
 #[derive(Clone, Copy)]
@@ -35,6 +36,10 @@ pub enum Insert {
 #[inline(always)]
 pub fn entry(vmf: u64, order: u32) {
     if other_process() {
+        return;
+    }
+    let by_fexit = in_flight::by_fexit();
+    if by_fexit && in_flight::usable() && in_flight::claim(vmf, order) {
         return;
     }
     let Some(st) = TASKS.current(true) else {
@@ -59,15 +64,45 @@ pub fn entry(vmf: u64, order: u32) {
         }
     }
     st.in_fault = 1;
-    count(counter::FAULT_ENTRIES);
+    if !by_fexit {
+        count(counter::FAULT_ENTRIES);
+    }
     st.start_ns = now();
 }
 
-/// The fault returned `result`; `end_ns` was read first thing at return.
-/// `vmf` is the handler's argument when the program has it with its BTF
-/// type (fexit), else the one noted at entry is read with helpers.
+/// What a fault's entry left for its return.
+pub struct Began {
+    pub start_ns: u64,
+    pub order: u32,
+    /// PTE, PMD and PUD inserts, whole-VMA remaps and their pages.
+    pub inserts: [u32; 3],
+    pub remaps: u32,
+    pub remap_pages: u64,
+}
+
+impl Began {
+    /// A fault that noted its entry in the task's storage and returned `result`.
+    #[inline(always)]
+    fn of_task(st: &TaskState, result: u32) -> Self {
+        let inserts = if conf!(inserts_from_result) != 0 {
+            inferred_inserts(st.order, result)
+        } else {
+            [st.inserts_pte, st.inserts_pmd, st.inserts_pud]
+        };
+        Self {
+            start_ns: st.start_ns,
+            order: st.order,
+            inserts,
+            remaps: st.remaps,
+            remap_pages: st.remap_pages,
+        }
+    }
+}
+
+/// The fault returned `result` to a kretprobe; `end_ns` was read first
+/// thing at return. Its `vmf` is the one noted at entry, read with helpers.
 #[inline(always)]
-pub fn ret(end_ns: u64, result: u32, vmf: Option<u64>) {
+pub fn ret_kretprobe(end_ns: u64, result: u32) {
     let Some(st) = TASKS.current(false) else {
         return;
     };
@@ -76,152 +111,76 @@ pub fn ret(end_ns: u64, result: u32, vmf: Option<u64>) {
     }
     st.in_fault = 0;
     count(counter::FAULT_RETURNS);
-    let (mem, vmf) = match vmf {
-        Some(vmf) => (Mem::Btf, vmf),
-        None => (Mem::Probe, st.vmf),
-    };
-    finish(mem, vmf, st, end_ns, result);
-}
-
-/// The device key of the VMA's vfio device `vdev`, and its ring slot. The
-/// thread's last ones are kept in its storage: a thread's faults nearly
-/// always repeat them, and a compare costs less than two hash lookups.
-/// An unknown device gives `(UNKNOWN_DEVICE, NO_RING)`, which is not kept.
-#[inline(always)]
-fn device_cached(st: &mut TaskState, vma: u64, vdev: u64) -> (u64, u32) {
-    if vdev == st.vdev && vdev != 0 {
-        return (st.device, st.slot);
-    }
-    let Some(device) = device_of_vma(vma, vdev) else {
-        return (UNKNOWN_DEVICE, NO_RING);
-    };
-    st.vdev = vdev;
-    st.device = device;
-    st.slot = ring_slot(device);
-    (device, st.slot)
-}
-
-/// Builds and sends the event of a fault that returned `result` at `end_ns`.
-/// Every field is set once from a local: an event zeroed first and filled
-/// in branches became a `memset` call, which the BPF target runs a byte at
-/// a time (88 bytes: about 450 instructions per fault).
-#[inline(always)]
-fn finish(mem: Mem, vmf: u64, st: &mut TaskState, end_ns: u64, result: u32) {
-    let [vma, address, flags] = mem.fields(
+    let (vmf, began) = (st.vmf, Began::of_task(st, result));
+    let fault = Returned {
+        mem: Mem::Probe,
         vmf,
-        [
-            (conf!(vmf_vma), 8),
-            (conf!(vmf_address), 8),
-            (conf!(vmf_flags), 4),
-        ],
-    );
-    let (mut device, mut slot) = (UNKNOWN_DEVICE, NO_RING);
-    let (mut vma_start, mut vma_pgoff, mut page_in_vma, mut vma_pages) = (0, 0, 0, 0);
-    if vma != 0 {
-        // Two groups: `vm_start` and `vm_end` lead the struct, `vm_pgoff`
-        // and `vm_private_data` lie together further in.
-        let [start, end] = mem.fields(vma, [(conf!(vma_start), 8), (conf!(vma_end), 8)]);
-        let [pgoff, vdev] = mem.fields(vma, [(conf!(vma_pgoff), 8), (conf!(vma_private_data), 8)]);
-        vma_start = start;
-        vma_pgoff = pgoff;
-        let address = if address == 0 { start } else { address };
-        page_in_vma = address.wrapping_sub(start) >> 12;
-        if end != 0 {
-            vma_pages = u32::try_from(end.wrapping_sub(start) >> 12).unwrap_or(u32::MAX);
+        began,
+        end_ns,
+        result,
+    };
+    fault_event::send(&fault, &mut st.thread, Some(&mut st.dma), true);
+}
+
+/// The fault of `vmf` returned `result` to an fexit; `end_ns` was read
+/// first. `vmf` is the argument with its BTF type, for loads without
+/// helpers; `key` the same pointer as a number, for arithmetic.
+#[inline(always)]
+pub fn ret_fexit(end_ns: u64, result: u32, vmf: u64, key: u64) {
+    if let Some(slot) = in_flight::held(key) {
+        let began = Began {
+            start_ns: slot.start_ns,
+            order: slot.order,
+            inserts: inferred_inserts(slot.order, result),
+            remaps: 0,
+            remap_pages: 0,
+        };
+        // The slot's thread cache is valid for one thread only; its id is
+        // one cheap helper call, where the task's storage takes two.
+        if slot.thread.pid_tgid != bpf_get_current_pid_tgid() {
+            slot.thread.forget();
         }
-        if vdev == 0 {
-            diag::fault_vdev(conf!(vma_private_data));
+        // A thread's DMA state lives in its storage: looked up only while
+        // some thread maps DMA.
+        let dma = if dma::busy() {
+            TASKS.current(false).map(|st| &mut st.dma)
         } else {
-            (device, slot) = device_cached(st, vma, vdev);
-        }
-    } else {
-        diag::fault_vma(conf!(vmf_vma));
-    }
-    if filtered_out(conf!(filter_devices), device) {
+            None
+        };
+        let fault = Returned {
+            mem: Mem::Btf,
+            vmf,
+            began,
+            end_ns,
+            result,
+        };
+        fault_event::send(&fault, &mut slot.thread, dma, true);
+        in_flight::release(slot);
         return;
     }
-    let (pid, tid) = pid_tid(thread::pid_tgid(st, device));
-    if !matches!(st.order, 0 | 9 | 18) {
-        diag::order(st.order);
-    }
-    let latency_ns = end_ns.wrapping_sub(st.start_ns);
-    let [pte, pmd, pud] = if conf!(inserts_from_result) != 0 {
-        inferred_inserts(st.order, result)
-    } else {
-        [st.inserts_pte, st.inserts_pmd, st.inserts_pud]
+    let Some(st) = TASKS.current(false) else {
+        return;
     };
-    dma::fault_inside(st, device, latency_ns);
-    let mut ev = FaultEvent::zeroed();
-    ev.order = st.order;
-    ev.device = device;
-    ev.vma_pgoff = vma_pgoff;
-    ev.page_in_vma = page_in_vma;
-    ev.start_ns = st.start_ns;
-    ev.latency_ns = latency_ns;
-    ev.result = result;
-    ev.pid = pid;
-    ev.tid = tid;
-    ev.inserts_pte = pte;
-    ev.inserts_pmd = pmd;
-    ev.inserts_pud = pud;
-    ev.remaps = st.remaps;
-    ev.vma_pages = vma_pages;
-    ev.remap_pages = st.remap_pages;
-    ev.vma_start = vma_start;
-    ev.origin = origin_of(flags, st);
-    match FaultInVma::of(&ev) {
-        Some(small) if vma != 0 => {
-            if same_vma(st, &ev, slot) || send_vma(st, &ev, slot) {
-                let _ = emit_to(slot, device, &small);
-            }
-        }
-        _ => {
-            let _ = emit_to(slot, device, &ev);
-        }
+    if st.in_fault == 0 {
+        return;
     }
-}
-
-/// True when `slot`'s ring last heard of `ev`'s mapping from this thread.
-#[inline(always)]
-fn same_vma(st: &TaskState, ev: &FaultEvent, slot: u32) -> bool {
-    let v = &st.vma;
-    st.vma_sent != 0
-        && st.vma_slot == slot
-        && v.device == ev.device
-        && v.vma_start == ev.vma_start
-        && v.vma_pgoff == ev.vma_pgoff
-        && v.vma_pages == ev.vma_pages
-        && v.pid == ev.pid
-}
-
-/// Sends `ev`'s mapping to `slot`'s ring and keeps it as the thread's;
-/// false when the ring was full, and the fault is lost with it (counted once).
-#[inline(always)]
-fn send_vma(st: &mut TaskState, ev: &FaultEvent, slot: u32) -> bool {
-    let v = VmaEvent::of(ev);
-    if !emit_to(slot, ev.device, &v) {
-        st.vma_sent = 0;
-        return false;
+    st.in_fault = 0;
+    // Entries count only while told returns are a kretprobe's; so do returns.
+    let by_fexit = in_flight::by_fexit();
+    if !by_fexit {
+        count(counter::FAULT_RETURNS);
     }
-    st.vma = v;
-    st.vma_slot = slot;
-    st.vma_sent = 1;
-    true
-}
-
-/// A fault inside type1's pinning is a DMA map's; one a user-mode CPU took
-/// carries `FAULT_FLAG_USER`; anything else is another kernel path.
-#[inline(always)]
-fn origin_of(flags: u64, st: &TaskState) -> u32 {
-    if st.pinning != 0 {
-        return origin::DMA_MAP;
-    }
-    let user = u64::from(conf!(fault_flag_user));
-    if user != 0 && flags & user != 0 {
-        origin::CPU
-    } else {
-        origin::OTHER
-    }
+    let fault = Returned {
+        mem: Mem::Btf,
+        vmf,
+        began: Began::of_task(st, result),
+        end_ns,
+        result,
+    };
+    // Where faults return through slots, the thread's mapping records
+    // follow its slot's cache, so a fault that met a held slot travels whole.
+    let small = !(by_fexit && in_flight::usable());
+    fault_event::send(&fault, &mut st.thread, Some(&mut st.dma), small);
 }
 
 /// `vfio_pin_pages_remote` began (`true`) or returned: faults in between
@@ -229,7 +188,10 @@ fn origin_of(flags: u64, st: &TaskState) -> u32 {
 #[inline(always)]
 pub fn pinning(on: bool) {
     if let Some(st) = TASKS.current(on) {
-        st.pinning = u32::from(on);
+        if (st.dma.pinning != 0) != on {
+            dma::set_busy(on);
+        }
+        st.dma.pinning = u32::from(on);
     }
 }
 
@@ -237,7 +199,7 @@ pub fn pinning(on: bool) {
 /// when it maps (`VM_FAULT_NOPAGE` alone), so no insert probe has to run:
 /// the PTE, PMD and PUD inserts of a fault of `order` that returned `result`.
 #[inline(always)]
-fn inferred_inserts(order: u32, result: u32) -> [u32; 3] {
+pub fn inferred_inserts(order: u32, result: u32) -> [u32; 3] {
     if result != vm_fault::NOPAGE {
         return [0; 3];
     }

@@ -237,6 +237,17 @@ pub const fn low32(reg: u64) -> u32 {
     reg as u32
 }
 
+/// Argument `n` of a traced function as a plain number: the same value as
+/// the BTF-typed pointer an fentry/fexit context hands over, on which the
+/// verifier allows no arithmetic. The verifier inlines the helper.
+#[inline(always)]
+pub fn func_arg(ctx: *mut c_void, n: u32) -> u64 {
+    let mut value = 0;
+    // SAFETY: `ctx` is a tracing program's context; the helper writes one u64.
+    unsafe { generated::bpf_get_func_arg(ctx, n, &raw mut value) };
+    value
+}
+
 #[inline(always)]
 pub fn now() -> u64 {
     // SAFETY: a helper without arguments.

@@ -33,6 +33,8 @@ mod diag;
 mod dma;
 mod dma_buf;
 mod fault;
+mod fault_event;
+mod in_flight;
 mod kernel;
 mod lock;
 mod maps;
@@ -41,7 +43,7 @@ mod thread;
 mod zap;
 
 use aya_ebpf::{
-    Global,
+    EbpfContext as _, Global,
     macros::{fentry, fexit, kprobe, kretprobe, tracepoint},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext, TracePointContext},
 };
@@ -75,7 +77,7 @@ pub fn fault_entry(ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn fault_return(ctx: RetProbeContext) -> u32 {
     let end_ns = kernel::now();
-    fault::ret(end_ns, kernel::low32(ctx.ret()), None);
+    fault::ret_kretprobe(end_ns, kernel::low32(ctx.ret()));
     0
 }
 
@@ -83,7 +85,7 @@ pub fn fault_return(ctx: RetProbeContext) -> u32 {
 /// breakpoint, several times cheaper per fault than a kprobe.
 #[fentry]
 pub fn fault_fentry_huge(ctx: FEntryContext) -> u32 {
-    fault::entry(ctx.arg(0), kernel::low32(ctx.arg(1)));
+    fault::entry(kernel::func_arg(ctx.as_ptr(), 0), kernel::low32(ctx.arg(1)));
     0
 }
 
@@ -91,14 +93,15 @@ pub fn fault_fentry_huge(ctx: FEntryContext) -> u32 {
 #[fexit]
 pub fn fault_fexit_huge(ctx: FExitContext) -> u32 {
     let end_ns = kernel::now();
-    fault::ret(end_ns, kernel::low32(ctx.arg(2)), Some(ctx.arg(0)));
+    let vmf = kernel::func_arg(ctx.as_ptr(), 0);
+    fault::ret_fexit(end_ns, kernel::low32(ctx.arg(2)), ctx.arg(0), vmf);
     0
 }
 
 /// fentry of `vfio_pci_mmap_fault(vmf)` (before 6.12).
 #[fentry]
 pub fn fault_fentry(ctx: FEntryContext) -> u32 {
-    fault::entry(ctx.arg(0), 0);
+    fault::entry(kernel::func_arg(ctx.as_ptr(), 0), 0);
     0
 }
 
@@ -106,7 +109,8 @@ pub fn fault_fentry(ctx: FEntryContext) -> u32 {
 #[fexit]
 pub fn fault_fexit(ctx: FExitContext) -> u32 {
     let end_ns = kernel::now();
-    fault::ret(end_ns, kernel::low32(ctx.arg(1)), Some(ctx.arg(0)));
+    let vmf = kernel::func_arg(ctx.as_ptr(), 0);
+    fault::ret_fexit(end_ns, kernel::low32(ctx.arg(1)), ctx.arg(0), vmf);
     0
 }
 

@@ -87,33 +87,60 @@ pub struct TaskState {
     pub inserts_pud: u32,
     pub remaps: u32,
     pub remap_pages: u64,
-    /// The `vfio_pci_core_device *` of the thread's last fault and its
-    /// device key.
-    pub vdev: u64,
-    pub device: u64,
-    /// That device's ring slot (`NO_RING`: the shared ring).
-    pub slot: u32,
-    /// The mapping of the thread's last `VmaEvent`, sent to the ring of
-    /// `vma.device`; valid when `vma_sent` is non-zero.
-    pub vma: VmaEvent,
-    pub vma_sent: u32,
-    pub vma_slot: u32,
-    /// The thread's `bpf_get_current_pid_tgid`, kept at its first event.
-    pub pid_tgid: u64,
-    /// Non-zero once the thread's name was sent and `pid_tgid` kept.
-    pub named: u32,
-    /// Non-zero while the thread is in `vfio_pin_pages_remote` (a DMA map).
-    pub pinning: u32,
-    /// Non-zero while the thread is in a `VFIO_IOMMU_MAP_DMA` ioctl.
-    pub in_dma: u32,
-    /// The map in progress; its faults, fault time and lookups so far.
-    pub dma: DmaMapEvent,
+    /// What the thread's faults repeat.
+    pub thread: Thread,
+    /// Its DMA maps.
+    pub dma: TaskDma,
     /// Non-zero while the thread is in `vfio_pci_dma_buf_move`.
     pub in_move: u32,
     pub move_revoked: u32,
     /// Its `vfio_pci_core_device *` and entry time.
     pub move_vdev: u64,
     pub move_start_ns: u64,
+}
+
+/// What a thread's faults nearly always repeat, kept so that a compare
+/// stands in for lookups: in its task storage, or in the `in_flight` slot
+/// its faults return through, for the thread whose `pid_tgid` it holds.
+#[repr(C)]
+pub struct Thread {
+    /// The thread's `bpf_get_current_pid_tgid`, kept at its first event.
+    pub pid_tgid: u64,
+    /// Non-zero once the thread's name was sent and `pid_tgid` kept.
+    pub named: u32,
+    /// The ring slot of `device` (`NO_RING`: the shared ring).
+    pub slot: u32,
+    /// The `vfio_pci_core_device *` of the thread's last fault and its
+    /// device key.
+    pub vdev: u64,
+    pub device: u64,
+    /// The mapping of the thread's last `VmaEvent`, sent to the ring of
+    /// `vma.device`; valid when `vma_sent` is non-zero.
+    pub vma: VmaEvent,
+    pub vma_sent: u32,
+    pub vma_slot: u32,
+}
+
+impl Thread {
+    /// Forgets what another thread kept here: its next event names the
+    /// thread and its mapping again.
+    #[inline(always)]
+    pub fn forget(&mut self) {
+        self.named = 0;
+        self.vdev = 0;
+        self.vma_sent = 0;
+    }
+}
+
+/// A thread's DMA map in progress, and whether type1 is pinning for it.
+#[repr(C)]
+pub struct TaskDma {
+    /// Non-zero while the thread is in `vfio_pin_pages_remote` (a DMA map).
+    pub pinning: u32,
+    /// Non-zero while the thread is in a `VFIO_IOMMU_MAP_DMA` ioctl.
+    pub in_dma: u32,
+    /// The map in progress; its faults, fault time and lookups so far.
+    pub map: DmaMapEvent,
 }
 
 /// Per-thread fault state.

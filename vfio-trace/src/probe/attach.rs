@@ -11,7 +11,7 @@ use std::time::Instant;
 use thiserror::Error;
 
 use super::{
-    plan::{PlannedProbe, Status},
+    plan::{Kind, PlannedProbe, Status},
     role::{Role, Stage},
 };
 
@@ -30,6 +30,10 @@ pub trait Programs {
     fn attach_probe(&mut self, program: &'static str, symbol: &str) -> Result<(), AttachError>;
     /// Detaches every link of `program` and unloads it.
     fn unload(&mut self, program: &'static str);
+    /// Tells the fault entries how the handler's returns are seen (`true`:
+    /// by an fexit, which finds an entry by its `vmf`). Called once the
+    /// return stage is attached and before any entry is.
+    fn fault_returns_by_fexit(&mut self, fexit: bool);
 }
 
 /// Why one probe did not attach.
@@ -81,7 +85,12 @@ pub fn attach_plan(
         });
     }
     let mut attached = Vec::new();
+    let mut returns_told = false;
     for i in staged(plan, Stage::ATTACH_ORDER) {
+        if plan[i].role.stage() == Stage::Entry && !returns_told {
+            programs.fault_returns_by_fexit(fault_return_is_fexit(plan));
+            returns_told = true;
+        }
         if plan[i].status != Status::Available {
             continue;
         }
@@ -99,6 +108,13 @@ pub fn attach_plan(
         attached.push(i);
     }
     Ok(())
+}
+
+/// True when the fault handler's return probe attached as an fexit.
+pub fn fault_return_is_fexit(plan: &[PlannedProbe]) -> bool {
+    plan.iter().any(|p| {
+        p.role == Role::FaultReturn && p.status == Status::Attached && p.kind == Kind::Fexit
+    })
 }
 
 /// The programs of attached probes in detach order (entries first), each once.

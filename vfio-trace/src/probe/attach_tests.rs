@@ -14,6 +14,8 @@ use crate::probe::{
 #[derive(Default)]
 struct Fake {
     calls: Vec<String>,
+    /// What the entries were told of returns, and after how many calls.
+    told: Vec<(bool, usize)>,
     refuse: Vec<&'static str>,
     slow: Option<&'static str>,
 }
@@ -48,6 +50,10 @@ impl Programs for Fake {
 
     fn unload(&mut self, program: &'static str) {
         self.calls.push(format!("unload {program}"));
+    }
+
+    fn fault_returns_by_fexit(&mut self, fexit: bool) {
+        self.told.push((fexit, self.calls.len()));
     }
 }
 
@@ -152,6 +158,41 @@ fn a_refused_trampoline_falls_back_to_a_kprobe_and_says_so() {
         (Kind::Fexit, Some("fault_fexit_huge"))
     );
     assert_eq!(detach_order(&plan), ["fault_entry", "fault_fexit_huge"]);
+}
+
+#[test]
+fn entries_learn_how_returns_are_seen_between_the_two_stages() {
+    let symbols = "ffffffffc0001000 t vfio_pci_mmap_huge_fault\t[vfio_pci_core]\n";
+    // Both trampolines, an fexit refused, and kprobes asked for.
+    let mut kprobes = plan_for(V6_1);
+    plan::use_kprobes(&mut kprobes, "test");
+    let cases = [
+        (plan_for(symbols), vec![], true),
+        (plan_for(symbols), vec!["fault_fexit_huge"], false),
+        (kprobes, vec![], false),
+    ];
+    for (mut plan, refuse, fexit) in cases {
+        let mut fake = Fake {
+            refuse,
+            ..Fake::default()
+        };
+        attach_plan(&mut plan, &mut fake).expect("attaches");
+        assert_eq!(fake.told.len(), 1, "{:?}", fake.told);
+        let (told, after) = fake.told[0];
+        assert_eq!(told, fexit, "{:?}", fake.calls);
+        let stages: Vec<Stage> = fake.calls.iter().map(|c| stage_of(&plan, c)).collect();
+        assert!(
+            stages[..after].iter().all(|s| *s != Stage::Entry),
+            "{:?}",
+            fake.calls
+        );
+        assert!(
+            stages[after..].iter().all(|s| *s == Stage::Entry),
+            "{:?}",
+            fake.calls
+        );
+        assert!(after < stages.len());
+    }
 }
 
 #[test]

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{ArrayOfMaps, HashMap, MapData},
+    maps::{Array, ArrayOfMaps, HashMap, MapData},
     programs::Program,
 };
 use thiserror::Error;
-use vfio_trace_common::{Config, counter, maps};
+use vfio_trace_common::{Config, counter, fault_return, maps};
 
 use super::{
     attach::{self, AttachError, Programs, RequiredFailed},
@@ -54,6 +54,9 @@ pub struct Tracer {
     /// Losses by device as last read, and the ring-full total they were read
     /// at: the loss map is read with a syscall only after a new loss.
     lost: std::sync::Mutex<(u64, BTreeMap<u64, u64>, bool)>,
+    /// The fault return is an fexit, and the entries know it: fault entries
+    /// and returns are not counted.
+    returns_by_fexit: bool,
 }
 
 fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> LoadError {
@@ -82,6 +85,7 @@ impl Tracer {
             plan,
             counters,
             lost: std::sync::Mutex::new((0, BTreeMap::new(), true)),
+            returns_by_fexit: false,
         })
     }
 
@@ -137,7 +141,15 @@ impl Tracer {
     /// Attaches every probe whose symbol exists; failures are kept in the plan.
     /// Fails only when a required probe did not attach, having detached the rest.
     pub fn attach(&mut self) -> Result<(), LoadError> {
-        Ok(attach::attach_plan(&mut self.plan, &mut self.ebpf)?)
+        attach::attach_plan(&mut self.plan, &mut self.ebpf)?;
+        // What the programs were told, as they hold it.
+        self.returns_by_fexit = self
+            .ebpf
+            .map(maps::FAULT_RETURN)
+            .and_then(|m| Array::<&MapData, u32>::try_from(m).ok())
+            .and_then(|a| a.get(&0, 0).ok())
+            == Some(fault_return::FEXIT);
+        Ok(())
     }
 
     /// Maps the programs' diagnostics array, read without syscalls.
@@ -165,7 +177,8 @@ impl Tracer {
         // The kernel keeps run time only while `kernel.bpf_stats_enabled` is on.
         let (mut run_ns, mut run_cnt, mut recursion_misses) = (0, 0, 0);
         let mut skipped_runs = BTreeMap::new();
-        // A return program's skipped runs already count as missed returns.
+        // A return program's skipped runs are missed returns, not recursion.
+        let mut returns_skipped = 0;
         let returns: Vec<&str> = self
             .plan
             .iter()
@@ -179,7 +192,9 @@ impl Tracer {
                 if info.recursion_misses() > 0 {
                     skipped_runs.insert(*name, info.recursion_misses());
                 }
-                if !returns.contains(name) {
+                if returns.contains(name) {
+                    returns_skipped += info.recursion_misses();
+                } else {
                     recursion_misses += info.recursion_misses();
                 }
             }
@@ -192,6 +207,12 @@ impl Tracer {
             bpf_run_ns: run_ns,
             bpf_run_cnt: run_cnt,
             recursion_misses,
+            // A kretprobe's skipped runs are already entries without returns.
+            fexit_returns_skipped: if self.returns_by_fexit {
+                returns_skipped
+            } else {
+                0
+            },
             skipped_runs,
             // Set by the session once its diagnostics reader has ended.
             diagnostics: 0,
@@ -256,12 +277,27 @@ pub struct KernelCounts {
     /// Program runs the kernel skipped because another program was running
     /// on the same CPU: each is an event never seen.
     pub recursion_misses: u64,
+    /// Runs of an fexit fault return the kernel skipped. Fault entries and
+    /// returns are counted only while the return is a kretprobe, which may
+    /// run out of instances; an fexit misses a return only this way.
+    pub fexit_returns_skipped: u64,
     /// The same, by program (return programs included), where not 0.
     pub skipped_runs: BTreeMap<&'static str, u64>,
     /// Diagnostics the programs noted (each kind at most once per run).
     pub diagnostics: u64,
     /// Why the diagnostics could not be read, if they could not.
     pub diagnostics_error: Option<String>,
+}
+
+impl KernelCounts {
+    /// Faults whose return was never seen: entries without a return while a
+    /// kretprobe returns them, the kernel's skipped runs of an fexit.
+    #[must_use]
+    pub fn missed_returns(&self) -> u64 {
+        let by = |which: u32| self.counters[which as usize];
+        by(counter::FAULT_ENTRIES).saturating_sub(by(counter::FAULT_RETURNS))
+            + self.fexit_returns_skipped
+    }
 }
 
 impl Programs for Ebpf {
@@ -317,6 +353,21 @@ impl Programs for Ebpf {
             _ => return Err(AttachError::WrongType(program)),
         }
         Ok(())
+    }
+
+    fn fault_returns_by_fexit(&mut self, fexit: bool) {
+        let mode = if fexit {
+            fault_return::FEXIT
+        } else {
+            fault_return::KRETPROBE
+        };
+        // Should the write fail, entries keep using the task's storage and
+        // counting, which an fexit handles too: slower, never wrong.
+        if let Some(map) = self.map_mut(maps::FAULT_RETURN)
+            && let Ok(mut array) = Array::<&mut MapData, u32>::try_from(map)
+        {
+            let _ = array.set(0, mode, 0);
+        }
     }
 
     fn unload(&mut self, program: &'static str) {

@@ -17,7 +17,8 @@ pub struct LossesDoc {
     pub inflight_full: u64,
     /// A zap's stack could not be stored (its cause reads unknown; the zap counts).
     pub stack_failed: u64,
-    /// A fault's return was never seen (kretprobe instances ran out).
+    /// A fault's return was never seen: kretprobe instances ran out, or
+    /// the kernel skipped an fexit run.
     pub missed_return: u64,
     /// Ring records too short or of an unknown kind.
     pub undecodable: u64,
@@ -33,7 +34,7 @@ impl LossesDoc {
             ring_full: by(counter::RING_FULL),
             inflight_full: by(counter::INFLIGHT_FULL),
             stack_failed: by(counter::STACK_FAILED),
-            missed_return: by(counter::FAULT_ENTRIES).saturating_sub(by(counter::FAULT_RETURNS)),
+            missed_return: counts.missed_returns(),
             undecodable: rings.iter().map(|r| r.stats.undecodable).sum(),
             recursion: counts.recursion_misses,
         }
@@ -290,6 +291,24 @@ mod tests {
             (4, 1, 7, 2, 3)
         );
         assert_eq!(l.events(), 4 + 1 + 2 + 3);
+    }
+
+    #[test]
+    fn missed_returns_are_unmatched_entries_or_skipped_fexit_runs() {
+        // A kretprobe returns faults: entries and returns are counted.
+        let kretprobe = KernelCounts {
+            counters: [0, 0, 0, 12, 10],
+            ..KernelCounts::default()
+        };
+        // An fexit does: nothing is counted, and the kernel skipped 3 of its runs.
+        let fexit = KernelCounts {
+            fexit_returns_skipped: 3,
+            ..KernelCounts::default()
+        };
+        let rings = [ring(10, 0, 0, None)];
+        assert_eq!(LossesDoc::new(&kretprobe, &rings).missed_return, 2);
+        assert_eq!(LossesDoc::new(&fexit, &rings).missed_return, 3);
+        assert_eq!(LossesDoc::new(&fexit, &rings).events(), 3);
     }
 
     #[test]

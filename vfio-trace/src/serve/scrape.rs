@@ -213,10 +213,7 @@ pub fn losses(counts: &KernelCounts, undecodable: u64) -> [(&'static str, u64); 
     [
         ("ring_full", by(counter::RING_FULL)),
         ("inflight_full", by(counter::INFLIGHT_FULL)),
-        (
-            "missed_return",
-            by(counter::FAULT_ENTRIES).saturating_sub(by(counter::FAULT_RETURNS)),
-        ),
+        ("missed_return", counts.missed_returns()),
         ("recursion", counts.recursion_misses),
         ("undecodable", undecodable),
     ]
