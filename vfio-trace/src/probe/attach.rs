@@ -111,7 +111,7 @@ pub fn attach_plan(
 }
 
 /// True when the fault handler's return probe attached as an fexit.
-pub fn fault_return_is_fexit(plan: &[PlannedProbe]) -> bool {
+fn fault_return_is_fexit(plan: &[PlannedProbe]) -> bool {
     plan.iter().any(|p| {
         p.role == Role::FaultReturn && p.status == Status::Attached && p.kind == Kind::Fexit
     })
