@@ -752,7 +752,9 @@ pub mod diagnosis {
     pub const ZAP_INFLIGHT: u32 = 6;
     /// The lock-wait in-flight table full: args[0] its entries.
     pub const LOCK_INFLIGHT: u32 = 7;
-    pub const KINDS: u32 = 8;
+    /// No free slot near a fault's own for its entry: args[0] the slots tried.
+    pub const FAULT_IN_FLIGHT: u32 = 8;
+    pub const KINDS: u32 = 9;
 }
 
 #[cfg(feature = "user")]

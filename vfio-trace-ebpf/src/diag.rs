@@ -90,6 +90,11 @@ pub fn zap_inflight(limit: u32) {
 }
 
 #[inline(always)]
+pub fn fault_in_flight(tried: u32) {
+    note(diagnosis::FAULT_IN_FLIGHT, [i64::from(tried), 0]);
+}
+
+#[inline(always)]
 pub fn lock_inflight(limit: u32) {
     note(diagnosis::LOCK_INFLIGHT, [i64::from(limit), 0]);
 }

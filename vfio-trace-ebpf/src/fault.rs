@@ -19,7 +19,7 @@ use vfio_trace_common::{counter, vm_fault};
 use crate::{
     diag, dma,
     fault_event::{self, Returned},
-    in_flight,
+    in_flight::{self, InFlight},
     kernel::{Mem, now},
     maps::{TASKS, TaskState, count, other_process},
 };
@@ -39,7 +39,12 @@ pub fn entry(vmf: u64, order: u32) {
         return;
     }
     let by_fexit = in_flight::by_fexit();
-    if by_fexit && in_flight::usable() && in_flight::claim(vmf, order) {
+    if by_fexit && in_flight::usable() {
+        // The fexit looks nowhere else: no slot, no event, counted.
+        if !in_flight::claim(vmf, order) {
+            count(counter::INFLIGHT_FULL);
+            diag::fault_in_flight(in_flight::PROBES);
+        }
         return;
     }
     let Some(st) = TASKS.current(true) else {
@@ -124,38 +129,15 @@ pub fn ret_kretprobe(end_ns: u64, result: u32) {
 
 /// The fault of `vmf` returned `result` to an fexit; `end_ns` was read
 /// first. `vmf` is the argument with its BTF type, for loads without
-/// helpers; `key` the same pointer as a number, for arithmetic.
+/// helpers; `key` the same pointer as a number, for arithmetic. Where
+/// slots are usable its entry is in one or nowhere, so the verifier prunes
+/// the task-storage way out of this program there.
 #[inline(always)]
 pub fn ret_fexit(end_ns: u64, result: u32, vmf: u64, key: u64) {
-    if let Some(slot) = in_flight::held(key) {
-        let began = Began {
-            start_ns: slot.start_ns,
-            order: slot.order,
-            inserts: inferred_inserts(slot.order, result),
-            remaps: 0,
-            remap_pages: 0,
-        };
-        // The slot's thread cache is valid for one thread only; its id is
-        // one cheap helper call, where the task's storage takes two.
-        if slot.thread.pid_tgid != bpf_get_current_pid_tgid() {
-            slot.thread.forget();
+    if in_flight::usable() {
+        if let Some((slot, own)) = in_flight::held(key) {
+            from_slot(slot, own, end_ns, result, vmf);
         }
-        // A thread's DMA state lives in its storage: looked up only while
-        // some thread maps DMA.
-        let dma = if dma::busy() {
-            TASKS.current(false).map(|st| &mut st.dma)
-        } else {
-            None
-        };
-        let fault = Returned {
-            mem: Mem::Btf,
-            vmf,
-            began,
-            end_ns,
-            result,
-        };
-        fault_event::send(&fault, &mut slot.thread, dma, true);
-        in_flight::release(slot);
         return;
     }
     let Some(st) = TASKS.current(false) else {
@@ -166,8 +148,7 @@ pub fn ret_fexit(end_ns: u64, result: u32, vmf: u64, key: u64) {
     }
     st.in_fault = 0;
     // Entries count only while told returns are a kretprobe's; so do returns.
-    let by_fexit = in_flight::by_fexit();
-    if !by_fexit {
+    if !in_flight::by_fexit() {
         count(counter::FAULT_RETURNS);
     }
     let fault = Returned {
@@ -177,10 +158,43 @@ pub fn ret_fexit(end_ns: u64, result: u32, vmf: u64, key: u64) {
         end_ns,
         result,
     };
-    // Where faults return through slots, the thread's mapping records
-    // follow its slot's cache, so a fault that met a held slot travels whole.
-    let small = !(by_fexit && in_flight::usable());
-    fault_event::send(&fault, &mut st.thread, Some(&mut st.dma), small);
+    fault_event::send(&fault, &mut st.thread, Some(&mut st.dma), true);
+}
+
+/// The return of a fault whose entry holds `slot` (`own`: the slot its
+/// stack maps to), which is freed once the event is sent.
+#[inline(always)]
+fn from_slot(slot: &mut InFlight, own: bool, end_ns: u64, result: u32, vmf: u64) {
+    let began = Began {
+        start_ns: slot.start_ns,
+        order: slot.order,
+        inserts: inferred_inserts(slot.order, result),
+        remaps: 0,
+        remap_pages: 0,
+    };
+    // The slot's thread cache is valid for one thread only; its id is one
+    // cheap helper call, where the task's storage takes two.
+    if slot.thread.pid_tgid != bpf_get_current_pid_tgid() {
+        slot.thread.forget();
+    }
+    // A thread's DMA state lives in its storage: looked up only while some
+    // thread maps DMA.
+    let dma = if dma::busy() {
+        TASKS.current(false).map(|st| &mut st.dma)
+    } else {
+        None
+    };
+    let fault = Returned {
+        mem: Mem::Btf,
+        vmf,
+        began,
+        end_ns,
+        result,
+    };
+    // The thread's mapping records follow its own slot's cache: in another
+    // slot the fault travels whole.
+    fault_event::send(&fault, &mut slot.thread, dma, own);
+    in_flight::release(slot);
 }
 
 /// `vfio_pin_pages_remote` began (`true`) or returned: faults in between

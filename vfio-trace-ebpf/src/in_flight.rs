@@ -1,18 +1,19 @@
 //! Faults in flight whose return is an fexit, kept in an array slot chosen
 //! by the faulting thread's kernel stack and tagged with the fault's
 //! `struct vm_fault *`, which lives on that stack. The fexit program gets
-//! the same pointer, so entry and return meet with an inlined array lookup
+//! the same pointer, so entry and return meet with inlined array lookups
 //! instead of task-storage helper calls. The slot also keeps the thread
 //! cache of the last thread that returned through it, which the return
 //! uses, checked against the thread's id, while it holds the slot.
 //!
-//! A slot held by another thread's fault sends the entry to the task's
-//! storage instead, where the return looks next. A slot whose return never
-//! ran (the kernel skipped the fexit, and counts it) is stale: the next
-//! fault of the same stack frame carries the same tag and takes it over;
-//! any other fault treats it as held and uses the storage. Two threads
-//! whose stacks share a slot take turns with its cache, and each turn
-//! sends the thread's name and mapping again.
+//! A fault whose own slot is held by another thread's fault takes the next
+//! free one of [`PROBES`]; with all held, it is a counted loss. Only a
+//! fault in its own slot may travel as a `FaultInVma`: a thread's mapping
+//! records follow the cache of its own slot. A slot whose return never ran
+//! (the kernel skipped the fexit, and counts it) is stale: the next fault
+//! of the same stack frame carries the same tag and takes it over. Two
+//! threads whose stacks share a slot take turns with its cache, and each
+//! turn sends the thread's name and mapping again.
 
 use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xchg};
 
@@ -23,6 +24,9 @@ use crate::maps::Thread;
 
 /// Slots: a power of two. Two threads meet in one only by hash collision.
 const SLOTS: u32 = 4096;
+
+/// Slots an entry tries, its own and the next ones.
+pub const PROBES: u32 = 4;
 
 /// A fault in flight, as its entry left it for an fexit return.
 #[repr(C)]
@@ -76,46 +80,54 @@ fn slot_of(vmf: u64) -> u32 {
     i & (SLOTS - 1)
 }
 
-/// Claims the slot of `vmf` for a fault of `order` and notes its start,
-/// read last; false when another thread's fault holds it.
+/// Claims a slot for the fault of `vmf`, of `order`, and notes its start,
+/// read last; false when its own and the next slots are all held by other
+/// threads' faults.
 #[inline(always)]
 pub fn claim(vmf: u64, order: u32) -> bool {
-    let Some(slot) = IN_FLIGHT.get_ptr_mut(slot_of(vmf)) else {
-        return false;
-    };
-    // SAFETY: `slot` comes from a successful array lookup: valid and aligned.
-    unsafe {
-        let tag = &raw mut (*slot).vmf;
-        let (held_by, free) =
-            atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
-                tag, 0, vmf,
-            );
-        if !free && held_by != vmf {
+    let home = slot_of(vmf);
+    for k in 0..PROBES {
+        let Some(slot) = IN_FLIGHT.get_ptr_mut((home + k) & (SLOTS - 1)) else {
             return false;
+        };
+        // SAFETY: `slot` comes from a successful array lookup: valid and aligned.
+        unsafe {
+            let tag = &raw mut (*slot).vmf;
+            let (held_by, free) =
+                atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
+                    tag, 0, vmf,
+                );
+            if free || held_by == vmf {
+                core::ptr::write_volatile(&raw mut (*slot).order, order);
+                core::ptr::write_volatile(&raw mut (*slot).start_ns, crate::kernel::now());
+                return true;
+            }
         }
-        core::ptr::write_volatile(&raw mut (*slot).order, order);
-        core::ptr::write_volatile(&raw mut (*slot).start_ns, crate::kernel::now());
     }
-    true
+    false
 }
 
-/// The slot the entry of the fault of `vmf` holds, if it holds one. It
-/// stays held, its cache the caller's, until [`release`].
+/// The slot the entry of the fault of `vmf` holds, if it holds one, and
+/// whether it is the fault's own. It stays held, its cache the caller's,
+/// until [`release`].
 #[inline(always)]
 #[allow(
     clippy::mut_from_ref,
     reason = "the slot is this fault's alone until it is released"
 )]
-pub fn held(vmf: u64) -> Option<&'static mut InFlight> {
-    let slot = IN_FLIGHT.get_ptr_mut(slot_of(vmf))?;
-    // SAFETY: `slot` comes from a successful array lookup: valid and
-    // aligned; only the fault whose tag it carries uses it.
-    unsafe {
-        if core::ptr::read_volatile(&raw const (*slot).vmf) != vmf {
-            return None;
+pub fn held(vmf: u64) -> Option<(&'static mut InFlight, bool)> {
+    let home = slot_of(vmf);
+    for k in 0..PROBES {
+        let slot = IN_FLIGHT.get_ptr_mut((home + k) & (SLOTS - 1))?;
+        // SAFETY: `slot` comes from a successful array lookup: valid and
+        // aligned; only the fault whose tag it carries uses it.
+        unsafe {
+            if core::ptr::read_volatile(&raw const (*slot).vmf) == vmf {
+                return Some((&mut *slot, k == 0));
+            }
         }
-        Some(&mut *slot)
     }
+    None
 }
 
 /// Frees a slot [`held`] returned, once its fault's event is sent.

@@ -60,6 +60,9 @@ pub fn message(kind: u32, [a, b]: [i64; 2]) -> String {
         diagnosis::LOCK_INFLIGHT => {
             format!("lock wait in-flight table full ({a} entries); waits are lost (inflight_full)")
         }
+        diagnosis::FAULT_IN_FLIGHT => format!(
+            "fault: the {a} in-flight slots near its own all held; such faults are lost (inflight_full)"
+        ),
         other => format!("diagnostic {other} ({a}, {b})"),
     }
 }
