@@ -105,26 +105,10 @@ impl Began {
 }
 
 /// The fault returned `result` to a kretprobe; `end_ns` was read first
-/// thing at return. Its `vmf` is the one noted at entry, read with helpers.
+/// thing at return.
 #[inline(always)]
 pub fn ret_kretprobe(end_ns: u64, result: u32) {
-    let Some(st) = TASKS.current(false) else {
-        return;
-    };
-    if st.in_fault == 0 {
-        return;
-    }
-    st.in_fault = 0;
-    count(counter::FAULT_RETURNS);
-    let (vmf, began) = (st.vmf, Began::of_task(st, result));
-    let fault = Returned {
-        mem: Mem::Probe,
-        vmf,
-        began,
-        end_ns,
-        result,
-    };
-    fault_event::send(&fault, &mut st.thread, Some(&mut st.dma), true);
+    from_task(end_ns, result, None);
 }
 
 /// The fault of `vmf` returned `result` to an fexit; `end_ns` was read
@@ -140,6 +124,14 @@ pub fn ret_fexit(end_ns: u64, result: u32, vmf: u64, key: u64) {
         }
         return;
     }
+    from_task(end_ns, result, Some(vmf));
+}
+
+/// The return of a fault whose entry is in the task's storage. `vmf` is an
+/// fexit's BTF-typed argument; a kretprobe has none, and the one noted at
+/// entry is read with helpers.
+#[inline(always)]
+fn from_task(end_ns: u64, result: u32, vmf: Option<u64>) {
     let Some(st) = TASKS.current(false) else {
         return;
     };
@@ -147,12 +139,17 @@ pub fn ret_fexit(end_ns: u64, result: u32, vmf: u64, key: u64) {
         return;
     }
     st.in_fault = 0;
-    // Entries count only while told returns are a kretprobe's; so do returns.
-    if !in_flight::by_fexit() {
+    // Returns count exactly while entries do: while told returns are a
+    // kretprobe's, which a kretprobe's are without asking.
+    if vmf.is_none() || !in_flight::by_fexit() {
         count(counter::FAULT_RETURNS);
     }
+    let (mem, vmf) = match vmf {
+        Some(vmf) => (Mem::Btf, vmf),
+        None => (Mem::Probe, st.vmf),
+    };
     let fault = Returned {
-        mem: Mem::Btf,
+        mem,
         vmf,
         began: Began::of_task(st, result),
         end_ns,
